@@ -1,0 +1,540 @@
+//! Job and task records, the status state machine and the lease rules: the facts a job store
+//! keeps, and the pure functions that decide how they may change.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::request::MigrationRequest;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    /// Accepted, not started.
+    Pending,
+    /// Running one of its phases.
+    InProgress,
+    /// Every collection copied and verified.
+    Successful,
+    /// Stopped by an error; the error log says why.
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// True for the three statuses a job never leaves.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Successful | Self::Failed | Self::Cancelled)
+    }
+
+    /// The name used in records and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Successful => "SUCCESSFUL",
+            Self::Failed => "FAILED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Parses a status name, case-insensitively.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::InProgress,
+            Self::Successful,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// The step an in-progress job is on, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Both clusters checked, nothing written.
+    Preflight,
+    /// Target databases, collections and partitions created.
+    Schema,
+    /// Entities copied, task by task.
+    Copy,
+    /// Indexes created on the target.
+    Index,
+    /// Counts compared.
+    Verify,
+}
+
+/// A change the state machine refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("job cannot go from {from} to {to}")]
+pub struct InvalidTransition {
+    /// The state before.
+    pub from: String,
+    /// The state asked for.
+    pub to: String,
+}
+
+/// Per-collection state in the job record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectionStatus {
+    /// Nothing done yet.
+    Pending,
+    /// The job is creating the target collection (recorded before the call, so a crash leaves a record).
+    Creating,
+    /// The target collection exists and the copy runs.
+    Copying,
+    /// Copied and verified: counts match.
+    Verified,
+    /// Counts differ.
+    Mismatch,
+}
+
+/// One collection of the job: where it goes and how its verification came out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionReport {
+    /// Source database.
+    pub database: String,
+    /// Source collection.
+    pub source: String,
+    /// Target database.
+    pub target_database: String,
+    /// Target collection.
+    pub target: String,
+    /// Where it stands.
+    pub status: CollectionStatus,
+    /// Entities in the source when verified (or when planned, until then).
+    pub source_count: Option<u64>,
+    /// Entities in the target when verified.
+    pub target_count: Option<u64>,
+    /// Whether the two counts are equal, once verified.
+    #[serde(rename = "match")]
+    pub matches: Option<bool>,
+}
+
+/// The error that ended a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobError {
+    /// The phase the job was in.
+    pub phase: Option<Phase>,
+    /// What went wrong and what to do about it.
+    pub message: String,
+}
+
+/// A migration job: the single source of truth about it lives in the job store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// `mig-` and a random id.
+    pub id: String,
+    /// The life-cycle status.
+    pub status: JobStatus,
+    /// The phase, while in progress (and the last phase reached, after).
+    pub phase: Option<Phase>,
+    /// The request, secrets redacted.
+    pub request: MigrationRequest,
+    /// Digest of the request, to compare against a reused idempotency key.
+    pub fingerprint: String,
+    /// When the job was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When preflight began.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the job reached its final status.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Optimistic-concurrency version: every store write is conditional on it.
+    pub version: u64,
+    /// Set by `cancel`; workers stop at the next batch boundary.
+    pub cancel_requested: bool,
+    /// One entry per migrated collection, filled in by preflight.
+    pub collections: Vec<CollectionReport>,
+    /// Why the job failed.
+    pub error: Option<JobError>,
+}
+
+impl Job {
+    /// A new pending job for a validated request.
+    pub fn new(id: String, request: MigrationRequest, now: DateTime<Utc>) -> Self {
+        let fingerprint = request.fingerprint();
+        Self {
+            id,
+            status: JobStatus::Pending,
+            phase: None,
+            request,
+            fingerprint,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            version: 0,
+            cancel_requested: false,
+            collections: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// A fresh job id.
+    pub fn new_id() -> String {
+        format!("mig-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// Moves the job to `phase`: from PENDING into preflight, or forward while in progress.
+    pub fn enter(&mut self, phase: Phase, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        let allowed = match (self.status, self.phase) {
+            (JobStatus::Pending, _) => phase == Phase::Preflight,
+            (JobStatus::InProgress, Some(current)) => phase > current,
+            _ => false,
+        };
+        if !allowed {
+            return Err(self.transition_error(&format!("{phase:?}")));
+        }
+        if self.status == JobStatus::Pending {
+            self.started_at = Some(now);
+        }
+        self.status = JobStatus::InProgress;
+        self.phase = Some(phase);
+        Ok(())
+    }
+
+    /// Ends the job with a terminal status.
+    pub fn finish(
+        &mut self,
+        status: JobStatus,
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        if !status.is_terminal() || self.status.is_terminal() {
+            return Err(self.transition_error(status.as_str()));
+        }
+        if status == JobStatus::Successful
+            && (self.status != JobStatus::InProgress || self.phase != Some(Phase::Verify))
+        {
+            return Err(self.transition_error(status.as_str()));
+        }
+        self.status = status;
+        self.finished_at = Some(now);
+        self.error = error.map(|message| JobError {
+            phase: self.phase,
+            message,
+        });
+        Ok(())
+    }
+
+    /// The report entry for a source collection.
+    pub fn collection_mut(
+        &mut self,
+        database: &str,
+        source: &str,
+    ) -> Option<&mut CollectionReport> {
+        self.collections
+            .iter_mut()
+            .find(|c| c.database == database && c.source == source)
+    }
+
+    fn transition_error(&self, to: &str) -> InvalidTransition {
+        let from = match self.phase {
+            Some(p) if self.status == JobStatus::InProgress => format!("IN_PROGRESS/{p:?}"),
+            _ => self.status.as_str().to_owned(),
+        };
+        InvalidTransition {
+            from,
+            to: to.to_owned(),
+        }
+    }
+}
+
+/// The last primary key written by a task: reading resumes strictly after it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cursor {
+    /// An Int64 primary key.
+    Int(i64),
+    /// A VarChar primary key.
+    Str(String),
+}
+
+/// Whether a task still has entities to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskStatus {
+    /// Entities left (or not yet known to be none).
+    Pending,
+    /// Every entity copied and checkpointed.
+    Done,
+}
+
+/// The right to work on a task until `expires_at`; `fence` grows with every claim so a stale
+/// holder's writes are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// A token unique to the invocation holding it.
+    pub owner: String,
+    /// When another worker may take the task over.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One unit of copy work: a (collection, partition) of a job, with its checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// The job.
+    pub job_id: String,
+    /// `db/collection/partition/n`, unique within the job.
+    pub id: String,
+    /// Source database.
+    pub database: String,
+    /// Source collection.
+    pub collection: String,
+    /// Target database.
+    pub target_database: String,
+    /// Target collection.
+    pub target_collection: String,
+    /// The partition, or `None` for a whole partition-key collection (its partitions are Milvus's).
+    pub partition: Option<String>,
+    /// Whether entities are left.
+    pub status: TaskStatus,
+    /// The last primary key checkpointed.
+    pub cursor: Option<Cursor>,
+    /// The page size to read after the cursor: kept with it, so a resumed worker re-reads
+    /// exactly the page a dead worker may have written.
+    pub next_limit: u32,
+    /// Entities checkpointed.
+    pub copied: u64,
+    /// Bytes of field data checkpointed.
+    pub bytes: u64,
+    /// Batches checkpointed.
+    pub batches: u64,
+    /// Grows with every claim: conditional writes compare it.
+    pub fence: u64,
+    /// How many times the task was claimed.
+    pub runs: u32,
+    /// Who holds the task now.
+    pub lease: Option<Lease>,
+}
+
+impl Task {
+    /// A new task with nothing copied.
+    pub fn new(
+        job_id: &str,
+        database: &str,
+        collection: &str,
+        target_database: &str,
+        target_collection: &str,
+        partition: Option<&str>,
+        first_limit: u32,
+    ) -> Self {
+        let id = format!("{database}/{collection}/{}/0", partition.unwrap_or("*"));
+        Self {
+            job_id: job_id.to_owned(),
+            id,
+            database: database.to_owned(),
+            collection: collection.to_owned(),
+            target_database: target_database.to_owned(),
+            target_collection: target_collection.to_owned(),
+            partition: partition.map(str::to_owned),
+            status: TaskStatus::Pending,
+            cursor: None,
+            next_limit: first_limit,
+            copied: 0,
+            bytes: 0,
+            batches: 0,
+            fence: 0,
+            runs: 0,
+            lease: None,
+        }
+    }
+
+    /// True when a worker may claim the task at `now`.
+    pub fn claimable(&self, now: DateTime<Utc>) -> bool {
+        self.status == TaskStatus::Pending
+            && self.lease.as_ref().is_none_or(|l| l.expires_at <= now)
+    }
+
+    /// True when a worker holds a live lease on the task at `now`.
+    pub fn leased(&self, now: DateTime<Utc>) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.expires_at > now)
+    }
+
+    /// The task as it is after `owner` claims it.
+    pub fn claimed(&self, owner: &str, now: DateTime<Utc>, ttl: Duration) -> Task {
+        let mut t = self.clone();
+        t.fence += 1;
+        t.runs += 1;
+        t.lease = Some(Lease {
+            owner: owner.to_owned(),
+            expires_at: now + ttl,
+        });
+        t
+    }
+
+    /// True when `owner` holds the lease at `fence`.
+    pub fn held_by(&self, owner: &str, fence: u64) -> bool {
+        self.fence == fence && self.lease.as_ref().is_some_and(|l| l.owner == owner)
+    }
+
+    /// The task as it is after a batch is checkpointed; the lease is extended.
+    pub fn checkpointed(&self, cp: &Checkpoint, now: DateTime<Utc>, ttl: Duration) -> Task {
+        let mut t = self.clone();
+        t.cursor = Some(cp.cursor.clone());
+        t.next_limit = cp.next_limit;
+        t.copied += cp.rows;
+        t.bytes += cp.bytes;
+        t.batches += 1;
+        if let Some(lease) = t.lease.as_mut() {
+            lease.expires_at = now + ttl;
+        }
+        t
+    }
+
+    /// True when the first batch of this claim must be written with upsert: an earlier holder
+    /// may have written the page after the cursor without checkpointing it.
+    pub fn resumed(&self) -> bool {
+        self.runs > 1
+    }
+}
+
+/// What a worker records after writing one batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The last primary key of the batch.
+    pub cursor: Cursor,
+    /// Entities in the batch.
+    pub rows: u64,
+    /// Bytes of field data in the batch.
+    pub bytes: u64,
+    /// The page size for the next read.
+    pub next_limit: u32,
+}
+
+/// How serious a log entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// For the record.
+    Info,
+    /// Worth a look; the job goes on.
+    Warn,
+    /// The job failed or a step was refused.
+    Error,
+}
+
+/// One entry of a job's error log: what a user reads instead of digging through logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// When.
+    pub time: DateTime<Utc>,
+    /// How serious.
+    pub level: Level,
+    /// The source collection concerned, as `db.collection`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// What happened.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        let request = MigrationRequest::from_json(
+            r#"{"source":{"uri":"http://a:1"},"target":{"uri":"http://b:2"},"databases":[{"name":"default"}]}"#,
+        )
+        .unwrap();
+        Job::new(Job::new_id(), request, Utc::now())
+    }
+
+    #[test]
+    fn phases_move_forward_only() {
+        let mut j = job();
+        let now = Utc::now();
+        assert!(
+            j.enter(Phase::Copy, now).is_err(),
+            "PENDING goes to preflight first"
+        );
+        j.enter(Phase::Preflight, now).unwrap();
+        assert_eq!(j.status, JobStatus::InProgress);
+        assert!(j.started_at.is_some());
+        j.enter(Phase::Schema, now).unwrap();
+        j.enter(Phase::Copy, now).unwrap();
+        let err = j.enter(Phase::Schema, now).unwrap_err();
+        assert_eq!(err.from, "IN_PROGRESS/Copy");
+        assert!(
+            j.enter(Phase::Copy, now).is_err(),
+            "entering the same phase twice is refused"
+        );
+    }
+
+    #[test]
+    fn success_only_after_verify_and_terminal_is_final() {
+        let mut j = job();
+        let now = Utc::now();
+        j.enter(Phase::Preflight, now).unwrap();
+        assert!(j.finish(JobStatus::Successful, None, now).is_err());
+        j.enter(Phase::Verify, now).unwrap();
+        j.finish(JobStatus::Successful, None, now).unwrap();
+        assert!(j
+            .finish(JobStatus::Failed, Some("late".into()), now)
+            .is_err());
+        assert!(j.enter(Phase::Verify, now).is_err());
+    }
+
+    #[test]
+    fn failure_records_phase_and_message() {
+        let mut j = job();
+        let now = Utc::now();
+        j.enter(Phase::Preflight, now).unwrap();
+        j.finish(JobStatus::Failed, Some("boom".into()), now)
+            .unwrap();
+        assert_eq!(
+            j.error,
+            Some(JobError {
+                phase: Some(Phase::Preflight),
+                message: "boom".into()
+            })
+        );
+        assert!(j.finished_at.is_some());
+    }
+
+    #[test]
+    fn leases_fence_and_expire() {
+        let now = Utc::now();
+        let ttl = Duration::seconds(10);
+        let t = Task::new("j", "db", "c", "db", "c", Some("p"), 100);
+        assert!(t.claimable(now));
+        let a = t.claimed("a", now, ttl);
+        assert_eq!((a.fence, a.runs), (1, 1));
+        assert!(!a.claimable(now), "a live lease blocks other claims");
+        assert!(a.claimable(now + ttl), "an expired lease does not");
+        assert!(a.held_by("a", 1) && !a.held_by("b", 1) && !a.held_by("a", 0));
+        assert!(!a.resumed());
+        let b = a.claimed("b", now + ttl, ttl);
+        assert!(
+            b.resumed(),
+            "a second claim writes its first batch with upsert"
+        );
+        assert!(!b.held_by("a", 1), "the old holder is fenced out");
+    }
+
+    #[test]
+    fn checkpoint_moves_cursor_and_counts() {
+        let now = Utc::now();
+        let t =
+            Task::new("j", "db", "c", "db", "c", None, 100).claimed("a", now, Duration::seconds(5));
+        let cp = Checkpoint {
+            cursor: Cursor::Int(41),
+            rows: 42,
+            bytes: 1000,
+            next_limit: 200,
+        };
+        let t2 = t.checkpointed(&cp, now + Duration::seconds(3), Duration::seconds(5));
+        assert_eq!(t2.cursor, Some(Cursor::Int(41)));
+        assert_eq!(
+            (t2.copied, t2.bytes, t2.batches, t2.next_limit),
+            (42, 1000, 1, 200)
+        );
+        assert_eq!(t2.lease.unwrap().expires_at, now + Duration::seconds(8));
+        assert_eq!(t.id, "db/c/*/0");
+    }
+}

@@ -1,0 +1,100 @@
+//! The report a user reads: the job record, progress computed from its tasks, and its log.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::job::{Job, LogEntry, Task, TaskStatus};
+
+/// How far the copy has come.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Entities checkpointed so far.
+    pub copied: u64,
+    /// Entities in the source collections (known after preflight).
+    pub total: u64,
+    /// Bytes of field data checkpointed.
+    pub bytes: u64,
+    /// Entities per second since the job started.
+    pub rate: f64,
+    /// Seconds left at that rate.
+    pub eta_seconds: Option<u64>,
+    /// Percent of `total` copied.
+    pub percent: f64,
+    /// Tasks finished, out of all tasks.
+    pub tasks_done: usize,
+    /// All tasks.
+    pub tasks: usize,
+}
+
+impl Progress {
+    /// Progress of `job` from its tasks, as of `now`.
+    pub fn of(job: &Job, tasks: &[Task], now: DateTime<Utc>) -> Self {
+        let copied: u64 = tasks.iter().map(|t| t.copied).sum();
+        let bytes: u64 = tasks.iter().map(|t| t.bytes).sum();
+        let total: u64 = job.collections.iter().filter_map(|c| c.source_count).sum();
+        let end = job.finished_at.unwrap_or(now);
+        let elapsed = job
+            .started_at
+            .map(|s| (end - s).num_milliseconds().max(1) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        let rate = if elapsed > 0.0 {
+            copied as f64 / elapsed
+        } else {
+            0.0
+        };
+        let left = total.saturating_sub(copied);
+        let eta_seconds =
+            (rate > 0.0 && !job.status.is_terminal()).then(|| (left as f64 / rate).ceil() as u64);
+        let percent = if total == 0 {
+            if job.status.is_terminal() {
+                100.0
+            } else {
+                0.0
+            }
+        } else {
+            (copied as f64 * 100.0 / total as f64).min(100.0)
+        };
+        Self {
+            copied,
+            total,
+            bytes,
+            rate,
+            eta_seconds,
+            percent,
+            tasks_done: tasks
+                .iter()
+                .filter(|t| t.status == TaskStatus::Done)
+                .count(),
+            tasks: tasks.len(),
+        }
+    }
+}
+
+/// Everything `status` and `--json` show about a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The job record (request secrets redacted).
+    pub job: Job,
+    /// Copy progress.
+    pub progress: Progress,
+    /// Seconds from start to finish (or to now).
+    pub duration_seconds: Option<f64>,
+    /// The job's log.
+    pub log: Vec<LogEntry>,
+}
+
+impl Report {
+    /// Builds the report as of `now`.
+    pub fn new(job: Job, tasks: &[Task], log: Vec<LogEntry>, now: DateTime<Utc>) -> Self {
+        let progress = Progress::of(&job, tasks, now);
+        let duration_seconds = job
+            .started_at
+            .map(|s| (job.finished_at.unwrap_or(now) - s).num_milliseconds() as f64 / 1000.0);
+        Self {
+            job,
+            progress,
+            duration_seconds,
+            log,
+        }
+    }
+}

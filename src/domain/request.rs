@@ -1,0 +1,484 @@
+//! The migration request: one JSON shape for every trigger (CLI `--spec`, HTTP body, invoke,
+//! schedule), parsed strictly and validated before anything touches a cluster.
+//!
+//! Every error names the JSON path of the bad field (`databases[0].collections[1].target_name`),
+//! so a caller can fix the request without reading our code.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The largest batch Milvus accepts for one query page (`limit` + `offset` ≤ 16,384).
+pub const MAX_BATCH_SIZE: u32 = 16_384;
+/// The default number of entities read and written per batch.
+pub const DEFAULT_BATCH_SIZE: u32 = 5_000;
+/// The default number of parallel workers.
+pub const DEFAULT_MAX_WORKERS: u32 = 4;
+/// The largest number of parallel workers a job may ask for.
+pub const MAX_WORKERS: u32 = 256;
+
+/// A credential that never leaves the process: it prints and serializes as `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+/// How a secret is written wherever it is shown or stored.
+pub const REDACTED: &str = "[redacted]";
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it to a cluster.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when this value came back from a stored record, where only the marker is kept.
+    pub fn is_redacted(&self) -> bool {
+        self.0 == REDACTED
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+/// A whole migration request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationRequest {
+    /// A caller-chosen key: starting the same request twice with it returns the first job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// The cluster read from.
+    pub source: ClusterSpec,
+    /// The cluster written to.
+    pub target: ClusterSpec,
+    /// The databases (and their collections) to migrate.
+    pub databases: Vec<DatabaseSpec>,
+    /// How the job runs.
+    #[serde(default)]
+    pub options: Options,
+    /// Where the outcome is reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSpec>,
+}
+
+/// How to reach one cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// `http://host:port` or `https://host:port`.
+    pub uri: String,
+    /// `user:password` or an API key, for local runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// A Secrets Manager ARN holding the token (AWS deployments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_arn: Option<String>,
+}
+
+/// One database to migrate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSpec {
+    /// The source database.
+    pub name: String,
+    /// The target database (created when missing); defaults to `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
+    /// The collections; empty means every collection of the database.
+    #[serde(default)]
+    pub collections: Vec<CollectionSpec>,
+}
+
+impl DatabaseSpec {
+    /// The database name on the target.
+    pub fn target(&self) -> &str {
+        self.target_name.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// One collection to migrate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionSpec {
+    /// The source collection.
+    pub name: String,
+    /// The target collection; defaults to `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
+    /// The few schema changes a migration allows (not available in this version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_overrides: Option<serde_json::Value>,
+}
+
+impl CollectionSpec {
+    /// A collection migrated under its own name.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            target_name: None,
+            schema_overrides: None,
+        }
+    }
+
+    /// The collection name on the target.
+    pub fn target(&self) -> &str {
+        self.target_name.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// What to do when the verified counts differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCountMismatch {
+    /// Fail the job with both numbers.
+    #[default]
+    Fail,
+    /// Drop the target collection and migrate it again.
+    Remigrate,
+}
+
+/// How a job runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// The most entities per batch (the copy also keeps each batch under a byte budget).
+    pub batch_size: u32,
+    /// The most tasks copied at once.
+    pub max_workers: u32,
+    /// Load the target collections when the job ends.
+    pub load_after: bool,
+    /// What to do when counts differ.
+    pub on_count_mismatch: OnCountMismatch,
+    /// How many times a mismatched collection may be migrated again.
+    pub max_remigrations: u32,
+    /// The end of the maintenance window: the job stops and fails cleanly at this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<DateTime<Utc>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_workers: DEFAULT_MAX_WORKERS,
+            load_after: false,
+            on_count_mismatch: OnCountMismatch::Fail,
+            max_remigrations: 1,
+            not_after: None,
+        }
+    }
+}
+
+/// Where the signed outcome webhook goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// The receiver.
+    pub url: String,
+    /// The `whsec_...` signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// A Secrets Manager ARN holding the signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_arn: Option<String>,
+}
+
+/// A request that cannot be accepted: the JSON path of the bad field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `databases[0].collections[1].name`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A new error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl MigrationRequest {
+    /// Parses and validates a request from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, FieldError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let request: MigrationRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            FieldError::new(field, e.into_inner().to_string())
+        })?;
+        request.validate(Utc::now())?;
+        Ok(request)
+    }
+
+    /// Checks everything that can be checked without a cluster.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
+        if let Some(key) = &self.idempotency_key {
+            if key.is_empty() || key.len() > 256 {
+                return Err(FieldError::new(
+                    "idempotency_key",
+                    "must be 1 to 256 characters",
+                ));
+            }
+        }
+        self.source.validate("source")?;
+        self.target.validate("target")?;
+        if self.databases.is_empty() {
+            return Err(FieldError::new(
+                "databases",
+                "must name at least one database (use \"default\" for the default database)",
+            ));
+        }
+        let mut targets = HashSet::new();
+        let mut sources = HashSet::new();
+        for (i, db) in self.databases.iter().enumerate() {
+            let path = format!("databases[{i}]");
+            check_name(&format!("{path}.name"), &db.name)?;
+            if let Some(t) = &db.target_name {
+                check_name(&format!("{path}.target_name"), t)?;
+            }
+            for (j, c) in db.collections.iter().enumerate() {
+                let cpath = format!("{path}.collections[{j}]");
+                check_name(&format!("{cpath}.name"), &c.name)?;
+                if let Some(t) = &c.target_name {
+                    check_name(&format!("{cpath}.target_name"), t)?;
+                }
+                if c.schema_overrides.is_some() {
+                    return Err(FieldError::new(
+                        format!("{cpath}.schema_overrides"),
+                        "schema overrides are not available in this version; remove the field",
+                    ));
+                }
+                if !sources.insert((db.name.clone(), c.name.clone())) {
+                    return Err(FieldError::new(
+                        format!("{cpath}.name"),
+                        format!("collection `{}` is listed twice", c.name),
+                    ));
+                }
+                if !targets.insert((db.target().to_owned(), c.target().to_owned())) {
+                    return Err(FieldError::new(
+                        format!("{cpath}.target_name"),
+                        format!(
+                            "two collections would be written to `{}.{}`; give one a different target_name",
+                            db.target(),
+                            c.target()
+                        ),
+                    ));
+                }
+            }
+        }
+        let o = &self.options;
+        if o.batch_size == 0 || o.batch_size > MAX_BATCH_SIZE {
+            return Err(FieldError::new(
+                "options.batch_size",
+                format!("must be between 1 and {MAX_BATCH_SIZE}"),
+            ));
+        }
+        if o.max_workers == 0 || o.max_workers > MAX_WORKERS {
+            return Err(FieldError::new(
+                "options.max_workers",
+                format!("must be between 1 and {MAX_WORKERS}"),
+            ));
+        }
+        if o.on_count_mismatch == OnCountMismatch::Remigrate {
+            return Err(FieldError::new(
+                "options.on_count_mismatch",
+                "\"remigrate\" is not available in this version; use \"fail\"",
+            ));
+        }
+        if let Some(not_after) = o.not_after {
+            if not_after <= now {
+                return Err(FieldError::new(
+                    "options.not_after",
+                    format!("the maintenance window already ended at {not_after}"),
+                ));
+            }
+        }
+        if self.webhook.is_some() {
+            return Err(FieldError::new(
+                "webhook",
+                "outcome webhooks are not available in this version; remove the field",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A stable digest of the request, to tell a reused idempotency key with another body.
+    pub fn fingerprint(&self) -> String {
+        // Serialization redacts secrets, so two requests that differ only in a token match:
+        // the token is a credential, not part of what is migrated.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        let digest = Sha256::digest(bytes);
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl ClusterSpec {
+    fn validate(&self, path: &str) -> Result<(), FieldError> {
+        let uri = self.uri.trim();
+        let Some((scheme, rest)) = uri.split_once("://") else {
+            return Err(FieldError::new(
+                format!("{path}.uri"),
+                format!("`{uri}` is not a URI; write it as http://host:19530 or https://host"),
+            ));
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(FieldError::new(
+                format!("{path}.uri"),
+                format!("scheme `{scheme}` is not supported; use http or https"),
+            ));
+        }
+        if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
+            return Err(FieldError::new(format!("{path}.uri"), "has no host"));
+        }
+        if self.token.is_some() && self.token_secret_arn.is_some() {
+            return Err(FieldError::new(
+                format!("{path}.token_secret_arn"),
+                "give either token or token_secret_arn, not both",
+            ));
+        }
+        if self.token_secret_arn.is_some() {
+            return Err(FieldError::new(
+                format!("{path}.token_secret_arn"),
+                "Secrets Manager tokens need the AWS deployment, which is not available in this version; pass token instead",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Milvus names: a letter or `_` first, then letters, digits and `_`, at most 255 characters.
+fn check_name(field: &str, name: &str) -> Result<(), FieldError> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || name.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "`{name}` is not a valid Milvus name (a letter or _ first, then letters, digits and _, at most 255)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> &'static str {
+        r#"{"source":{"uri":"http://127.0.0.1:19530","token":"root:Milvus"},
+            "target":{"uri":"http://127.0.0.1:19531"},
+            "databases":[{"name":"default","collections":[{"name":"products","target_name":"p2"}]}]}"#
+    }
+
+    #[test]
+    fn parses_minimal_request_with_defaults() {
+        let r = MigrationRequest::from_json(minimal()).unwrap();
+        assert_eq!(r.options.batch_size, DEFAULT_BATCH_SIZE);
+        assert_eq!(r.databases[0].collections[0].target(), "p2");
+        assert_eq!(r.databases[0].target(), "default");
+        assert_eq!(r.source.token.as_ref().unwrap().expose(), "root:Milvus");
+    }
+
+    #[test]
+    fn unknown_field_names_its_path() {
+        let text = minimal().replace(r#""target_name":"p2""#, r#""target_nam":"p2""#);
+        let err = MigrationRequest::from_json(&text).unwrap_err();
+        assert_eq!(err.field, "databases[0].collections[0].target_nam");
+        assert!(err.message.contains("target_nam"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_its_path() {
+        let text = minimal().replace(
+            r#""databases""#,
+            r#""options":{"batch_size":"big"},"databases""#,
+        );
+        let err = MigrationRequest::from_json(&text).unwrap_err();
+        assert_eq!(err.field, "options.batch_size");
+    }
+
+    #[test]
+    fn out_of_range_batch_size_is_rejected() {
+        let text = minimal().replace(
+            r#""databases""#,
+            r#""options":{"batch_size":20000},"databases""#,
+        );
+        let err = MigrationRequest::from_json(&text).unwrap_err();
+        assert_eq!(err.field, "options.batch_size");
+    }
+
+    #[test]
+    fn bad_uri_and_bad_names_are_rejected() {
+        let err =
+            MigrationRequest::from_json(&minimal().replace("http://127.0.0.1:19531", "ftp://x"))
+                .unwrap_err();
+        assert_eq!(err.field, "target.uri");
+        let err =
+            MigrationRequest::from_json(&minimal().replace("\"p2\"", "\"9lives\"")).unwrap_err();
+        assert_eq!(err.field, "databases[0].collections[0].target_name");
+    }
+
+    #[test]
+    fn two_collections_into_one_target_are_rejected() {
+        let text = minimal().replace(
+            r#"[{"name":"products","target_name":"p2"}]"#,
+            r#"[{"name":"a","target_name":"x"},{"name":"b","target_name":"x"}]"#,
+        );
+        let err = MigrationRequest::from_json(&text).unwrap_err();
+        assert_eq!(err.field, "databases[0].collections[1].target_name");
+    }
+
+    #[test]
+    fn past_window_is_rejected() {
+        let text = minimal().replace(
+            r#""databases""#,
+            r#""options":{"not_after":"2001-01-01T00:00:00Z"},"databases""#,
+        );
+        let err = MigrationRequest::from_json(&text).unwrap_err();
+        assert_eq!(err.field, "options.not_after");
+    }
+
+    #[test]
+    fn secrets_never_serialize() {
+        let r = MigrationRequest::from_json(minimal()).unwrap();
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("root:Milvus"), "{json}");
+        assert!(json.contains(REDACTED));
+        assert_eq!(format!("{:?}", r.source.token.unwrap()), REDACTED);
+    }
+
+    #[test]
+    fn fingerprint_ignores_tokens_but_not_collections() {
+        let a = MigrationRequest::from_json(minimal()).unwrap();
+        let b = MigrationRequest::from_json(&minimal().replace("root:Milvus", "other")).unwrap();
+        let c = MigrationRequest::from_json(&minimal().replace("products", "orders")).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+}

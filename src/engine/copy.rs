@@ -1,0 +1,303 @@
+//! Copy: a worker claims a task, reads pages after its cursor, writes each to the same
+//! partition of the target and checkpoints the cursor under its lease, reading the next page
+//! while the current one is written. It stops when the task is done, when the invocation's
+//! time runs short (releasing the task and enqueuing a continuation), or when the job is
+//! cancelled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use super::{Budget, Engine, EngineError, Handled};
+use crate::domain::{Checkpoint, Job, Phase, Task, TaskStatus};
+use crate::milvus::batch::next_limit;
+use crate::milvus::{Batch, Cluster, CollectionInfo, PageRequest, WriteMode};
+use crate::queue::WorkMessage;
+use crate::store::StoreError;
+
+use super::retry_transient;
+
+/// How a worker's time on one task ended.
+enum Stop {
+    /// Every entity copied.
+    Done(Task),
+    /// Out of time: continue in a fresh invocation.
+    OutOfTime(Task),
+    /// The job was cancelled or ended.
+    JobOver(Task),
+    /// Another worker holds the task now.
+    LeaseLost,
+}
+
+impl Engine {
+    /// Handles a `work` message: copies tasks of the job until none is left or time runs out.
+    pub(crate) async fn work(&self, job_id: &str, budget: Budget) -> Result<Handled, EngineError> {
+        let owner = format!("w-{}", uuid::Uuid::new_v4().simple());
+        let mut handled = Handled::Nothing;
+        loop {
+            let Some(job) = self.store.get_job(job_id).await? else {
+                return Err(EngineError::NotFound(job_id.into()));
+            };
+            if job.status.is_terminal() || job.phase != Some(Phase::Copy) {
+                return Ok(handled);
+            }
+            if job.cancel_requested {
+                self.end_cancelled(job_id).await?;
+                return Ok(Handled::Done);
+            }
+            if self.past_window(&job).await? {
+                return Ok(Handled::Done);
+            }
+            if budget.exhausted(Duration::ZERO) {
+                // Whatever is left is claimable; the continuation picks it up.
+                self.continue_later(job_id).await?;
+                return Ok(handled);
+            }
+            let Some(task) = self.claim_any(&job, &owner).await? else {
+                let tasks = self.store.list_tasks(job_id).await?;
+                if tasks.iter().all(|t| t.status == TaskStatus::Done) {
+                    self.copy_finished(job_id).await?;
+                }
+                return Ok(handled);
+            };
+            handled = Handled::Done;
+            match self.copy_task(&job, task, budget).await {
+                Ok(Stop::Done(task)) => match self.store.complete_task(&task).await {
+                    Ok(_) | Err(StoreError::LeaseLost(_)) => {}
+                    Err(e) => return Err(e.into()),
+                },
+                Ok(Stop::OutOfTime(task)) => {
+                    self.release(&task).await?;
+                    self.continue_later(job_id).await?;
+                    return Ok(handled);
+                }
+                Ok(Stop::JobOver(task)) => {
+                    self.release(&task).await?;
+                }
+                Ok(Stop::LeaseLost) => {}
+                Err(EngineError::InjectedCrash) => return Err(EngineError::InjectedCrash),
+                Err(e) => {
+                    self.fail(job_id, e.to_string()).await?;
+                    return Ok(handled);
+                }
+            }
+        }
+    }
+
+    async fn release(&self, task: &Task) -> Result<(), EngineError> {
+        match self.store.release_task(task).await {
+            Ok(()) | Err(StoreError::LeaseLost(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn continue_later(&self, job_id: &str) -> Result<(), EngineError> {
+        self.queue
+            .send(WorkMessage::Work {
+                job_id: job_id.into(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Claims the first claimable task, starting from a random one so that workers spread out.
+    async fn claim_any(&self, job: &Job, owner: &str) -> Result<Option<Task>, EngineError> {
+        let tasks = self.store.list_tasks(&job.id).await?;
+        let now = Utc::now();
+        let ttl = chrono::Duration::from_std(self.config.lease_ttl)
+            .unwrap_or(chrono::Duration::seconds(60));
+        let start = (uuid::Uuid::new_v4().as_u128() % tasks.len().max(1) as u128) as usize;
+        for i in 0..tasks.len() {
+            let t = &tasks[(start + i) % tasks.len()];
+            if !t.claimable(now) {
+                continue;
+            }
+            if let Some(claimed) = self
+                .store
+                .claim_task(&job.id, &t.id, owner, now, ttl)
+                .await?
+            {
+                return Ok(Some(claimed));
+            }
+        }
+        Ok(None)
+    }
+
+    /// When every task is done, moves the job on to `index` and enqueues `finish`: exactly one
+    /// caller wins the conditional write that does it.
+    pub(crate) async fn copy_finished(&self, job_id: &str) -> Result<(), EngineError> {
+        if self.advance(job_id, Phase::Index).await? {
+            self.queue
+                .send(WorkMessage::Finish {
+                    job_id: job_id.into(),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn copy_task(
+        &self,
+        job: &Job,
+        mut task: Task,
+        budget: Budget,
+    ) -> Result<Stop, EngineError> {
+        let (source, target) = self.clusters(job).await?;
+        let info = retry_transient(|| source.describe_collection(&task.database, &task.collection))
+            .await?
+            .ok_or_else(|| {
+                EngineError::Refused(format!(
+                    "collection `{}.{}` disappeared from the source",
+                    task.database, task.collection
+                ))
+            })?;
+        let primary = info.primary_field().cloned().ok_or_else(|| {
+            EngineError::Refused(format!(
+                "collection `{}.{}` has no primary key",
+                task.database, task.collection
+            ))
+        })?;
+        let skip: Vec<String> = info
+            .schema
+            .fields
+            .iter()
+            .filter(|f| info.is_function_output(&f.name))
+            .map(|f| f.name.clone())
+            .collect();
+        let batch_size = job.request.options.batch_size;
+        let ttl = chrono::Duration::from_std(self.config.lease_ttl)
+            .unwrap_or(chrono::Duration::seconds(60));
+        // A page is only written while the lease has this much left: a worker whose lease may
+        // have passed to another must not write, since the target has no conditional writes.
+        let write_guard = chrono::Duration::from_std(self.config.lease_ttl / 3).unwrap_or(ttl / 3);
+        let mut mode = if task.resumed() {
+            WriteMode::Upsert
+        } else {
+            WriteMode::Insert
+        };
+        let reader = PageReader {
+            cluster: source.clone(),
+            info: &info,
+            task: &task,
+            primary: &primary,
+            skip: &skip,
+        };
+        let mut limit = task.next_limit;
+        let mut page = reader.read(task.cursor.clone(), limit).await?;
+        let mut page_time = Duration::ZERO;
+        loop {
+            if page.rows == 0 {
+                return Ok(Stop::Done(task));
+            }
+            if budget.exhausted(page_time) {
+                return Ok(Stop::OutOfTime(task));
+            }
+            let fresh = self.store.get_job(&job.id).await?;
+            if fresh
+                .as_ref()
+                .is_none_or(|j| j.cancel_requested || j.status.is_terminal())
+            {
+                return Ok(Stop::JobOver(task));
+            }
+            if task
+                .lease
+                .as_ref()
+                .is_none_or(|l| l.expires_at - write_guard <= Utc::now())
+            {
+                return Ok(Stop::OutOfTime(task));
+            }
+            let started = Instant::now();
+            let following = next_limit(limit, page.rows, page.bytes, batch_size);
+            let reader = PageReader {
+                cluster: source.clone(),
+                info: &info,
+                task: &task,
+                primary: &primary,
+                skip: &skip,
+            };
+            let (written, next_page) = tokio::join!(
+                write(&*target, &task, &page, mode),
+                reader.read(page.last.clone(), following)
+            );
+            written?;
+            self.faults.after_write()?;
+            let checkpoint = Checkpoint {
+                cursor: page
+                    .last
+                    .clone()
+                    .ok_or_else(|| EngineError::Refused("a non-empty page without keys".into()))?,
+                rows: page.rows as u64,
+                bytes: page.bytes as u64,
+                next_limit: following,
+            };
+            task = match self
+                .store
+                .checkpoint(&task, &checkpoint, Utc::now(), ttl)
+                .await
+            {
+                Ok(t) => t,
+                Err(StoreError::LeaseLost(_)) => return Ok(Stop::LeaseLost),
+                Err(e) => return Err(e.into()),
+            };
+            mode = WriteMode::Insert;
+            page = next_page?;
+            limit = following;
+            page_time = started.elapsed();
+        }
+    }
+}
+
+/// Reads pages of one task.
+struct PageReader<'a> {
+    cluster: Arc<dyn Cluster>,
+    info: &'a CollectionInfo,
+    task: &'a Task,
+    primary: &'a crate::milvus::FieldSchema,
+    skip: &'a [String],
+}
+
+impl PageReader<'_> {
+    async fn read(
+        &self,
+        after: Option<crate::domain::Cursor>,
+        limit: u32,
+    ) -> Result<Batch, EngineError> {
+        let _ = self.info;
+        let request = PageRequest {
+            database: &self.task.database,
+            collection: &self.task.collection,
+            partition: self.task.partition.as_deref(),
+            primary: self.primary,
+            after: after.as_ref(),
+            limit,
+            skip_fields: self.skip,
+        };
+        Ok(retry_transient(|| self.cluster.read_page(&request)).await?)
+    }
+}
+
+async fn write(
+    target: &dyn Cluster,
+    task: &Task,
+    page: &Batch,
+    mode: WriteMode,
+) -> Result<u64, EngineError> {
+    let partition = task.partition.as_deref();
+    // A retried insert after a transient failure could double a page the server did take, so
+    // retries always replace by primary key.
+    let mut attempt_mode = mode;
+    Ok(retry_transient(|| {
+        let m = attempt_mode;
+        attempt_mode = WriteMode::Upsert;
+        target.write_page(
+            &task.target_database,
+            &task.target_collection,
+            partition,
+            page,
+            m,
+        )
+    })
+    .await?)
+}

@@ -1,0 +1,256 @@
+//! Finish: flush the targets, create AUTOINDEX on every vector field (and the source's scalar
+//! indexes), verify exact counts per collection, apply the load policy and end the job.
+
+use chrono::Utc;
+
+use super::{retry_transient, Engine, EngineError, Handled};
+use crate::domain::{CollectionStatus, JobStatus, Level, Phase};
+use crate::milvus::{Cluster, CollectionInfo, DataType, IndexInfo, KeyValuePair};
+
+/// The metric AUTOINDEX gets when the source field has no index to copy it from.
+fn default_metric(data_type: i32, is_function_output: bool) -> &'static str {
+    if is_function_output {
+        return "BM25";
+    }
+    match DataType::try_from(data_type) {
+        Ok(DataType::BinaryVector) => "HAMMING",
+        Ok(DataType::SparseFloatVector) => "IP",
+        _ => "COSINE",
+    }
+}
+
+fn kv(key: &str, value: &str) -> KeyValuePair {
+    KeyValuePair {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+/// The indexes the target gets: AUTOINDEX on every vector field, keeping the source's metric
+/// and index name; the source's scalar indexes as they are.
+pub(crate) fn target_indexes(info: &CollectionInfo, source: &[IndexInfo]) -> Vec<IndexInfo> {
+    let mut out = Vec::new();
+    for field in info.vector_fields() {
+        let existing = source.iter().find(|i| i.field_name == field.name);
+        let metric = existing
+            .and_then(|i| i.param("metric_type"))
+            .unwrap_or_else(|| {
+                default_metric(field.data_type, info.is_function_output(&field.name))
+            });
+        out.push(IndexInfo {
+            index_name: existing.map(|i| i.index_name.clone()).unwrap_or_default(),
+            field_name: field.name.clone(),
+            params: vec![kv("index_type", "AUTOINDEX"), kv("metric_type", metric)],
+        });
+    }
+    for index in source {
+        let is_vector = info.vector_fields().any(|f| f.name == index.field_name);
+        if !is_vector {
+            out.push(index.clone());
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// Runs the finish step; a failure ends the job FAILED with the reason.
+    pub(crate) async fn finish(&self, job_id: &str) -> Result<Handled, EngineError> {
+        match self.finish_steps(job_id).await {
+            Ok(h) => Ok(h),
+            Err(e) => {
+                self.fail(job_id, e.to_string()).await?;
+                Ok(Handled::Done)
+            }
+        }
+    }
+
+    async fn finish_steps(&self, job_id: &str) -> Result<Handled, EngineError> {
+        let job = self
+            .store
+            .get_job(job_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
+        if job.status.is_terminal() || job.phase < Some(Phase::Index) {
+            return Ok(Handled::Nothing);
+        }
+        let (source, target) = self.clusters(&job).await?;
+        if job.phase == Some(Phase::Index) {
+            for c in &job.collections {
+                let (tdb, tname) = (&c.target_database, &c.target);
+                retry_transient(|| target.flush(tdb, tname)).await?;
+                let info = retry_transient(|| source.describe_collection(&c.database, &c.source))
+                    .await?
+                    .ok_or_else(|| {
+                        EngineError::Refused(format!(
+                            "collection `{}.{}` disappeared from the source",
+                            c.database, c.source
+                        ))
+                    })?;
+                let source_indexes =
+                    retry_transient(|| source.list_indexes(&c.database, &c.source)).await?;
+                let present = retry_transient(|| target.list_indexes(tdb, tname)).await?;
+                for index in target_indexes(&info, &source_indexes) {
+                    if present.iter().any(|p| p.field_name == index.field_name) {
+                        continue;
+                    }
+                    let is_vector = info.vector_fields().any(|f| f.name == index.field_name);
+                    match retry_transient(|| target.create_index(tdb, tname, &index)).await {
+                        Ok(()) => {}
+                        Err(e) if is_vector => return Err(e.into()),
+                        // The data is complete without a scalar index; say so and go on.
+                        Err(e) => {
+                            self.log(
+                                job_id,
+                                Level::Warn,
+                                Some(format!("{}.{}", c.database, c.source)),
+                                format!(
+                                    "scalar index on `{}` was not recreated: {e}",
+                                    index.field_name
+                                ),
+                            )
+                            .await;
+                        }
+                    }
+                }
+            }
+            self.advance(job_id, Phase::Verify).await?;
+        }
+        self.verify(job_id, &*source, &*target).await?;
+        Ok(Handled::Done)
+    }
+
+    async fn verify(
+        &self,
+        job_id: &str,
+        source: &dyn Cluster,
+        target: &dyn Cluster,
+    ) -> Result<(), EngineError> {
+        let job = self
+            .store
+            .get_job(job_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
+        let load_after = job.request.options.load_after;
+        let mut results = Vec::new();
+        for c in &job.collections {
+            let source_count = retry_transient(|| source.count(&c.database, &c.source)).await?;
+            let (tdb, tname) = (&c.target_database, &c.target);
+            let was_loaded = retry_transient(|| target.is_loaded(tdb, tname)).await?;
+            if !was_loaded {
+                retry_transient(|| target.load(tdb, tname)).await?;
+            }
+            let target_count = retry_transient(|| target.count(tdb, tname)).await?;
+            if !was_loaded && !load_after {
+                // Loaded only to count: leave the target as it was.
+                retry_transient(|| target.release(tdb, tname)).await?;
+            }
+            results.push((
+                c.database.clone(),
+                c.source.clone(),
+                source_count,
+                target_count,
+            ));
+        }
+        let mismatches: Vec<String> = results
+            .iter()
+            .filter(|(_, _, s, t)| s != t)
+            .map(|(db, name, s, t)| format!("`{db}.{name}`: source {s}, target {t}"))
+            .collect();
+        for (db, name, s, t) in &results {
+            let level = if s == t { Level::Info } else { Level::Error };
+            self.log(
+                job_id,
+                level,
+                Some(format!("{db}.{name}")),
+                format!("verified: source {s}, target {t}"),
+            )
+            .await;
+        }
+        self.update_job(job_id, |job| {
+            if job.status.is_terminal() {
+                return Ok(false);
+            }
+            for (db, name, s, t) in &results {
+                if let Some(c) = job.collection_mut(db, name) {
+                    c.source_count = Some(*s);
+                    c.target_count = Some(*t);
+                    c.matches = Some(s == t);
+                    c.status = if s == t {
+                        CollectionStatus::Verified
+                    } else {
+                        CollectionStatus::Mismatch
+                    };
+                }
+            }
+            if mismatches.is_empty() {
+                job.finish(JobStatus::Successful, None, Utc::now())?;
+            } else {
+                job.finish(
+                    JobStatus::Failed,
+                    Some(format!(
+                        "entity counts differ after the copy: {}",
+                        mismatches.join("; ")
+                    )),
+                    Utc::now(),
+                )?;
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::milvus::{CollectionSchema, FieldSchema};
+
+    fn field(name: &str, t: DataType) -> FieldSchema {
+        FieldSchema {
+            name: name.into(),
+            data_type: t as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_vector_field_gets_autoindex_keeping_source_metric() {
+        let info = CollectionInfo {
+            schema: CollectionSchema {
+                fields: vec![
+                    field("id", DataType::Int64),
+                    field("dense", DataType::FloatVector),
+                    field("bits", DataType::BinaryVector),
+                    field("tag", DataType::VarChar),
+                ],
+                ..Default::default()
+            },
+            shards_num: 1,
+            consistency_level: 0,
+            properties: vec![],
+            num_partitions: 0,
+        };
+        let source = vec![
+            IndexInfo {
+                index_name: "dense_idx".into(),
+                field_name: "dense".into(),
+                params: vec![kv("index_type", "HNSW"), kv("metric_type", "L2")],
+            },
+            IndexInfo {
+                index_name: "tag_idx".into(),
+                field_name: "tag".into(),
+                params: vec![kv("index_type", "INVERTED")],
+            },
+        ];
+        let out = target_indexes(&info, &source);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].field_name, "dense");
+        assert_eq!(out[0].index_name, "dense_idx");
+        assert_eq!(out[0].param("index_type"), Some("AUTOINDEX"));
+        assert_eq!(out[0].param("metric_type"), Some("L2"));
+        assert_eq!(out[1].field_name, "bits");
+        assert_eq!(out[1].param("metric_type"), Some("HAMMING"));
+        assert_eq!(out[2], source[1], "scalar index recreated as it was");
+    }
+}

@@ -1,0 +1,490 @@
+//! The engine: the steps of a job (plan → copy → finish), written once against the ports
+//! ([`JobStore`], [`WorkQueue`], [`ClusterConnector`]). It never knows whether it runs in a
+//! Lambda invocation or in the CLI's in-process workers.
+//!
+//! Every step is safe to run twice: messages are delivered at least once and a sweep may race a
+//! slow worker. What makes that safe is the store's conditional writes (job versions, task
+//! fences), not timing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use crate::domain::{
+    FieldError, InvalidTransition, Job, JobStatus, Level, LogEntry, MigrationRequest, Phase, Report,
+};
+use crate::milvus::{ClusterConnector, ClusterError};
+use crate::queue::{QueueError, WorkMessage, WorkQueue};
+use crate::store::{Created, JobStore, StoreError};
+
+mod copy;
+mod finish;
+mod plan;
+mod retry;
+
+pub use retry::retry_transient;
+
+/// Why an engine call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request is invalid.
+    #[error("invalid request: {0}")]
+    Invalid(#[from] FieldError),
+    /// The job does not exist.
+    #[error("job `{0}` not found")]
+    NotFound(String),
+    /// The call conflicts with the job's state (or an idempotency key's earlier request).
+    #[error("{0}")]
+    Conflict(String),
+    /// A cluster call failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The job store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The work queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// A check on the clusters failed; the message says what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// The state machine refused a change (a bug, or a race the caller must re-read).
+    #[error(transparent)]
+    Transition(#[from] InvalidTransition),
+    /// Fault injection: the worker "died" between a write and its checkpoint.
+    #[error("injected crash between a write and its checkpoint")]
+    InjectedCrash,
+}
+
+/// Tunables of the engine (the same for every job it runs).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a task lease lasts without a checkpoint.
+    pub lease_ttl: Duration,
+    /// Stop this long before an invocation's deadline.
+    pub safety_margin: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(60),
+            safety_margin: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Fault injection for tests of crash recovery: make the N-th page write of this engine "die"
+/// before its checkpoint, leaving its lease held. Production code never sets it.
+#[derive(Debug, Default)]
+pub struct Faults {
+    crash_after_write: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl Faults {
+    /// Crash once, right after the `n`-th page write (counted across the engine's workers).
+    pub fn crash_after_write(n: u64) -> Self {
+        Self {
+            crash_after_write: AtomicU64::new(n),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    fn after_write(&self) -> Result<(), EngineError> {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.crash_after_write.load(Ordering::SeqCst) {
+            return Err(EngineError::InjectedCrash);
+        }
+        Ok(())
+    }
+}
+
+/// The time one invocation may spend: it stops copying before `deadline` minus a margin.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    deadline: Option<Instant>,
+    margin: Duration,
+}
+
+impl Budget {
+    /// No limit (a local run without `--max-run`).
+    pub fn unlimited() -> Self {
+        Self {
+            deadline: None,
+            margin: Duration::ZERO,
+        }
+    }
+
+    /// Time left = the smaller of `time_left` and `max_run`, less `margin`. A `time_left` of
+    /// zero or above a day makes no sense for one invocation and is ignored.
+    pub fn new(time_left: Option<Duration>, max_run: Option<Duration>, margin: Duration) -> Self {
+        let sane = time_left.filter(|t| !t.is_zero() && *t < Duration::from_secs(86_400));
+        let left = match (sane, max_run) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match left {
+            None => Self::unlimited(),
+            Some(left) => Self {
+                deadline: Some(Instant::now() + left),
+                // The margin never eats more than a quarter of a short budget.
+                margin: margin.min(left / 4),
+            },
+        }
+    }
+
+    /// True when another page taking about `page_time` would not end before the margin.
+    pub fn exhausted(&self, page_time: Duration) -> bool {
+        self.deadline
+            .is_some_and(|d| Instant::now() + self.margin + page_time >= d)
+    }
+}
+
+/// What a handled message led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// The step ran.
+    Done,
+    /// The job was already over, or the step had nothing to do.
+    Nothing,
+}
+
+/// The migration engine.
+pub struct Engine {
+    pub(crate) store: Arc<dyn JobStore>,
+    pub(crate) queue: Arc<dyn WorkQueue>,
+    pub(crate) clusters: Arc<dyn ClusterConnector>,
+    pub(crate) config: EngineConfig,
+    pub(crate) faults: Arc<Faults>,
+}
+
+impl Engine {
+    /// An engine on the given ports.
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        queue: Arc<dyn WorkQueue>,
+        clusters: Arc<dyn ClusterConnector>,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            clusters,
+            config,
+            faults: Arc::new(Faults::default()),
+        }
+    }
+
+    /// Installs fault injection (tests of crash recovery only).
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = Arc::new(faults);
+        self
+    }
+
+    /// The job store.
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.store
+    }
+
+    /// Accepts a request: validates it, writes the job (once per idempotency key) and enqueues
+    /// its plan. Returns the job and whether it is new.
+    pub async fn start(&self, request: MigrationRequest) -> Result<(Job, bool), EngineError> {
+        let now = Utc::now();
+        request.validate(now)?;
+        let job = Job::new(Job::new_id(), request.redacted(), now);
+        match self.store.create_job(&job).await? {
+            Created::New(job) => {
+                self.queue
+                    .send(WorkMessage::Plan {
+                        job_id: job.id.clone(),
+                    })
+                    .await?;
+                tracing::info!(job = %job.id, "job accepted");
+                Ok((job, true))
+            }
+            Created::Existing(existing) if existing.fingerprint == job.fingerprint => {
+                Ok((existing, false))
+            }
+            Created::Existing(existing) => Err(EngineError::Conflict(format!(
+                "idempotency key `{}` was already used for a different request (job {})",
+                job.request.idempotency_key.unwrap_or_default(),
+                existing.id
+            ))),
+        }
+    }
+
+    /// Runs one step of a job.
+    pub async fn handle(
+        &self,
+        message: &WorkMessage,
+        budget: Budget,
+    ) -> Result<Handled, EngineError> {
+        match message {
+            WorkMessage::Plan { job_id } => self.plan(job_id).await,
+            WorkMessage::Work { job_id } => self.work(job_id, budget).await,
+            WorkMessage::Finish { job_id } => self.finish(job_id).await,
+        }
+    }
+
+    /// Asks a job to stop. Workers stop at their next page; a job with nobody working on it
+    /// is cancelled at once. Cancelling a finished job is a conflict.
+    pub async fn cancel(&self, job_id: &str) -> Result<Job, EngineError> {
+        let job = self
+            .update_job(job_id, |job| {
+                if job.status.is_terminal() {
+                    return Err(EngineError::Conflict(format!(
+                        "job `{}` already ended {}; nothing to cancel",
+                        job.id,
+                        job.status.as_str()
+                    )));
+                }
+                let changed = !job.cancel_requested;
+                job.cancel_requested = true;
+                Ok(changed)
+            })
+            .await?;
+        self.log(job_id, Level::Warn, None, "cancel requested".into())
+            .await;
+        let tasks = self.store.list_tasks(job_id).await?;
+        let nobody_working = !tasks.iter().any(|t| t.leased(Utc::now()));
+        if job.status == JobStatus::Pending || (job.phase == Some(Phase::Copy) && nobody_working) {
+            return self.end_cancelled(job_id).await;
+        }
+        Ok(job)
+    }
+
+    /// Looks after a job nobody may be watching: re-enqueues work for tasks whose holder died
+    /// (lease expired) or that nobody holds, finishes a job whose tasks are all done, and ends
+    /// a job past its window.
+    pub async fn sweep(&self, job_id: &str) -> Result<(), EngineError> {
+        let Some(job) = self.store.get_job(job_id).await? else {
+            return Err(EngineError::NotFound(job_id.into()));
+        };
+        if job.status.is_terminal() {
+            return Ok(());
+        }
+        if self.past_window(&job).await? {
+            return Ok(());
+        }
+        if job.phase != Some(Phase::Copy) {
+            return Ok(());
+        }
+        let tasks = self.store.list_tasks(job_id).await?;
+        let now = Utc::now();
+        if job.cancel_requested && !tasks.iter().any(|t| t.leased(now)) {
+            self.end_cancelled(job_id).await?;
+            return Ok(());
+        }
+        let claimable = tasks.iter().filter(|t| t.claimable(now)).count();
+        let wanted = claimable.min(job.request.options.max_workers as usize);
+        for _ in 0..wanted {
+            self.queue
+                .send(WorkMessage::Work {
+                    job_id: job_id.into(),
+                })
+                .await?;
+        }
+        if tasks
+            .iter()
+            .all(|t| t.status == crate::domain::TaskStatus::Done)
+        {
+            self.copy_finished(job_id).await?;
+        }
+        Ok(())
+    }
+
+    /// The job with its progress and log.
+    pub async fn report(&self, job_id: &str) -> Result<Report, EngineError> {
+        let job = self
+            .store
+            .get_job(job_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
+        let tasks = self.store.list_tasks(job_id).await?;
+        let log = self.store.list_logs(job_id).await?;
+        Ok(Report::new(job, &tasks, log, Utc::now()))
+    }
+
+    /// Reads, changes and conditionally writes a job, retrying when another writer got there
+    /// first. `change` returns whether it changed anything; the job is returned as stored.
+    pub(crate) async fn update_job<F>(
+        &self,
+        job_id: &str,
+        mut change: F,
+    ) -> Result<Job, EngineError>
+    where
+        F: FnMut(&mut Job) -> Result<bool, EngineError>,
+    {
+        for _ in 0..50 {
+            let mut job = self
+                .store
+                .get_job(job_id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
+            if !change(&mut job)? {
+                return Ok(job);
+            }
+            match self.store.save_job(&job).await {
+                Ok(saved) => return Ok(saved),
+                Err(StoreError::Conflict(_)) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Conflict(format!(
+            "job `{job_id}` is changing too fast to update; try again"
+        )))
+    }
+
+    /// Moves the job into `phase` if it is not there yet; returns whether this call moved it.
+    pub(crate) async fn advance(&self, job_id: &str, phase: Phase) -> Result<bool, EngineError> {
+        let mut moved = false;
+        self.update_job(job_id, |job| {
+            let ahead = job.status.is_terminal() || job.phase.is_some_and(|p| p >= phase);
+            if ahead {
+                return Ok(false);
+            }
+            job.enter(phase, Utc::now())?;
+            moved = true;
+            Ok(true)
+        })
+        .await?;
+        Ok(moved)
+    }
+
+    /// Ends the job FAILED with `message` (unless it already ended).
+    pub(crate) async fn fail(&self, job_id: &str, message: String) -> Result<(), EngineError> {
+        tracing::warn!(job = %job_id, "job failed: {message}");
+        self.log(job_id, Level::Error, None, message.clone()).await;
+        self.update_job(job_id, |job| {
+            if job.status.is_terminal() {
+                return Ok(false);
+            }
+            job.finish(JobStatus::Failed, Some(message.clone()), Utc::now())?;
+            Ok(true)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Ends the job CANCELLED (unless it already ended).
+    pub(crate) async fn end_cancelled(&self, job_id: &str) -> Result<Job, EngineError> {
+        let job = self
+            .update_job(job_id, |job| {
+                if job.status.is_terminal() {
+                    return Ok(false);
+                }
+                job.finish(JobStatus::Cancelled, None, Utc::now())?;
+                Ok(true)
+            })
+            .await?;
+        if job.status == JobStatus::Cancelled {
+            self.log(
+                job_id,
+                Level::Warn,
+                None,
+                "job cancelled; target collections keep what was copied (see the report)".into(),
+            )
+            .await;
+        }
+        Ok(job)
+    }
+
+    /// Ends the job FAILED if its maintenance window is over; returns whether it did.
+    pub(crate) async fn past_window(&self, job: &Job) -> Result<bool, EngineError> {
+        let Some(not_after) = job.request.options.not_after else {
+            return Ok(false);
+        };
+        if Utc::now() < not_after {
+            return Ok(false);
+        }
+        let tasks = self.store.list_tasks(&job.id).await?;
+        let copied: u64 = tasks.iter().map(|t| t.copied).sum();
+        let total: u64 = job.collections.iter().filter_map(|c| c.source_count).sum();
+        self.fail(
+            &job.id,
+            format!(
+                "stopped at the end of the maintenance window (not_after {not_after}) with {copied} of {total} entities copied; the target collections hold partial data"
+            ),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Appends to the job's log; a failing log write is reported but never fails the job.
+    pub(crate) async fn log(
+        &self,
+        job_id: &str,
+        level: Level,
+        collection: Option<String>,
+        message: String,
+    ) {
+        let entry = LogEntry {
+            time: Utc::now(),
+            level,
+            collection,
+            message,
+        };
+        if let Err(e) = self.store.append_log(job_id, &entry).await {
+            tracing::warn!(job = %job_id, "cannot write the job log: {e}");
+        }
+    }
+}
+
+impl MigrationRequest {
+    /// A copy fit to store: every secret replaced by its marker.
+    pub fn redacted(&self) -> Self {
+        let mut r = self.clone();
+        let mark = |s: &mut Option<crate::domain::Secret>| {
+            if s.is_some() {
+                *s = Some(crate::domain::Secret::new(crate::domain::request::REDACTED));
+            }
+        };
+        mark(&mut r.source.token);
+        mark(&mut r.target.token);
+        if let Some(w) = r.webhook.as_mut() {
+            mark(&mut w.secret);
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_takes_smaller_limit_and_ignores_nonsense() {
+        let b = Budget::new(Some(Duration::from_secs(0)), None, Duration::from_secs(1));
+        assert!(b.deadline.is_none(), "a zero deadline is ignored");
+        let b = Budget::new(Some(Duration::from_secs(10 * 86_400)), None, Duration::ZERO);
+        assert!(b.deadline.is_none(), "an absurd deadline is ignored");
+        let b = Budget::new(
+            Some(Duration::from_secs(900)),
+            Some(Duration::from_secs(2)),
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            b.margin,
+            Duration::from_millis(500),
+            "margin capped at a quarter"
+        );
+        assert!(!b.exhausted(Duration::from_millis(100)));
+        assert!(b.exhausted(Duration::from_secs(2)));
+        assert!(!Budget::unlimited().exhausted(Duration::from_secs(1_000_000)));
+    }
+
+    #[test]
+    fn faults_fire_once_at_the_nth_write() {
+        let f = Faults::crash_after_write(2);
+        assert!(f.after_write().is_ok());
+        assert!(matches!(f.after_write(), Err(EngineError::InjectedCrash)));
+        assert!(f.after_write().is_ok());
+        assert!(Faults::default().after_write().is_ok());
+    }
+}

@@ -1,0 +1,122 @@
+//! The local runner: in-process workers on the in-process queue, each message handled as one
+//! simulated invocation with its own time budget (`--max-run`), plus the same sweep that AWS
+//! runs on a schedule. It drives one job until it ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::domain::{JobStatus, Phase, Report};
+use crate::engine::{Budget, Engine, EngineError};
+use crate::queue::inprocess::InProcessQueue;
+use crate::queue::{WorkMessage, WorkQueue};
+
+/// How the local workers run.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    /// Parallel workers.
+    pub workers: usize,
+    /// The simulated invocation budget: a worker stops after this long and a fresh one goes on.
+    pub max_run: Option<Duration>,
+    /// Stop this long before the budget ends.
+    pub safety_margin: Duration,
+    /// How often the sweep looks for dead workers' tasks.
+    pub sweep_every: Duration,
+    /// How often progress is reported.
+    pub progress_every: Duration,
+}
+
+impl Default for LocalSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            max_run: None,
+            safety_margin: Duration::from_millis(200),
+            sweep_every: Duration::from_secs(1),
+            progress_every: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Drives jobs with in-process workers.
+pub struct LocalRunner {
+    engine: Arc<Engine>,
+    queue: InProcessQueue,
+    settings: LocalSettings,
+}
+
+impl LocalRunner {
+    /// A runner over `engine`, whose queue must be `queue`.
+    pub fn new(engine: Arc<Engine>, queue: InProcessQueue, settings: LocalSettings) -> Self {
+        Self {
+            engine,
+            queue,
+            settings,
+        }
+    }
+
+    /// Enqueues what a job needs next, for `resume`: the step its phase is in.
+    pub async fn kick(&self, job_id: &str) -> Result<(), EngineError> {
+        let report = self.engine.report(job_id).await?;
+        let job_id = job_id.to_owned();
+        let message = match (report.job.status, report.job.phase) {
+            (s, _) if s.is_terminal() => return Ok(()),
+            (JobStatus::Pending, _) | (_, None | Some(Phase::Preflight | Phase::Schema)) => {
+                WorkMessage::Plan { job_id }
+            }
+            (_, Some(Phase::Copy)) => WorkMessage::Work { job_id },
+            (_, Some(Phase::Index | Phase::Verify)) => WorkMessage::Finish { job_id },
+        };
+        self.queue.send(message).await?;
+        Ok(())
+    }
+
+    /// Runs workers until the job ends; calls `progress` as it goes; returns the final report.
+    pub async fn drive(
+        &self,
+        job_id: &str,
+        mut progress: impl FnMut(&Report),
+    ) -> Result<Report, EngineError> {
+        let mut workers = JoinSet::new();
+        for _ in 0..self.settings.workers.max(1) {
+            let (engine, queue) = (self.engine.clone(), self.queue.clone());
+            let (max_run, margin) = (self.settings.max_run, self.settings.safety_margin);
+            workers.spawn(async move {
+                while let Some(message) = queue.recv().await {
+                    let budget = Budget::new(None, max_run, margin);
+                    match engine.handle(&message, budget).await {
+                        Ok(_) => {}
+                        Err(EngineError::InjectedCrash) => {
+                            tracing::warn!(job = %message.job_id(), "worker crashed (injected fault); the sweep recovers its task once the lease expires");
+                        }
+                        Err(e) => {
+                            tracing::warn!(job = %message.job_id(), "step failed: {e}");
+                        }
+                    }
+                }
+            });
+        }
+        let mut last_sweep = tokio::time::Instant::now();
+        let result = loop {
+            let report = match self.engine.report(job_id).await {
+                Ok(r) => r,
+                Err(e) => break Err(e),
+            };
+            progress(&report);
+            if report.job.status.is_terminal() {
+                break Ok(report);
+            }
+            if last_sweep.elapsed() >= self.settings.sweep_every {
+                last_sweep = tokio::time::Instant::now();
+                if let Err(e) = self.engine.sweep(job_id).await {
+                    tracing::warn!(job = %job_id, "sweep failed: {e}");
+                }
+            }
+            tokio::time::sleep(self.settings.progress_every).await;
+        };
+        workers.abort_all();
+        while workers.join_next().await.is_some() {}
+        result
+    }
+}

@@ -1,0 +1,5 @@
+//! Entrypoints: thin adapters that drive the engine from a trigger. [`cli`] is the terminal,
+//! [`local`] the in-process workers it runs jobs with.
+
+pub mod cli;
+pub mod local;

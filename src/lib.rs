@@ -1,0 +1,13 @@
+//! vecmigrate: offline migrations of Milvus / Zilliz Cloud collections between clusters.
+//!
+//! One engine ([`engine`]) runs every job, written against ports: the job store ([`store`]),
+//! the work queue ([`queue`]) and cluster access ([`milvus`]). Entrypoints ([`entrypoints`])
+//! drive it from the command line with in-process workers (and, later, from AWS Lambda).
+//! The [`domain`] holds the request, the job and task records and their rules, with no I/O.
+
+pub mod domain;
+pub mod engine;
+pub mod entrypoints;
+pub mod milvus;
+pub mod queue;
+pub mod store;

@@ -1,0 +1,333 @@
+//! Pages of entities in Milvus's columnar form, and the rules around them: the `pk > cursor`
+//! filter, the primary-key order check, and page sizing by bytes.
+
+use ::milvus::proto::schema::{
+    field_data, scalar_field, vector_field, CollectionSchema, DataType, FieldData, FieldSchema,
+};
+use prost::Message;
+
+use crate::domain::Cursor;
+
+/// Bytes a page aims at: far under Milvus's 64 MB request limit, and small enough that the
+/// prefetched page and the one being written sit comfortably in a Lambda's memory.
+pub const TARGET_PAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// One page read from the source, written to the target as it came.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Batch {
+    /// The columns, as the query returned them (minus target-computed fields).
+    pub fields: Vec<FieldData>,
+    /// Entities in the page.
+    pub rows: usize,
+    /// The largest primary key in the page.
+    pub last: Option<Cursor>,
+    /// Encoded size of the columns.
+    pub bytes: usize,
+}
+
+/// A page that breaks the paging invariant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// The primary key column is missing from the response.
+    #[error("the page has no primary key column `{0}`")]
+    NoPrimaryKey(String),
+    /// Keys are not strictly ascending or not after the cursor: paging would skip entities.
+    #[error("the page is not in primary-key order after the cursor (at row {0}); refusing to continue, as entities could be skipped")]
+    OutOfOrder(usize),
+    /// Columns of different lengths.
+    #[error("column `{0}` has {1} values for {2} entities")]
+    Ragged(String, usize, usize),
+}
+
+impl Batch {
+    /// Builds a page from a query response, checking that its keys are strictly ascending and
+    /// after `after`.
+    pub fn from_columns(
+        fields: Vec<FieldData>,
+        primary: &str,
+        after: Option<&Cursor>,
+    ) -> Result<Self, PageError> {
+        let pk = fields
+            .iter()
+            .find(|f| f.field_name == primary)
+            .ok_or_else(|| PageError::NoPrimaryKey(primary.to_owned()))?;
+        let keys = primary_keys(pk).ok_or_else(|| PageError::NoPrimaryKey(primary.to_owned()))?;
+        let mut previous = after.cloned();
+        for (i, key) in keys.iter().enumerate() {
+            if previous.as_ref().is_some_and(|p| !cursor_less(p, key)) {
+                return Err(PageError::OutOfOrder(i));
+            }
+            previous = Some(key.clone());
+        }
+        let rows = keys.len();
+        for f in &fields {
+            if let Some(n) = column_len(f) {
+                if n != rows {
+                    return Err(PageError::Ragged(f.field_name.clone(), n, rows));
+                }
+            }
+        }
+        let bytes = fields.iter().map(|f| f.encoded_len()).sum();
+        Ok(Self {
+            fields,
+            rows,
+            last: keys.into_iter().last(),
+            bytes,
+        })
+    }
+}
+
+fn cursor_less(a: &Cursor, b: &Cursor) -> bool {
+    match (a, b) {
+        (Cursor::Int(x), Cursor::Int(y)) => x < y,
+        // Milvus compares VarChar keys bytewise, as Rust compares `str`.
+        (Cursor::Str(x), Cursor::Str(y)) => x.as_bytes() < y.as_bytes(),
+        _ => false,
+    }
+}
+
+/// The primary keys of a column, as cursors.
+pub fn primary_keys(column: &FieldData) -> Option<Vec<Cursor>> {
+    match &column.field {
+        Some(field_data::Field::Scalars(s)) => match &s.data {
+            Some(scalar_field::Data::LongData(d)) => {
+                Some(d.data.iter().map(|v| Cursor::Int(*v)).collect())
+            }
+            Some(scalar_field::Data::StringData(d)) => {
+                Some(d.data.iter().map(|v| Cursor::Str(v.clone())).collect())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Entities in a column, where it can be told from the column alone.
+fn column_len(column: &FieldData) -> Option<usize> {
+    use scalar_field::Data as S;
+    match &column.field {
+        Some(field_data::Field::Scalars(s)) => match &s.data {
+            Some(S::BoolData(d)) => Some(d.data.len()),
+            Some(S::IntData(d)) => Some(d.data.len()),
+            Some(S::LongData(d)) => Some(d.data.len()),
+            Some(S::FloatData(d)) => Some(d.data.len()),
+            Some(S::DoubleData(d)) => Some(d.data.len()),
+            Some(S::StringData(d)) => Some(d.data.len()),
+            Some(S::JsonData(d)) => Some(d.data.len()),
+            Some(S::ArrayData(d)) => Some(d.data.len()),
+            _ => None,
+        }
+        // Nullable columns carry only the present values; their validity list has every row.
+        .map(|n| {
+            if column.valid_data.is_empty() {
+                n
+            } else {
+                column.valid_data.len()
+            }
+        }),
+        Some(field_data::Field::Vectors(v)) if v.dim > 0 && column.valid_data.is_empty() => {
+            let dim = v.dim as usize;
+            match &v.data {
+                Some(vector_field::Data::FloatVector(d)) => Some(d.data.len() / dim),
+                Some(vector_field::Data::BinaryVector(d)) => Some(d.len() * 8 / dim),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The filter that selects entities after `after` (all entities when there is no cursor).
+pub fn after_filter(primary: &str, after: Option<&Cursor>) -> String {
+    match after {
+        None => String::new(),
+        Some(Cursor::Int(v)) => format!("{primary} > {v}"),
+        Some(Cursor::Str(s)) => format!("{primary} > \"{}\"", escape_string(s)),
+    }
+}
+
+/// Escapes a string for a double-quoted Milvus expression literal.
+pub fn escape_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// True for vector data types.
+pub fn is_vector(data_type: i32) -> bool {
+    matches!(
+        DataType::try_from(data_type),
+        Ok(DataType::FloatVector
+            | DataType::BinaryVector
+            | DataType::Float16Vector
+            | DataType::BFloat16Vector
+            | DataType::SparseFloatVector
+            | DataType::Int8Vector)
+    )
+}
+
+fn type_param(field: &FieldSchema, key: &str) -> Option<usize> {
+    field
+        .type_params
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.parse().ok())
+}
+
+/// A pessimistic guess of one entity's encoded size, for sizing the first page.
+pub fn estimate_row_bytes(schema: &CollectionSchema) -> usize {
+    let mut total = 0usize;
+    for f in &schema.fields {
+        let dim = type_param(f, "dim").unwrap_or(0);
+        total += match DataType::try_from(f.data_type) {
+            Ok(DataType::FloatVector) => dim * 4,
+            Ok(DataType::Float16Vector | DataType::BFloat16Vector) => dim * 2,
+            Ok(DataType::BinaryVector) => dim.div_ceil(8),
+            Ok(DataType::Int8Vector) => dim,
+            Ok(DataType::SparseFloatVector) => 2048,
+            Ok(DataType::VarChar | DataType::String) => type_param(f, "max_length").unwrap_or(256),
+            Ok(DataType::Json) => 1024,
+            Ok(DataType::Array) => type_param(f, "max_capacity").unwrap_or(16) * 16,
+            Ok(DataType::Geometry) => 512,
+            _ => 8,
+        } + 4;
+    }
+    if schema.enable_dynamic_field {
+        total += 512;
+    }
+    total.max(1)
+}
+
+/// The page size after a page of `rows` entities took `bytes`: aimed at [`TARGET_PAGE_BYTES`],
+/// at most doubling per page, within `1..=max`.
+pub fn next_limit(current: u32, rows: usize, bytes: usize, max: u32) -> u32 {
+    if rows == 0 || bytes == 0 {
+        return current.clamp(1, max);
+    }
+    let per_row = bytes.div_ceil(rows).max(1);
+    let fit = (TARGET_PAGE_BYTES / per_row).max(1) as u64;
+    let capped = fit.min(current as u64 * 2).min(max as u64).max(1);
+    capped as u32
+}
+
+/// The first page size for a schema.
+pub fn first_limit(schema: &CollectionSchema, max: u32) -> u32 {
+    ((TARGET_PAGE_BYTES / estimate_row_bytes(schema)).max(1) as u64).min(max as u64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::milvus::proto::schema::{FloatArray, LongArray, ScalarField, StringArray, VectorField};
+
+    fn long_column(name: &str, values: &[i64]) -> FieldData {
+        FieldData {
+            r#type: DataType::Int64 as i32,
+            field_name: name.into(),
+            field: Some(field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::LongData(LongArray {
+                    data: values.to_vec(),
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn vector_column(name: &str, rows: usize, dim: usize) -> FieldData {
+        FieldData {
+            r#type: DataType::FloatVector as i32,
+            field_name: name.into(),
+            field: Some(field_data::Field::Vectors(VectorField {
+                dim: dim as i64,
+                data: Some(vector_field::Data::FloatVector(FloatArray {
+                    data: vec![0.5; rows * dim],
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn page_takes_last_key_and_size() {
+        let b = Batch::from_columns(
+            vec![long_column("id", &[3, 5, 9]), vector_column("v", 3, 4)],
+            "id",
+            Some(&Cursor::Int(2)),
+        )
+        .unwrap();
+        assert_eq!((b.rows, b.last.clone()), (3, Some(Cursor::Int(9))));
+        assert!(b.bytes > 3 * 4 * 4);
+    }
+
+    #[test]
+    fn unordered_or_repeated_page_is_refused() {
+        let e = Batch::from_columns(vec![long_column("id", &[3, 9, 5])], "id", None).unwrap_err();
+        assert_eq!(e, PageError::OutOfOrder(2));
+        let e = Batch::from_columns(vec![long_column("id", &[3])], "id", Some(&Cursor::Int(3)))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            PageError::OutOfOrder(0),
+            "a key at the cursor would be written twice"
+        );
+    }
+
+    #[test]
+    fn ragged_columns_are_refused() {
+        let e = Batch::from_columns(
+            vec![long_column("id", &[1, 2]), vector_column("v", 3, 2)],
+            "id",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e, PageError::Ragged("v".into(), 3, 2));
+    }
+
+    #[test]
+    fn string_keys_compare_bytewise() {
+        let col = FieldData {
+            field_name: "k".into(),
+            field: Some(field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::StringData(StringArray {
+                    data: vec!["A".into(), "a".into(), "é".into()],
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let b = Batch::from_columns(vec![col], "k", Some(&Cursor::Str(String::new()))).unwrap();
+        assert_eq!(b.last, Some(Cursor::Str("é".into())));
+    }
+
+    #[test]
+    fn filters_escape_hostile_keys() {
+        assert_eq!(after_filter("id", None), "");
+        assert_eq!(after_filter("id", Some(&Cursor::Int(-7))), "id > -7");
+        assert_eq!(
+            after_filter("k", Some(&Cursor::Str("a\"b\\c\nd".into()))),
+            r#"k > "a\"b\\c\nd""#
+        );
+    }
+
+    #[test]
+    fn page_size_follows_bytes() {
+        // 1 KiB rows: 8,192 fit the target, but the limit at most doubles per page.
+        assert_eq!(next_limit(1000, 1000, 1000 * 1024, 16_384), 2000);
+        assert_eq!(next_limit(8000, 8000, 8000 * 1024, 16_384), 8192);
+        // 64 KiB rows (a 16,384-d float vector): 128 per page.
+        assert_eq!(next_limit(1000, 1000, 1000 * 65_536, 16_384), 128);
+        assert_eq!(next_limit(40, 40, 40, 50), 50, "never above the batch size");
+        assert_eq!(next_limit(5, 0, 0, 16_384), 5);
+    }
+}

@@ -1,0 +1,276 @@
+//! The cluster port and its Milvus adapter. The engine sees a [`Cluster`]: describe, create,
+//! read a page after a cursor, write a page, count. Pages stay in Milvus's own columnar form
+//! (`FieldData`) from the source's query response to the target's insert request.
+//!
+//! [`grpc::MilvusConnector`] implements it on the official SDK's generated gRPC client
+//! (`milvus::proto`), which the SDK's high-level API falls short of here: its iterator stops
+//! early against Milvus 2.3.5, its 4 MiB response limit cannot be raised, and it converts
+//! columns into rows and back.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use ::milvus::proto::common::KeyValuePair;
+pub use ::milvus::proto::schema::{CollectionSchema, DataType, FieldData, FieldSchema};
+
+use crate::domain::Cursor;
+
+pub mod batch;
+pub mod grpc;
+
+pub use batch::Batch;
+
+/// Which side of the migration a cluster is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read from.
+    Source,
+    /// Written to.
+    Target,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Source => "source",
+            Role::Target => "target",
+        })
+    }
+}
+
+/// A failed cluster call, with what a user needs to act on it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    /// The server could not be reached at all.
+    #[error(
+        "cannot reach the {role} cluster at {uri}: {detail} (is it running? check {role}.uri)"
+    )]
+    Unreachable {
+        /// Which cluster.
+        role: Role,
+        /// Where we tried.
+        uri: String,
+        /// The transport's words.
+        detail: String,
+    },
+    /// The server refused the credentials.
+    #[error("the {role} cluster at {uri} refused the credentials: {detail} (check {role}.token)")]
+    Unauthenticated {
+        /// Which cluster.
+        role: Role,
+        /// Where.
+        uri: String,
+        /// The server's words.
+        detail: String,
+    },
+    /// A call failed.
+    #[error("{role} cluster: {operation} failed: {detail}")]
+    Call {
+        /// Which cluster.
+        role: Role,
+        /// The operation, with its object (`insert into db.collection`).
+        operation: String,
+        /// The server's words.
+        detail: String,
+        /// Whether trying again may help (connection dropped, server busy).
+        transient: bool,
+    },
+    /// The server answered something that breaks an invariant we rely on.
+    #[error("{role} cluster: {0}", role = .1)]
+    Protocol(String, Role),
+}
+
+impl ClusterError {
+    /// Whether trying the same call again may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Call {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Everything needed to recreate a collection: the schema and the collection-level settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionInfo {
+    /// The schema as the source describes it.
+    pub schema: CollectionSchema,
+    /// Shards.
+    pub shards_num: i32,
+    /// Default consistency level.
+    pub consistency_level: i32,
+    /// Collection properties.
+    pub properties: Vec<KeyValuePair>,
+    /// Partitions of a partition-key collection.
+    pub num_partitions: i64,
+}
+
+impl CollectionInfo {
+    /// The primary key field.
+    pub fn primary_field(&self) -> Option<&FieldSchema> {
+        self.schema.fields.iter().find(|f| f.is_primary_key)
+    }
+
+    /// True when Milvus routes entities to partitions by a partition key field.
+    pub fn has_partition_key(&self) -> bool {
+        self.schema.fields.iter().any(|f| f.is_partition_key)
+    }
+
+    /// Fields the target computes itself (function outputs, such as BM25 sparse vectors).
+    pub fn is_function_output(&self, name: &str) -> bool {
+        self.schema
+            .fields
+            .iter()
+            .any(|f| f.name == name && f.is_function_output)
+            || self
+                .schema
+                .functions
+                .iter()
+                .any(|func| func.output_field_names.iter().any(|o| o == name))
+    }
+
+    /// The vector fields.
+    pub fn vector_fields(&self) -> impl Iterator<Item = &FieldSchema> {
+        self.schema
+            .fields
+            .iter()
+            .filter(|f| batch::is_vector(f.data_type))
+    }
+}
+
+/// An index on one field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexInfo {
+    /// The index name.
+    pub index_name: String,
+    /// The indexed field.
+    pub field_name: String,
+    /// `index_type`, `metric_type` and the index's params.
+    pub params: Vec<KeyValuePair>,
+}
+
+impl IndexInfo {
+    /// The value of one param.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.value.as_str())
+    }
+}
+
+/// How a page is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Plain insert.
+    Insert,
+    /// Replace entities with the same primary key (used for a page a dead worker may have written).
+    Upsert,
+}
+
+/// One page to read: entities after `after` in primary-key order.
+#[derive(Debug, Clone)]
+pub struct PageRequest<'a> {
+    /// Database.
+    pub database: &'a str,
+    /// Collection.
+    pub collection: &'a str,
+    /// Partition, or every partition.
+    pub partition: Option<&'a str>,
+    /// The primary key field.
+    pub primary: &'a FieldSchema,
+    /// Read strictly after this key.
+    pub after: Option<&'a Cursor>,
+    /// At most this many entities.
+    pub limit: u32,
+    /// Fields to leave out (computed by the target).
+    pub skip_fields: &'a [String],
+}
+
+/// One Milvus cluster, as the engine uses it.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// Checks that the cluster answers and accepts the credentials.
+    async fn ping(&self) -> Result<(), ClusterError>;
+    /// Database names.
+    async fn list_databases(&self) -> Result<Vec<String>, ClusterError>;
+    /// Creates a database.
+    async fn create_database(&self, name: &str) -> Result<(), ClusterError>;
+    /// Collection names of a database.
+    async fn list_collections(&self, database: &str) -> Result<Vec<String>, ClusterError>;
+    /// Describes a collection; `None` when it does not exist.
+    async fn describe_collection(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<Option<CollectionInfo>, ClusterError>;
+    /// Partition names of a collection.
+    async fn list_partitions(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<Vec<String>, ClusterError>;
+    /// Indexes of a collection.
+    async fn list_indexes(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<Vec<IndexInfo>, ClusterError>;
+    /// Whether the collection is loaded (it must be, to be read).
+    async fn is_loaded(&self, database: &str, collection: &str) -> Result<bool, ClusterError>;
+    /// Creates a collection with `info`'s schema and settings under `collection`.
+    async fn create_collection(
+        &self,
+        database: &str,
+        collection: &str,
+        info: &CollectionInfo,
+    ) -> Result<(), ClusterError>;
+    /// Creates a partition.
+    async fn create_partition(
+        &self,
+        database: &str,
+        collection: &str,
+        partition: &str,
+    ) -> Result<(), ClusterError>;
+    /// Creates an index.
+    async fn create_index(
+        &self,
+        database: &str,
+        collection: &str,
+        index: &IndexInfo,
+    ) -> Result<(), ClusterError>;
+    /// Reads one page in primary-key order.
+    async fn read_page(&self, page: &PageRequest<'_>) -> Result<Batch, ClusterError>;
+    /// Writes one page; returns how many entities the server took.
+    async fn write_page(
+        &self,
+        database: &str,
+        collection: &str,
+        partition: Option<&str>,
+        batch: &Batch,
+        mode: WriteMode,
+    ) -> Result<u64, ClusterError>;
+    /// Seals what was written.
+    async fn flush(&self, database: &str, collection: &str) -> Result<(), ClusterError>;
+    /// Loads a collection and waits until it is loaded.
+    async fn load(&self, database: &str, collection: &str) -> Result<(), ClusterError>;
+    /// Releases a collection.
+    async fn release(&self, database: &str, collection: &str) -> Result<(), ClusterError>;
+    /// Exact entity count (`count(*)`, Strong consistency); the collection must be loaded.
+    async fn count(&self, database: &str, collection: &str) -> Result<u64, ClusterError>;
+    /// Drops a collection.
+    async fn drop_collection(&self, database: &str, collection: &str) -> Result<(), ClusterError>;
+}
+
+/// Opens clusters for a job, with credentials that never pass through the job record.
+#[async_trait]
+pub trait ClusterConnector: Send + Sync {
+    /// A connection to the job's `role` cluster at `uri`.
+    async fn connect(&self, role: Role, uri: &str) -> Result<Arc<dyn Cluster>, ClusterError>;
+}

@@ -1,0 +1,51 @@
+//! The work queue port: how the engine hands itself the next step of a job (plan, copy work,
+//! finish). Delivery is at least once, so every step is safe to run twice.
+//!
+//! Adapters: [`inprocess::InProcessQueue`] for local runs (the SQS queue feeds the Lambda).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub mod inprocess;
+
+/// One step of a job, as it travels through the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkMessage {
+    /// Preflight, create the target schema, cut tasks.
+    Plan {
+        /// The job.
+        job_id: String,
+    },
+    /// Claim a task of the job and copy until it is done or the invocation's time runs out.
+    Work {
+        /// The job.
+        job_id: String,
+    },
+    /// Index, verify and end the job.
+    Finish {
+        /// The job.
+        job_id: String,
+    },
+}
+
+impl WorkMessage {
+    /// The job the message belongs to.
+    pub fn job_id(&self) -> &str {
+        match self {
+            Self::Plan { job_id } | Self::Work { job_id } | Self::Finish { job_id } => job_id,
+        }
+    }
+}
+
+/// A failure to enqueue.
+#[derive(Debug, thiserror::Error)]
+#[error("work queue: {0}")]
+pub struct QueueError(pub String);
+
+/// Where the engine sends the next steps of its jobs.
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    /// Enqueues a message for some worker (possibly in another invocation).
+    async fn send(&self, message: WorkMessage) -> Result<(), QueueError>;
+}

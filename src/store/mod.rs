@@ -1,0 +1,111 @@
+//! The job store port: where jobs, tasks, checkpoints and logs live. Every change that two
+//! workers could race on is a conditional write here, never a matter of timing.
+//!
+//! Adapters: [`sqlite::SqliteStore`] (the embedded default). Each adapter must pass the shared
+//! [`conformance`] suite.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::domain::{Checkpoint, Job, JobStatus, LogEntry, Task};
+
+pub mod conformance;
+pub mod sqlite;
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The job changed since it was read (its version moved): read it again and retry.
+    #[error("job `{0}` was changed by someone else; read it again")]
+    Conflict(String),
+    /// The task's lease is no longer held by this worker: it must stop working on it.
+    #[error("lease on task `{0}` was lost to another worker")]
+    LeaseLost(String),
+    /// The record does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The store itself failed.
+    #[error("job store: {0}")]
+    Backend(String),
+}
+
+/// The result of creating a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// A new job was written.
+    New(Job),
+    /// A job with the same idempotency key already exists: it is returned unchanged.
+    Existing(Job),
+}
+
+/// One page of a job listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    /// Newest first.
+    pub jobs: Vec<Job>,
+    /// Pass back to get the next page.
+    pub next: Option<String>,
+}
+
+/// Durable state of jobs and their tasks.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Writes a new job; if its idempotency key is taken, returns the job that holds it.
+    async fn create_job(&self, job: &Job) -> Result<Created, StoreError>;
+
+    /// Reads a job.
+    async fn get_job(&self, id: &str) -> Result<Option<Job>, StoreError>;
+
+    /// Lists jobs, newest first, optionally of one status.
+    async fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+        next: Option<&str>,
+    ) -> Result<JobPage, StoreError>;
+
+    /// Writes `job` if the stored version still equals `job.version`; returns it with the new
+    /// version. Fails with [`StoreError::Conflict`] otherwise.
+    async fn save_job(&self, job: &Job) -> Result<Job, StoreError>;
+
+    /// Writes the tasks of a job in one transaction; tasks that already exist are left as they are.
+    async fn put_tasks(&self, tasks: &[Task]) -> Result<(), StoreError>;
+
+    /// Reads one task.
+    async fn get_task(&self, job_id: &str, task_id: &str) -> Result<Option<Task>, StoreError>;
+
+    /// Reads every task of a job, in id order.
+    async fn list_tasks(&self, job_id: &str) -> Result<Vec<Task>, StoreError>;
+
+    /// Takes the lease of a claimable task (pending; lease free or expired at `now`).
+    /// Returns `None` when the task is not claimable or another worker won the race.
+    async fn claim_task(
+        &self,
+        job_id: &str,
+        task_id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<Task>, StoreError>;
+
+    /// Records a written batch, if `task`'s lease (owner and fence) is still held; extends it.
+    async fn checkpoint(
+        &self,
+        task: &Task,
+        checkpoint: &Checkpoint,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Task, StoreError>;
+
+    /// Gives the lease back so another worker can continue at once.
+    async fn release_task(&self, task: &Task) -> Result<(), StoreError>;
+
+    /// Marks the task done and frees its lease, if the lease is still held.
+    async fn complete_task(&self, task: &Task) -> Result<Task, StoreError>;
+
+    /// Appends to the job's log.
+    async fn append_log(&self, job_id: &str, entry: &LogEntry) -> Result<(), StoreError>;
+
+    /// Reads the job's log, oldest first.
+    async fn list_logs(&self, job_id: &str) -> Result<Vec<LogEntry>, StoreError>;
+}

@@ -1,0 +1,439 @@
+//! The embedded job store: one SQLite file (bundled SQLite, WAL mode), the default for local runs.
+//!
+//! Records are kept as JSON beside the columns that conditions and listings need (status,
+//! version, fence, lease owner), so every conditional write is a single `UPDATE ... WHERE`
+//! whose changed-row count says whether the condition held, as a DynamoDB condition would.
+//! Several processes may share the file (`vecmigrate cancel` from a second terminal).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Created, JobPage, JobStore, StoreError};
+use crate::domain::{Checkpoint, Job, JobStatus, LogEntry, Task, TaskStatus};
+
+/// A job store in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    version INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, id);
+CREATE TABLE IF NOT EXISTS tasks (
+    job_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    fence INTEGER NOT NULL,
+    lease_owner TEXT,
+    record TEXT NOT NULL,
+    PRIMARY KEY (job_id, id)
+);
+CREATE TABLE IF NOT EXISTS logs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_by_job ON logs (job_id, seq);
+";
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(backend)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| backend(format!("unreadable record: {e}")))
+}
+
+fn timestamp(t: DateTime<Utc>) -> String {
+    // Fixed width, so text order is time order.
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn status_text(status: TaskStatus) -> &'static str {
+    match status {
+        TaskStatus::Pending => "PENDING",
+        TaskStatus::Done => "DONE",
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`, creating its folder.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection off the async threads.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A poisoned lock means a panic mid-statement; SQLite rolled that statement back.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    /// Conditionally replaces a task: only if its stored fence and lease owner are as expected.
+    fn swap_task(
+        conn: &Connection,
+        expected_fence: u64,
+        expected_owner: Option<&str>,
+        new: &Task,
+    ) -> Result<bool, StoreError> {
+        let changed = conn
+            .execute(
+                "UPDATE tasks SET status = ?1, fence = ?2, lease_owner = ?3, record = ?4
+                 WHERE job_id = ?5 AND id = ?6 AND fence = ?7 AND lease_owner IS ?8",
+                params![
+                    status_text(new.status),
+                    new.fence as i64,
+                    new.lease.as_ref().map(|l| l.owner.as_str()),
+                    to_json(new)?,
+                    new.job_id,
+                    new.id,
+                    expected_fence as i64,
+                    expected_owner,
+                ],
+            )
+            .map_err(backend)?;
+        Ok(changed == 1)
+    }
+
+    /// Applies a change to a task whose lease `task` holds, or fails with `LeaseLost`.
+    async fn update_held(&self, task: &Task, new: Task) -> Result<Task, StoreError> {
+        let owner = task
+            .lease
+            .as_ref()
+            .map(|l| l.owner.clone())
+            .ok_or_else(|| StoreError::LeaseLost(task.id.clone()))?;
+        let fence = task.fence;
+        self.with(move |conn| {
+            if Self::swap_task(conn, fence, Some(&owner), &new)? {
+                Ok(new)
+            } else {
+                Err(StoreError::LeaseLost(new.id.clone()))
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn create_job(&self, job: &Job) -> Result<Created, StoreError> {
+        let job = job.clone();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let key = job.request.idempotency_key.clone();
+            if let Some(key) = &key {
+                let existing: Option<String> = tx
+                    .query_row(
+                        "SELECT record FROM jobs WHERE idempotency_key = ?1",
+                        params![key],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                if let Some(record) = existing {
+                    return Ok(Created::Existing(from_json(&record)?));
+                }
+            }
+            tx.execute(
+                "INSERT INTO jobs (id, status, created_at, idempotency_key, version, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    job.id,
+                    job.status.as_str(),
+                    timestamp(job.created_at),
+                    key,
+                    job.version as i64,
+                    to_json(&job)?
+                ],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(Created::New(job))
+        })
+        .await
+    }
+
+    async fn get_job(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let id = id.to_owned();
+        self.with(move |conn| {
+            let record: Option<String> = conn
+                .query_row("SELECT record FROM jobs WHERE id = ?1", params![id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            record.map(|r| from_json(&r)).transpose()
+        })
+        .await
+    }
+
+    async fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+        next: Option<&str>,
+    ) -> Result<JobPage, StoreError> {
+        let after = next
+            .map(|token| {
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(token)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok());
+                raw.and_then(|s| s.split_once('|').map(|(a, b)| (a.to_owned(), b.to_owned())))
+                    .ok_or_else(|| StoreError::NotFound(format!("page token `{token}`")))
+            })
+            .transpose()?;
+        let limit = limit.clamp(1, 1000);
+        self.with(move |conn| {
+            let (before_time, before_id) =
+                after.unwrap_or_else(|| ("9999".to_owned(), String::new()));
+            let mut stmt = conn
+                .prepare(
+                    "SELECT record, created_at, id FROM jobs
+                     WHERE (?1 IS NULL OR status = ?1)
+                       AND (created_at < ?2 OR (created_at = ?2 AND id < ?3))
+                     ORDER BY created_at DESC, id DESC LIMIT ?4",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        status.map(|s| s.as_str()),
+                        before_time,
+                        before_id,
+                        (limit + 1) as i64
+                    ],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    },
+                )
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            let more = rows.len() > limit;
+            let mut jobs = Vec::new();
+            let mut last = None;
+            for (record, created, id) in rows.into_iter().take(limit) {
+                jobs.push(from_json(&record)?);
+                last = Some(format!("{created}|{id}"));
+            }
+            let next = if more {
+                last.map(|l| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(l))
+            } else {
+                None
+            };
+            Ok(JobPage { jobs, next })
+        })
+        .await
+    }
+
+    async fn save_job(&self, job: &Job) -> Result<Job, StoreError> {
+        let mut new = job.clone();
+        new.version = job.version + 1;
+        self.with(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE jobs SET status = ?1, version = ?2, record = ?3
+                     WHERE id = ?4 AND version = ?5",
+                    params![
+                        new.status.as_str(),
+                        new.version as i64,
+                        to_json(&new)?,
+                        new.id,
+                        (new.version - 1) as i64
+                    ],
+                )
+                .map_err(backend)?;
+            if changed == 1 {
+                Ok(new)
+            } else {
+                Err(StoreError::Conflict(new.id.clone()))
+            }
+        })
+        .await
+    }
+
+    async fn put_tasks(&self, tasks: &[Task]) -> Result<(), StoreError> {
+        let tasks = tasks.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            for t in &tasks {
+                tx.execute(
+                    "INSERT OR IGNORE INTO tasks (job_id, id, status, fence, lease_owner, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        t.job_id,
+                        t.id,
+                        status_text(t.status),
+                        t.fence as i64,
+                        t.lease.as_ref().map(|l| l.owner.as_str()),
+                        to_json(t)?
+                    ],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn get_task(&self, job_id: &str, task_id: &str) -> Result<Option<Task>, StoreError> {
+        let (job_id, task_id) = (job_id.to_owned(), task_id.to_owned());
+        self.with(move |conn| {
+            let record: Option<String> = conn
+                .query_row(
+                    "SELECT record FROM tasks WHERE job_id = ?1 AND id = ?2",
+                    params![job_id, task_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            record.map(|r| from_json(&r)).transpose()
+        })
+        .await
+    }
+
+    async fn list_tasks(&self, job_id: &str) -> Result<Vec<Task>, StoreError> {
+        let job_id = job_id.to_owned();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT record FROM tasks WHERE job_id = ?1 ORDER BY id")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![job_id], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            rows.iter().map(|r| from_json(r)).collect()
+        })
+        .await
+    }
+
+    async fn claim_task(
+        &self,
+        job_id: &str,
+        task_id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<Task>, StoreError> {
+        let Some(current) = self.get_task(job_id, task_id).await? else {
+            return Ok(None);
+        };
+        if !current.claimable(now) {
+            return Ok(None);
+        }
+        let new = current.claimed(owner, now, ttl);
+        self.with(move |conn| {
+            let expected_owner = current.lease.as_ref().map(|l| l.owner.as_str());
+            Ok(Self::swap_task(conn, current.fence, expected_owner, &new)?.then_some(new))
+        })
+        .await
+    }
+
+    async fn checkpoint(
+        &self,
+        task: &Task,
+        checkpoint: &Checkpoint,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Task, StoreError> {
+        self.update_held(task, task.checkpointed(checkpoint, now, ttl))
+            .await
+    }
+
+    async fn release_task(&self, task: &Task) -> Result<(), StoreError> {
+        let mut new = task.clone();
+        new.lease = None;
+        self.update_held(task, new).await.map(|_| ())
+    }
+
+    async fn complete_task(&self, task: &Task) -> Result<Task, StoreError> {
+        let mut new = task.clone();
+        new.lease = None;
+        new.status = TaskStatus::Done;
+        self.update_held(task, new).await
+    }
+
+    async fn append_log(&self, job_id: &str, entry: &LogEntry) -> Result<(), StoreError> {
+        let (job_id, record) = (job_id.to_owned(), to_json(entry)?);
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO logs (job_id, record) VALUES (?1, ?2)",
+                params![job_id, record],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_logs(&self, job_id: &str) -> Result<Vec<LogEntry>, StoreError> {
+        let job_id = job_id.to_owned();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT record FROM logs WHERE job_id = ?1 ORDER BY seq")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![job_id], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            rows.iter().map(|r| from_json(r)).collect()
+        })
+        .await
+    }
+}
