@@ -135,13 +135,13 @@ impl Engine {
         for c in &job.collections {
             let source_count = retry_transient(|| source.count(&c.database, &c.source)).await?;
             let (tdb, tname) = (&c.target_database, &c.target);
-            let was_loaded = retry_transient(|| target.is_loaded(tdb, tname)).await?;
-            if !was_loaded {
+            if !retry_transient(|| target.is_loaded(tdb, tname)).await? {
                 retry_transient(|| target.load(tdb, tname)).await?;
             }
             let target_count = retry_transient(|| target.count(tdb, tname)).await?;
-            if !was_loaded && !load_after {
-                // Loaded only to count: leave the target as it was.
+            if !load_after {
+                // The target collection is the job's own: it is left unloaded unless asked,
+                // also where the server loaded it by itself (Milvus Lite loads on create).
                 retry_transient(|| target.release(tdb, tname)).await?;
             }
             results.push((

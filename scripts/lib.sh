@@ -1,0 +1,111 @@
+# Shared shell functions for the project's scripts: the Python venv with the pinned test
+# servers, free loopback ports, and starting / stopping Milvus servers. Source it; do not run it.
+#
+#   ensure_venv                      create .venv and install scripts/requirements.txt (once)
+#   start_milvus BACKEND NAME        start a server (lite | standalone); sets NAME_URI
+#   stop_servers                     stop every server this shell started (also on exit)
+
+VM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VM_VENV="$VM_ROOT/.venv"
+VM_PY="$VM_VENV/bin/python"
+VM_RUN_DIR="${VM_RUN_DIR:-$(mktemp -d /tmp/vecmigrate-servers.XXXXXX)}"
+VM_PIDS=()
+# The token the standalone servers are started with (authorization on, Milvus's default root).
+VM_STANDALONE_TOKEN="root:Milvus"
+
+log() { printf '[vecmigrate] %s\n' "$*" >&2; }
+
+ensure_venv() {
+  local stamp="$VM_VENV/.requirements"
+  if [ -x "$VM_PY" ] && cmp -s "$VM_ROOT/scripts/requirements.txt" "$stamp"; then
+    return 0
+  fi
+  log "installing the test servers into .venv (milvus-lite, milvus 2.3.5, pymilvus)"
+  python3 -m venv "$VM_VENV"
+  "$VM_PY" -m pip install --quiet --disable-pip-version-check -r "$VM_ROOT/scripts/requirements.txt"
+  cp "$VM_ROOT/scripts/requirements.txt" "$stamp"
+}
+
+# Prints N free loopback ports, distinct from each other.
+free_ports() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# start_milvus lite|standalone NAME: starts a server on free ports and waits until it answers.
+# Sets ${NAME}_URI and ${NAME}_TOKEN.
+start_milvus() {
+  local backend="$1" name="$2" dir="$VM_RUN_DIR/$2" uri token=""
+  mkdir -p "$dir"
+  case "$backend" in
+    lite)
+      local port
+      port=$(free_ports 1)
+      "$VM_VENV/bin/milvus-lite" server --data-dir "$dir/data" --host 127.0.0.1 --port "$port" \
+        >"$dir/server.log" 2>&1 &
+      VM_PIDS+=("$!")
+      uri="http://127.0.0.1:$port"
+      ;;
+    standalone)
+      local p
+      read -r -a p <<<"$(free_ports 12)"
+      # A second embedded etcd would bind 2379/2380 and panic without its own config.
+      cat >"$dir/etcd.yaml" <<EOF
+listen-client-urls: http://127.0.0.1:${p[10]}
+advertise-client-urls: http://127.0.0.1:${p[10]}
+listen-peer-urls: http://127.0.0.1:${p[11]}
+initial-advertise-peer-urls: http://127.0.0.1:${p[11]}
+initial-cluster: default=http://127.0.0.1:${p[11]}
+EOF
+      ETCD_CONFIG_PATH="$dir/etcd.yaml" "$VM_VENV/bin/milvus-server" --data "$dir/data" \
+        --proxy-port "${p[0]}" --proxy-internal-port "${p[1]}" --etcd-port "${p[10]}" \
+        --root-coord-port "${p[2]}" --query-coord-port "${p[3]}" --query-node-port "${p[4]}" \
+        --index-coord-port "${p[5]}" --index-node-port "${p[6]}" --data-coord-port "${p[7]}" \
+        --data-node-port "${p[8]}" --authorization-enabled true >"$dir/server.log" 2>&1 &
+      VM_PIDS+=("$!")
+      uri="http://127.0.0.1:${p[0]}"
+      token="$VM_STANDALONE_TOKEN"
+      ;;
+    *)
+      log "unknown backend '$backend' (lite or standalone)"
+      return 2
+      ;;
+  esac
+  if ! "$VM_PY" "$VM_ROOT/scripts/wait_milvus.py" "$uri" "$token" 120; then
+    log "the $backend server '$name' did not start; its log:"
+    tail -n 30 "$dir/server.log" >&2
+    return 1
+  fi
+  log "$backend server '$name' ready at $uri"
+  printf -v "${name}_URI" '%s' "$uri"
+  printf -v "${name}_TOKEN" '%s' "$token"
+}
+
+stop_servers() {
+  local pid
+  for pid in "${VM_PIDS[@]}"; do
+    # milvus-server stops cleanly on SIGINT (and stops its etcd and milvus children).
+    kill -INT "$pid" 2>/dev/null || true
+  done
+  for pid in "${VM_PIDS[@]}"; do
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  VM_PIDS=()
+  # Children of milvus-server that outlived it (milvus, etcd) are found by their data folder.
+  pkill -KILL -f "$VM_RUN_DIR" 2>/dev/null || true
+  rm -rf "$VM_RUN_DIR"
+}
+
+trap stop_servers EXIT
+trap 'exit 130' INT TERM

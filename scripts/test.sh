@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, then the integration suite once per Milvus backend
+# (two Milvus Lite servers, then two embedded Milvus 2.3.5 servers), each pair started on free
+# loopback ports and stopped on exit.
+#
+#   scripts/test.sh                         everything
+#   VECMIGRATE_BACKENDS=lite scripts/test.sh   one backend
+#   scripts/test.sh -- NAME                 extra arguments go to `cargo test` (a test filter)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$VM_ROOT"
+
+extra=()
+if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi
+
+ensure_venv
+log "building"
+cargo build --tests --bins --quiet
+
+log "unit tests"
+cargo test --quiet --lib --bins "${extra[@]}"
+
+for backend in ${VECMIGRATE_BACKENDS:-lite standalone}; do
+  log "integration tests on $backend"
+  start_milvus "$backend" SOURCE
+  start_milvus "$backend" TARGET
+  VECMIGRATE_TEST_BACKEND="$backend" \
+  VECMIGRATE_TEST_SOURCE_URI="$SOURCE_URI" VECMIGRATE_TEST_SOURCE_TOKEN="$SOURCE_TOKEN" \
+  VECMIGRATE_TEST_TARGET_URI="$TARGET_URI" VECMIGRATE_TEST_TARGET_TOKEN="$TARGET_TOKEN" \
+  RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}" \
+    cargo test --quiet --tests --test '*' "${extra[@]}"
+  stop_servers
+done
+log "all tests passed"

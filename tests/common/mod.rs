@@ -1,0 +1,706 @@
+//! The integration-test harness: the servers `scripts/test.sh` started (from the environment),
+//! a small gRPC client of its own for seeding and for reading collections back, and the engine
+//! wired to a fresh embedded store.
+//!
+//! Reading back deliberately shares no code with the adapter under test: it selects by key
+//! ranges or key lists (never by `pk > cursor` paging) and compares every field of every row,
+//! floats by their bits and JSON by value.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use milvus::proto::common::{ConsistencyLevel, KeyValuePair, LoadState};
+use milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
+use milvus::proto::milvus::{
+    CreateCollectionRequest, CreateIndexRequest, CreatePartitionRequest, DescribeCollectionRequest,
+    DescribeIndexRequest, GetLoadStateRequest, InsertRequest, LoadCollectionRequest, QueryRequest,
+    ShowPartitionsRequest,
+};
+use milvus::proto::schema::{
+    field_data, scalar_field, vector_field, BoolArray, CollectionSchema, DataType, DoubleArray,
+    FieldData, FieldSchema, FloatArray, JsonArray, LongArray, ScalarField, StringArray,
+    VectorField,
+};
+use prost::Message;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use vecmigrate::domain::{CollectionSpec, DatabaseSpec, MigrationRequest, Secret};
+use vecmigrate::engine::{Engine, EngineConfig, Faults};
+use vecmigrate::entrypoints::local::{LocalRunner, LocalSettings};
+use vecmigrate::milvus::grpc::MilvusConnector;
+use vecmigrate::queue::inprocess::InProcessQueue;
+use vecmigrate::store::sqlite::SqliteStore;
+use vecmigrate::store::JobStore;
+
+/// One test server.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub uri: String,
+    pub token: Option<String>,
+}
+
+/// The two servers of the backend under test.
+#[derive(Debug, Clone)]
+pub struct Servers {
+    pub backend: String,
+    pub source: Server,
+    pub target: Server,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests through scripts/test.sh, which starts the Milvus servers")
+    })
+}
+
+impl Servers {
+    pub fn from_env() -> Self {
+        let token = |name: &str| std::env::var(name).ok().filter(|t| !t.is_empty());
+        Self {
+            backend: var("VECMIGRATE_TEST_BACKEND"),
+            source: Server {
+                uri: var("VECMIGRATE_TEST_SOURCE_URI"),
+                token: token("VECMIGRATE_TEST_SOURCE_TOKEN"),
+            },
+            target: Server {
+                uri: var("VECMIGRATE_TEST_TARGET_URI"),
+                token: token("VECMIGRATE_TEST_TARGET_TOKEN"),
+            },
+        }
+    }
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+#[derive(Clone)]
+pub struct Auth(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+pub type Raw = MilvusServiceClient<InterceptedService<Channel, Auth>>;
+
+/// A plain gRPC client, for seeding and checking.
+pub async fn raw(server: &Server) -> Raw {
+    let channel = Channel::from_shared(server.uri.clone())
+        .unwrap()
+        .connect()
+        .await
+        .expect("test server reachable");
+    let header = server.token.as_ref().map(|t| {
+        base64::engine::general_purpose::STANDARD
+            .encode(t)
+            .parse()
+            .unwrap()
+    });
+    MilvusServiceClient::with_interceptor(channel, Auth(header))
+        .max_decoding_message_size(512 << 20)
+        .max_encoding_message_size(512 << 20)
+}
+
+fn kv(k: &str, v: &str) -> KeyValuePair {
+    KeyValuePair {
+        key: k.into(),
+        value: v.into(),
+    }
+}
+
+fn check(status: Option<&milvus::proto::common::Status>, what: &str) {
+    if let Some(s) = status {
+        #[allow(deprecated)]
+        let failed = s.code != 0 || s.error_code != 0;
+        assert!(!failed, "{what} failed: {} (code {})", s.reason, s.code);
+    }
+}
+
+/// What to seed.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub name: String,
+    pub rows: usize,
+    pub dim: usize,
+    /// Extra partitions besides `_default`; rows go round-robin over all of them.
+    pub partitions: Vec<String>,
+    pub varchar_pk: bool,
+    pub dynamic: bool,
+}
+
+impl Seed {
+    pub fn new(name: &str, rows: usize) -> Self {
+        Self {
+            name: name.into(),
+            rows,
+            dim: 16,
+            partitions: vec![],
+            varchar_pk: false,
+            dynamic: true,
+        }
+    }
+}
+
+pub fn pk_of(seed: &Seed, i: usize) -> String {
+    if seed.varchar_pk {
+        // Keys with quotes, backslashes and non-ASCII text, as users have them.
+        format!("k{i:06}-\"q\\é")
+    } else {
+        i.to_string()
+    }
+}
+
+fn field(name: &str, t: DataType, params: &[(&str, &str)]) -> FieldSchema {
+    FieldSchema {
+        name: name.into(),
+        data_type: t as i32,
+        type_params: params.iter().map(|(k, v)| kv(k, v)).collect(),
+        ..Default::default()
+    }
+}
+
+fn scalar(name: &str, t: DataType, data: scalar_field::Data) -> FieldData {
+    FieldData {
+        r#type: t as i32,
+        field_name: name.into(),
+        field: Some(field_data::Field::Scalars(ScalarField {
+            data: Some(data),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// Creates, fills, indexes and loads a source collection in `db`.
+pub async fn seed(server: &Server, db: &str, seed: &Seed) {
+    let mut c = raw(server).await;
+    let mut pk = if seed.varchar_pk {
+        field("id", DataType::VarChar, &[("max_length", "64")])
+    } else {
+        field("id", DataType::Int64, &[])
+    };
+    pk.is_primary_key = true;
+    let dim = seed.dim.to_string();
+    let schema = CollectionSchema {
+        name: seed.name.clone(),
+        description: "seeded by the vecmigrate tests".into(),
+        fields: vec![
+            pk,
+            field("vec", DataType::FloatVector, &[("dim", &dim)]),
+            field("title", DataType::VarChar, &[("max_length", "128")]),
+            field("score", DataType::Double, &[]),
+            field("flag", DataType::Bool, &[]),
+            field("meta", DataType::Json, &[]),
+        ],
+        enable_dynamic_field: seed.dynamic,
+        ..Default::default()
+    };
+    let r = c
+        .create_collection(CreateCollectionRequest {
+            db_name: db.into(),
+            collection_name: seed.name.clone(),
+            schema: schema.encode_to_vec(),
+            shards_num: 1,
+            consistency_level: ConsistencyLevel::Strong as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    check(Some(&r), "create collection");
+    for p in &seed.partitions {
+        let r = c
+            .create_partition(CreatePartitionRequest {
+                db_name: db.into(),
+                collection_name: seed.name.clone(),
+                partition_name: p.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        check(Some(&r), "create partition");
+    }
+    let mut all_partitions = vec!["_default".to_owned()];
+    all_partitions.extend(seed.partitions.iter().cloned());
+    for (pi, partition) in all_partitions.iter().enumerate() {
+        let ids: Vec<usize> = (0..seed.rows)
+            .filter(|i| i % all_partitions.len() == pi)
+            .collect();
+        for chunk in ids.chunks(2000) {
+            insert_rows(&mut c, db, seed, partition, chunk).await;
+        }
+    }
+    let r = c
+        .create_index(CreateIndexRequest {
+            db_name: db.into(),
+            collection_name: seed.name.clone(),
+            field_name: "vec".into(),
+            extra_params: vec![
+                kv("index_type", "FLAT"),
+                kv("metric_type", "L2"),
+                kv("params", "{}"),
+            ],
+            index_name: "vec_idx".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    check(Some(&r), "create index");
+    load(&mut c, db, &seed.name).await;
+}
+
+async fn insert_rows(c: &mut Raw, db: &str, seed: &Seed, partition: &str, ids: &[usize]) {
+    let pk = if seed.varchar_pk {
+        scalar(
+            "id",
+            DataType::VarChar,
+            scalar_field::Data::StringData(StringArray {
+                data: ids.iter().map(|i| pk_of(seed, *i)).collect(),
+            }),
+        )
+    } else {
+        scalar(
+            "id",
+            DataType::Int64,
+            scalar_field::Data::LongData(LongArray {
+                data: ids.iter().map(|i| *i as i64).collect(),
+            }),
+        )
+    };
+    let mut vectors = Vec::with_capacity(ids.len() * seed.dim);
+    for i in ids {
+        for j in 0..seed.dim {
+            vectors.push(((i * 31 + j * 7) % 1000) as f32 / 997.0 - 0.5);
+        }
+    }
+    let mut fields = vec![
+        pk,
+        FieldData {
+            r#type: DataType::FloatVector as i32,
+            field_name: "vec".into(),
+            field: Some(field_data::Field::Vectors(VectorField {
+                dim: seed.dim as i64,
+                data: Some(vector_field::Data::FloatVector(FloatArray { data: vectors })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+        scalar("title", DataType::VarChar, scalar_field::Data::StringData(StringArray { data: ids.iter().map(|i| format!("título {i} ✓ \"x\"")).collect() })),
+        scalar("score", DataType::Double, scalar_field::Data::DoubleData(DoubleArray { data: ids.iter().map(|i| *i as f64 * 1.5 + 0.1).collect() })),
+        scalar("flag", DataType::Bool, scalar_field::Data::BoolData(BoolArray { data: ids.iter().map(|i| i % 3 == 0).collect() })),
+        scalar("meta", DataType::Json, scalar_field::Data::JsonData(JsonArray {
+            data: ids.iter().map(|i| serde_json::json!({"n": i, "w": format!("w{}", i % 10), "nested": {"k": [i % 7, "ü"]}}).to_string().into_bytes()).collect(),
+        })),
+    ];
+    if seed.dynamic {
+        let mut meta = scalar("$meta", DataType::Json, scalar_field::Data::JsonData(JsonArray {
+            data: ids.iter().map(|i| serde_json::json!({"extra": i * 2, "color": if i % 2 == 0 { "red" } else { "blue" }}).to_string().into_bytes()).collect(),
+        }));
+        meta.is_dynamic = true;
+        fields.push(meta);
+    }
+    let r = c
+        .insert(InsertRequest {
+            db_name: db.into(),
+            collection_name: seed.name.clone(),
+            partition_name: partition.into(),
+            fields_data: fields,
+            num_rows: ids.len() as u32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    check(r.status.as_ref(), "insert");
+}
+
+/// Loads a collection and waits; gives it a FLAT index first if it has none (a cancelled job's
+/// target, which Milvus 2.3.5 cannot load without one).
+pub async fn load(c: &mut Raw, db: &str, name: &str) {
+    let indexes = c
+        .describe_index(DescribeIndexRequest {
+            db_name: db.into(),
+            collection_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    if indexes.index_descriptions.is_empty() {
+        let r = c
+            .create_index(CreateIndexRequest {
+                db_name: db.into(),
+                collection_name: name.into(),
+                field_name: "vec".into(),
+                extra_params: vec![
+                    kv("index_type", "FLAT"),
+                    kv("metric_type", "L2"),
+                    kv("params", "{}"),
+                ],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        check(Some(&r), "create index before load");
+    }
+    let r = c
+        .load_collection(LoadCollectionRequest {
+            db_name: db.into(),
+            collection_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    check(Some(&r), "load");
+    for _ in 0..600 {
+        if load_state(c, db, name).await == LoadState::Loaded as i32 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{db}.{name} did not load");
+}
+
+pub async fn load_state(c: &mut Raw, db: &str, name: &str) -> i32 {
+    let r = c
+        .get_load_state(GetLoadStateRequest {
+            db_name: db.into(),
+            collection_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    check(r.status.as_ref(), "load state");
+    r.state
+}
+
+/// Every row of a collection, keyed by primary key, each field rendered canonically.
+pub type Rows = BTreeMap<String, BTreeMap<String, String>>;
+
+fn render(fd: &FieldData, i: usize) -> String {
+    if !fd.valid_data.is_empty() && !fd.valid_data[i] {
+        return "null".into();
+    }
+    match &fd.field {
+        Some(field_data::Field::Scalars(s)) => match &s.data {
+            Some(scalar_field::Data::BoolData(d)) => d.data[i].to_string(),
+            Some(scalar_field::Data::IntData(d)) => d.data[i].to_string(),
+            Some(scalar_field::Data::LongData(d)) => d.data[i].to_string(),
+            Some(scalar_field::Data::FloatData(d)) => format!("f32:{:08x}", d.data[i].to_bits()),
+            Some(scalar_field::Data::DoubleData(d)) => format!("f64:{:016x}", d.data[i].to_bits()),
+            Some(scalar_field::Data::StringData(d)) => format!("{:?}", d.data[i]),
+            Some(scalar_field::Data::JsonData(d)) => {
+                let v: serde_json::Value = serde_json::from_slice(&d.data[i]).expect("valid JSON");
+                v.to_string()
+            }
+            other => format!("{other:?}"),
+        },
+        Some(field_data::Field::Vectors(v)) => match &v.data {
+            Some(vector_field::Data::FloatVector(d)) => {
+                let dim = v.dim as usize;
+                d.data[i * dim..(i + 1) * dim]
+                    .iter()
+                    .map(|x| format!("{:08x}", x.to_bits()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+            other => format!("{other:?}"),
+        },
+        other => format!("{other:?}"),
+    }
+}
+
+async fn query(c: &mut Raw, db: &str, name: &str, expr: String) -> Vec<FieldData> {
+    let r = c
+        .query(QueryRequest {
+            db_name: db.into(),
+            collection_name: name.into(),
+            expr,
+            output_fields: vec!["*".into()],
+            query_params: vec![kv("limit", "16384")],
+            consistency_level: ConsistencyLevel::Strong as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    check(r.status.as_ref(), "query");
+    r.fields_data
+}
+
+fn collect(fields: &[FieldData], rows: &mut Rows) {
+    let Some(pk) = fields.iter().find(|f| f.field_name == "id") else {
+        return;
+    };
+    let n = match &pk.field {
+        Some(field_data::Field::Scalars(s)) => match &s.data {
+            Some(scalar_field::Data::LongData(d)) => d.data.len(),
+            Some(scalar_field::Data::StringData(d)) => d.data.len(),
+            _ => 0,
+        },
+        _ => 0,
+    };
+    for i in 0..n {
+        let key = render(pk, i);
+        let row: BTreeMap<String, String> = fields
+            .iter()
+            .map(|f| (f.field_name.clone(), render(f, i)))
+            .collect();
+        assert!(
+            rows.insert(key.clone(), row).is_none(),
+            "primary key {key} returned twice"
+        );
+    }
+}
+
+/// Reads every seeded row of a collection (loading it first if needed).
+pub async fn read_rows(server: &Server, db: &str, name: &str, seed: &Seed) -> Rows {
+    let mut c = raw(server).await;
+    if load_state(&mut c, db, name).await != LoadState::Loaded as i32 {
+        load(&mut c, db, name).await;
+    }
+    let mut rows = Rows::new();
+    if seed.varchar_pk {
+        let keys: Vec<String> = (0..seed.rows).map(|i| pk_of(seed, i)).collect();
+        for chunk in keys.chunks(1000) {
+            let list: Vec<String> = chunk
+                .iter()
+                .map(|k| format!("\"{}\"", k.replace('\\', "\\\\").replace('"', "\\\"")))
+                .collect();
+            let fields = query(&mut c, db, name, format!("id in [{}]", list.join(","))).await;
+            collect(&fields, &mut rows);
+        }
+    } else {
+        let mut start = 0;
+        while start < seed.rows {
+            let fields = query(
+                &mut c,
+                db,
+                name,
+                format!("id >= {start} && id < {}", start + 5000),
+            )
+            .await;
+            collect(&fields, &mut rows);
+            start += 5000;
+        }
+    }
+    rows
+}
+
+/// Exact count (loads the collection if needed).
+pub async fn count(server: &Server, db: &str, name: &str) -> u64 {
+    let mut c = raw(server).await;
+    if load_state(&mut c, db, name).await != LoadState::Loaded as i32 {
+        load(&mut c, db, name).await;
+    }
+    let r = c
+        .query(QueryRequest {
+            db_name: db.into(),
+            collection_name: name.into(),
+            output_fields: vec!["count(*)".into()],
+            consistency_level: ConsistencyLevel::Strong as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    check(r.status.as_ref(), "count");
+    match &r.fields_data[0].field {
+        Some(field_data::Field::Scalars(s)) => match &s.data {
+            Some(scalar_field::Data::LongData(d)) => d.data[0] as u64,
+            other => panic!("count returned {other:?}"),
+        },
+        other => panic!("count returned {other:?}"),
+    }
+}
+
+/// The comparable part of a schema: fields (name, type, params, flags) and collection flags.
+pub async fn schema_of(server: &Server, db: &str, name: &str) -> Vec<String> {
+    let mut c = raw(server).await;
+    let r = c
+        .describe_collection(DescribeCollectionRequest {
+            db_name: db.into(),
+            collection_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    check(r.status.as_ref(), "describe");
+    let s = r.schema.unwrap();
+    let mut out = vec![format!(
+        "dynamic={} description={:?}",
+        s.enable_dynamic_field, s.description
+    )];
+    for f in s.fields.iter().filter(|f| !f.is_dynamic) {
+        let mut params: Vec<String> = f
+            .type_params
+            .iter()
+            .map(|kv| format!("{}={}", kv.key, kv.value))
+            .collect();
+        params.sort();
+        out.push(format!(
+            "{} type={} pk={} auto_id={} partition_key={} nullable={} params={params:?}",
+            f.name, f.data_type, f.is_primary_key, f.auto_id, f.is_partition_key, f.nullable
+        ));
+    }
+    out
+}
+
+pub async fn partitions_of(server: &Server, db: &str, name: &str) -> Vec<String> {
+    let mut c = raw(server).await;
+    let r = c
+        .show_partitions(ShowPartitionsRequest {
+            db_name: db.into(),
+            collection_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    check(r.status.as_ref(), "show partitions");
+    let mut p = r.partition_names;
+    p.sort();
+    p
+}
+
+/// (field, index_type, metric_type) of every index.
+pub async fn indexes_of(server: &Server, db: &str, name: &str) -> Vec<(String, String, String)> {
+    let mut c = raw(server).await;
+    let r = c
+        .describe_index(DescribeIndexRequest {
+            db_name: db.into(),
+            collection_name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let get = |params: &[KeyValuePair], k: &str| {
+        params
+            .iter()
+            .find(|p| p.key == k)
+            .map(|p| p.value.clone())
+            .unwrap_or_default()
+    };
+    r.index_descriptions
+        .iter()
+        .map(|d| {
+            (
+                d.field_name.clone(),
+                get(&d.params, "index_type"),
+                get(&d.params, "metric_type"),
+            )
+        })
+        .collect()
+}
+
+/// The engine on a fresh embedded store, with in-process workers.
+pub struct Harness {
+    pub engine: Arc<Engine>,
+    pub runner: LocalRunner,
+    pub store: Arc<dyn JobStore>,
+    pub servers: Servers,
+    _dir: tempfile::TempDir,
+}
+
+pub fn harness(settings: LocalSettings, config: EngineConfig, faults: Option<Faults>) -> Harness {
+    let servers = Servers::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> =
+        Arc::new(SqliteStore::open(&dir.path().join("jobs.sqlite3")).unwrap());
+    harness_on(servers, store, dir, settings, config, faults)
+}
+
+pub fn harness_on(
+    servers: Servers,
+    store: Arc<dyn JobStore>,
+    dir: tempfile::TempDir,
+    settings: LocalSettings,
+    config: EngineConfig,
+    faults: Option<Faults>,
+) -> Harness {
+    let queue = InProcessQueue::new();
+    let connector = MilvusConnector::new(
+        servers.source.token.clone().map(Secret::new),
+        servers.target.token.clone().map(Secret::new),
+    );
+    let mut engine = Engine::new(
+        store.clone(),
+        Arc::new(queue.clone()),
+        Arc::new(connector),
+        config,
+    );
+    if let Some(f) = faults {
+        engine = engine.with_faults(f);
+    }
+    let engine = Arc::new(engine);
+    let runner = LocalRunner::new(engine.clone(), queue, settings);
+    Harness {
+        engine,
+        runner,
+        store,
+        servers,
+        _dir: dir,
+    }
+}
+
+/// A request for `collections` (source name, target name) of the default database.
+pub fn request(
+    servers: &Servers,
+    target_db: Option<&str>,
+    collections: &[(&str, &str)],
+) -> MigrationRequest {
+    let spec = |s: &Server| vecmigrate::domain::ClusterSpec {
+        uri: s.uri.clone(),
+        token: s.token.clone().map(Secret::new),
+        token_secret_arn: None,
+    };
+    MigrationRequest {
+        idempotency_key: None,
+        source: spec(&servers.source),
+        target: spec(&servers.target),
+        databases: vec![DatabaseSpec {
+            name: "default".into(),
+            target_name: target_db.map(str::to_owned),
+            collections: collections
+                .iter()
+                .map(|(s, t)| CollectionSpec {
+                    name: (*s).into(),
+                    target_name: Some((*t).into()),
+                    schema_overrides: None,
+                })
+                .collect(),
+        }],
+        options: Default::default(),
+        webhook: None,
+    }
+}
+
+/// Fast settings for tests: short sweeps and progress ticks.
+pub fn fast_settings() -> LocalSettings {
+    LocalSettings {
+        workers: 4,
+        max_run: None,
+        safety_margin: Duration::from_millis(50),
+        sweep_every: Duration::from_millis(300),
+        progress_every: Duration::from_millis(50),
+    }
+}
