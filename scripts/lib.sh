@@ -50,7 +50,8 @@ start_milvus() {
       port=$(free_ports 1)
       "$VM_VENV/bin/milvus-lite" server --data-dir "$dir/data" --host 127.0.0.1 --port "$port" \
         >"$dir/server.log" 2>&1 &
-      VM_PIDS+=("$!")
+      VM_PIDS+=("$!:TERM")
+      disown "$!"
       uri="http://127.0.0.1:$port"
       ;;
     standalone)
@@ -69,7 +70,9 @@ EOF
         --root-coord-port "${p[2]}" --query-coord-port "${p[3]}" --query-node-port "${p[4]}" \
         --index-coord-port "${p[5]}" --index-node-port "${p[6]}" --data-coord-port "${p[7]}" \
         --data-node-port "${p[8]}" --authorization-enabled true >"$dir/server.log" 2>&1 &
-      VM_PIDS+=("$!")
+      # milvus-server stops cleanly on SIGINT (and stops its etcd and milvus children).
+      VM_PIDS+=("$!:INT")
+      disown "$!"
       uri="http://127.0.0.1:${p[0]}"
       token="$VM_STANDALONE_TOKEN"
       ;;
@@ -89,12 +92,12 @@ EOF
 }
 
 stop_servers() {
-  local pid
-  for pid in "${VM_PIDS[@]}"; do
-    # milvus-server stops cleanly on SIGINT (and stops its etcd and milvus children).
-    kill -INT "$pid" 2>/dev/null || true
+  local entry pid
+  for entry in "${VM_PIDS[@]}"; do
+    kill "-${entry#*:}" "${entry%%:*}" 2>/dev/null || true
   done
-  for pid in "${VM_PIDS[@]}"; do
+  for entry in "${VM_PIDS[@]}"; do
+    pid="${entry%%:*}"
     for _ in $(seq 1 100); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1

@@ -156,14 +156,15 @@ pub struct Job {
 }
 
 impl Job {
-    /// A new pending job for a validated request.
+    /// A new pending job for a validated request. The job keeps the request with its secrets
+    /// redacted: a job record never holds a credential, in memory or in a store.
     pub fn new(id: String, request: MigrationRequest, now: DateTime<Utc>) -> Self {
         let fingerprint = request.fingerprint();
         Self {
             id,
             status: JobStatus::Pending,
             phase: None,
-            request,
+            request: request.redacted(),
             fingerprint,
             created_at: now,
             started_at: None,
@@ -443,6 +444,22 @@ mod tests {
         )
         .unwrap();
         Job::new(Job::new_id(), request, Utc::now())
+    }
+
+    #[test]
+    fn a_job_never_holds_a_token() {
+        let request = MigrationRequest::from_json(
+            r#"{"source":{"uri":"http://a:1","token":"root:s3cret"},"target":{"uri":"http://b:2","token":"t0ken"},"databases":[{"name":"default"}]}"#,
+        )
+        .unwrap();
+        let j = Job::new(Job::new_id(), request, Utc::now());
+        assert!(j.request.source.token.as_ref().unwrap().is_redacted());
+        assert!(j.request.target.token.as_ref().unwrap().is_redacted());
+        let json = serde_json::to_string(&j).unwrap();
+        assert!(
+            !json.contains("s3cret") && !json.contains("t0ken"),
+            "{json}"
+        );
     }
 
     #[test]

@@ -325,6 +325,22 @@ impl MigrationRequest {
         Ok(())
     }
 
+    /// A copy fit to store: every secret replaced by its marker.
+    pub fn redacted(&self) -> Self {
+        let mut r = self.clone();
+        let mark = |s: &mut Option<Secret>| {
+            if s.is_some() {
+                *s = Some(Secret::new(REDACTED));
+            }
+        };
+        mark(&mut r.source.token);
+        mark(&mut r.target.token);
+        if let Some(w) = r.webhook.as_mut() {
+            mark(&mut w.secret);
+        }
+        r
+    }
+
     /// A stable digest of the request, to tell a reused idempotency key with another body.
     pub fn fingerprint(&self) -> String {
         // Serialization redacts secrets, so two requests that differ only in a token match:

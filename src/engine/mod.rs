@@ -195,7 +195,7 @@ impl Engine {
     pub async fn start(&self, request: MigrationRequest) -> Result<(Job, bool), EngineError> {
         let now = Utc::now();
         request.validate(now)?;
-        let job = Job::new(Job::new_id(), request.redacted(), now);
+        let job = Job::new(Job::new_id(), request, now);
         match self.store.create_job(&job).await? {
             Created::New(job) => {
                 self.queue
@@ -433,24 +433,6 @@ impl Engine {
         if let Err(e) = self.store.append_log(job_id, &entry).await {
             tracing::warn!(job = %job_id, "cannot write the job log: {e}");
         }
-    }
-}
-
-impl MigrationRequest {
-    /// A copy fit to store: every secret replaced by its marker.
-    pub fn redacted(&self) -> Self {
-        let mut r = self.clone();
-        let mark = |s: &mut Option<crate::domain::Secret>| {
-            if s.is_some() {
-                *s = Some(crate::domain::Secret::new(crate::domain::request::REDACTED));
-            }
-        };
-        mark(&mut r.source.token);
-        mark(&mut r.target.token);
-        if let Some(w) = r.webhook.as_mut() {
-            mark(&mut w.secret);
-        }
-        r
     }
 }
 

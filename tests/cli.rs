@@ -1,0 +1,154 @@
+//! The `vecmigrate` binary as a user runs it: exit codes, messages, `--json`, `status`, `list`.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+
+fn vecmigrate(store: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vecmigrate"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("VECMIGRATE_SOURCE_TOKEN")
+        .env_remove("VECMIGRATE_TARGET_TOKEN")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn invalid_spec_exits_2_naming_the_json_path() {
+    // GIVEN a spec whose second collection has a bad target name
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.json");
+    std::fs::write(
+        &spec,
+        r#"{"source":{"uri":"http://127.0.0.1:1"},"target":{"uri":"http://127.0.0.1:2"},
+            "databases":[{"name":"default","collections":[{"name":"a"},{"name":"b","target_name":"no spaces"}]}]}"#,
+    )
+    .unwrap();
+    // WHEN it is run
+    let out = vecmigrate(
+        &dir.path().join("s.db"),
+        &["run", "--spec", spec.to_str().unwrap()],
+    );
+    // THEN it exits 2 with the path of the bad field, and no job was written
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("databases[0].collections[1].target_name"),
+        "{}",
+        stderr(&out)
+    );
+    let list = vecmigrate(&dir.path().join("s.db"), &["list", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
+}
+
+#[test]
+fn unknown_field_and_missing_flags_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.json");
+    std::fs::write(&spec, r#"{"source":{"uri":"http://a:1"},"target":{"uri":"http://b:2"},"databases":[{"name":"default"}],"optoins":{}}"#).unwrap();
+    let out = vecmigrate(
+        &dir.path().join("s.db"),
+        &["run", "--spec", spec.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("optoins"), "{}", stderr(&out));
+    let out = vecmigrate(
+        &dir.path().join("s.db"),
+        &["run", "--target-uri", "http://b:2"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--source-uri"), "{}", stderr(&out));
+}
+
+#[test]
+fn status_of_unknown_job_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = vecmigrate(&dir.path().join("s.db"), &["status", "mig-nope"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("mig-nope"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn run_with_flags_prints_json_report_and_exits_0() {
+    // GIVEN a seeded source collection
+    let servers = Servers::from_env();
+    let s = Seed {
+        partitions: vec!["p1".into()],
+        ..Seed::new(&unique("cli"), 2_500)
+    };
+    seed(&servers.source, "default", &s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("jobs.sqlite3");
+    let target = format!("{}:{}_copy", s.name, s.name);
+    let mut args: Vec<String> = [
+        "--json",
+        "run",
+        "--source-uri",
+        &servers.source.uri,
+        "--target-uri",
+        &servers.target.uri,
+        "--collection",
+        &target,
+        "--max-run",
+        "1s",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    if let Some(t) = &servers.source.token {
+        args.extend(["--source-token".to_owned(), t.clone()]);
+    }
+    if let Some(t) = &servers.target.token {
+        args.extend(["--target-token".to_owned(), t.clone()]);
+    }
+    // WHEN the CLI runs it
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        vecmigrate(&store, &args)
+    })
+    .await
+    .unwrap();
+    // THEN it exits 0 and prints the report with the verification, and no token
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["job"]["status"], "SUCCESSFUL");
+    let c = &report["job"]["collections"][0];
+    assert_eq!(
+        (
+            c["source_count"].as_u64(),
+            c["target_count"].as_u64(),
+            c["match"].as_bool()
+        ),
+        (Some(2_500), Some(2_500), Some(true))
+    );
+    assert_eq!(
+        count(&servers.target, "default", &format!("{}_copy", s.name)).await,
+        2_500
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    if let Some(t) = &servers.source.token {
+        assert!(
+            !text.contains(t.as_str()),
+            "the token never appears in the report"
+        );
+    }
+    // and `status` and `list` show the job
+    let id = report["job"]["id"].as_str().unwrap().to_owned();
+    let store = dir.path().join("jobs.sqlite3");
+    let status = vecmigrate(&store, &["status", &id]);
+    assert_eq!(status.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        table.contains("SUCCESSFUL") && table.contains("2500") && table.contains("yes"),
+        "{table}"
+    );
+    let list = vecmigrate(&store, &["list", "--status", "successful"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
+}
