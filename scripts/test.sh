@@ -32,7 +32,7 @@ for backend in ${VECMIGRATE_BACKENDS:-lite standalone}; do
   VECMIGRATE_TEST_SOURCE_URI="$SOURCE_URI" VECMIGRATE_TEST_SOURCE_TOKEN="$SOURCE_TOKEN" \
   VECMIGRATE_TEST_TARGET_URI="$TARGET_URI" VECMIGRATE_TEST_TARGET_TOKEN="$TARGET_TOKEN" \
   RUST_TEST_THREADS="${RUST_TEST_THREADS:-$threads}" \
-    cargo test --quiet --tests --test '*' "${extra[@]}"
+    cargo test --quiet --test '*' "${extra[@]}"
   stop_servers
 done
 log "all tests passed"

@@ -473,3 +473,41 @@ async fn wrong_token_is_a_clear_error() {
         "no token in the job record"
     );
 }
+
+#[tokio::test]
+async fn wide_rows_are_paged_by_bytes_under_the_message_limits() {
+    // GIVEN 20,000 rows of 128-d vectors in one partition (about 14 MB), and the largest batch
+    // size Milvus allows: one 16,384-row page of them (11 MB) broke the SDK's 4 MiB limit
+    let h = harness(fast_settings(), EngineConfig::default(), None);
+    let s = Seed {
+        dim: 128,
+        ..Seed::new(&unique("wide"), 20_000)
+    };
+    seed(&h.servers.source, "default", &s).await;
+    let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
+    req.options.batch_size = 16_384;
+    // WHEN it is migrated
+    let (job, _) = h.engine.start(req).await.unwrap();
+    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+    // THEN every row arrives, in pages bounded by bytes rather than by the batch size
+    assert_eq!(
+        report.job.status,
+        JobStatus::Successful,
+        "{:?}",
+        report.job.error
+    );
+    assert_same_rows(&h.servers, &s, "default", &s.name).await;
+    let task = &h.store.list_tasks(&job.id).await.unwrap()[0];
+    assert_eq!(task.copied, 20_000);
+    assert!(task.batches >= 2, "{} pages", task.batches);
+    let per_page = task.bytes / task.batches;
+    let limit = vecmigrate::milvus::batch::TARGET_PAGE_BYTES as u64;
+    assert!(
+        per_page <= limit + limit / 10,
+        "pages average {per_page} bytes"
+    );
+    assert!(
+        task.bytes > 4 << 20,
+        "more than one SDK-sized response was moved"
+    );
+}

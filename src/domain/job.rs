@@ -352,6 +352,12 @@ impl Task {
             && self.lease.as_ref().is_none_or(|l| l.expires_at <= now)
     }
 
+    /// True when the task is pending under a lease that expired: its holder is presumed dead.
+    pub fn lease_expired(&self, now: DateTime<Utc>) -> bool {
+        self.status == TaskStatus::Pending
+            && self.lease.as_ref().is_some_and(|l| l.expires_at <= now)
+    }
+
     /// True when a worker holds a live lease on the task at `now`.
     pub fn leased(&self, now: DateTime<Utc>) -> bool {
         self.lease.as_ref().is_some_and(|l| l.expires_at > now)

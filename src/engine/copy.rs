@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::{Budget, Engine, EngineError, Handled};
 use crate::domain::{Checkpoint, Job, Phase, Task, TaskStatus};
 use crate::milvus::batch::next_limit;
-use crate::milvus::{Batch, Cluster, CollectionInfo, PageRequest, WriteMode};
+use crate::milvus::{Batch, Cluster, PageRequest, WriteMode};
 use crate::queue::WorkMessage;
 use crate::store::StoreError;
 
@@ -77,11 +77,9 @@ impl Engine {
                     self.release(&task).await?;
                 }
                 Ok(Stop::LeaseLost) => {}
-                Err(EngineError::InjectedCrash) => return Err(EngineError::InjectedCrash),
-                Err(e) => {
-                    self.fail(job_id, e.to_string()).await?;
-                    return Ok(handled);
-                }
+                // The lease stays held, as after a real crash; `handle` fails the job on any
+                // other error.
+                Err(e) => return Err(e),
             }
         }
     }
@@ -179,10 +177,11 @@ impl Engine {
         };
         let reader = PageReader {
             cluster: source.clone(),
-            info: &info,
-            task: &task,
-            primary: &primary,
-            skip: &skip,
+            database: task.database.clone(),
+            collection: task.collection.clone(),
+            partition: task.partition.clone(),
+            primary,
+            skip,
         };
         let mut limit = task.next_limit;
         let mut page = reader.read(task.cursor.clone(), limit).await?;
@@ -195,10 +194,17 @@ impl Engine {
                 return Ok(Stop::OutOfTime(task));
             }
             let fresh = self.store.get_job(&job.id).await?;
-            if fresh
-                .as_ref()
-                .is_none_or(|j| j.cancel_requested || j.status.is_terminal())
+            let window_over = job
+                .request
+                .options
+                .not_after
+                .is_some_and(|t| Utc::now() >= t);
+            if window_over
+                || fresh
+                    .as_ref()
+                    .is_none_or(|j| j.cancel_requested || j.status.is_terminal())
             {
+                // The work loop ends the job (cancelled, or failed at the window's end).
                 return Ok(Stop::JobOver(task));
             }
             if task
@@ -210,13 +216,6 @@ impl Engine {
             }
             let started = Instant::now();
             let following = next_limit(limit, page.rows, page.bytes, batch_size);
-            let reader = PageReader {
-                cluster: source.clone(),
-                info: &info,
-                task: &task,
-                primary: &primary,
-                skip: &skip,
-            };
             let (written, next_page) = tokio::join!(
                 write(&*target, &task, &page, mode),
                 reader.read(page.last.clone(), following)
@@ -249,30 +248,30 @@ impl Engine {
     }
 }
 
-/// Reads pages of one task.
-struct PageReader<'a> {
+/// Reads the pages of one task from the source.
+struct PageReader {
     cluster: Arc<dyn Cluster>,
-    info: &'a CollectionInfo,
-    task: &'a Task,
-    primary: &'a crate::milvus::FieldSchema,
-    skip: &'a [String],
+    database: String,
+    collection: String,
+    partition: Option<String>,
+    primary: crate::milvus::FieldSchema,
+    skip: Vec<String>,
 }
 
-impl PageReader<'_> {
+impl PageReader {
     async fn read(
         &self,
         after: Option<crate::domain::Cursor>,
         limit: u32,
     ) -> Result<Batch, EngineError> {
-        let _ = self.info;
         let request = PageRequest {
-            database: &self.task.database,
-            collection: &self.task.collection,
-            partition: self.task.partition.as_deref(),
-            primary: self.primary,
+            database: &self.database,
+            collection: &self.collection,
+            partition: self.partition.as_deref(),
+            primary: &self.primary,
             after: after.as_ref(),
             limit,
-            skip_fields: self.skip,
+            skip_fields: &self.skip,
         };
         Ok(retry_transient(|| self.cluster.read_page(&request)).await?)
     }

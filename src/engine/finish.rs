@@ -53,18 +53,8 @@ pub(crate) fn target_indexes(info: &CollectionInfo, source: &[IndexInfo]) -> Vec
 }
 
 impl Engine {
-    /// Runs the finish step; a failure ends the job FAILED with the reason.
+    /// The finish step: indexes, verification, load policy, final status.
     pub(crate) async fn finish(&self, job_id: &str) -> Result<Handled, EngineError> {
-        match self.finish_steps(job_id).await {
-            Ok(h) => Ok(h),
-            Err(e) => {
-                self.fail(job_id, e.to_string()).await?;
-                Ok(Handled::Done)
-            }
-        }
-    }
-
-    async fn finish_steps(&self, job_id: &str) -> Result<Handled, EngineError> {
         let job = self
             .store
             .get_job(job_id)
@@ -72,6 +62,10 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
         if job.status.is_terminal() || job.phase < Some(Phase::Index) {
             return Ok(Handled::Nothing);
+        }
+        if job.cancel_requested {
+            self.end_cancelled(job_id).await?;
+            return Ok(Handled::Done);
         }
         let (source, target) = self.clusters(&job).await?;
         if job.phase == Some(Phase::Index) {

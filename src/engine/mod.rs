@@ -223,10 +223,21 @@ impl Engine {
         message: &WorkMessage,
         budget: Budget,
     ) -> Result<Handled, EngineError> {
-        match message {
-            WorkMessage::Plan { job_id } => self.plan(job_id).await,
-            WorkMessage::Work { job_id } => self.work(job_id, budget).await,
-            WorkMessage::Finish { job_id } => self.finish(job_id).await,
+        let (job_id, result) = match message {
+            WorkMessage::Plan { job_id } => (job_id, self.plan(job_id).await),
+            WorkMessage::Work { job_id } => (job_id, self.work(job_id, budget).await),
+            WorkMessage::Finish { job_id } => (job_id, self.finish(job_id).await),
+        };
+        match result {
+            // A crash is not the job's failure: its task is picked up again.
+            Err(EngineError::InjectedCrash) => Err(EngineError::InjectedCrash),
+            // The store or queue itself failing leaves the job as it is, for a retry.
+            Err(e @ (EngineError::Store(_) | EngineError::Queue(_))) => Err(e),
+            Err(e) => {
+                self.fail(job_id, e.to_string()).await?;
+                Ok(Handled::Done)
+            }
+            ok => ok,
         }
     }
 
@@ -258,7 +269,7 @@ impl Engine {
     }
 
     /// Looks after a job nobody may be watching: re-enqueues work for tasks whose holder died
-    /// (lease expired) or that nobody holds, finishes a job whose tasks are all done, and ends
+    /// (lease expired), finishes a job whose tasks are all done, and ends
     /// a job past its window.
     pub async fn sweep(&self, job_id: &str) -> Result<(), EngineError> {
         let Some(job) = self.store.get_job(job_id).await? else {
@@ -279,8 +290,10 @@ impl Engine {
             self.end_cancelled(job_id).await?;
             return Ok(());
         }
-        let claimable = tasks.iter().filter(|t| t.claimable(now)).count();
-        let wanted = claimable.min(job.request.options.max_workers as usize);
+        // Tasks released at a time limit already have their continuation message; a task whose
+        // holder died has none, and its expired lease says so.
+        let orphaned = tasks.iter().filter(|t| t.lease_expired(now)).count();
+        let wanted = orphaned.min(job.request.options.max_workers as usize);
         for _ in 0..wanted {
             self.queue
                 .send(WorkMessage::Work {

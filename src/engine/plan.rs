@@ -91,18 +91,8 @@ impl Engine {
         Ok((source, target))
     }
 
-    /// Runs the plan step; a failure ends the job FAILED with the reason.
+    /// The plan step: preflight, then the target schema and the tasks.
     pub(crate) async fn plan(&self, job_id: &str) -> Result<Handled, EngineError> {
-        match self.plan_steps(job_id).await {
-            Ok(handled) => Ok(handled),
-            Err(e) => {
-                self.fail(job_id, e.to_string()).await?;
-                Ok(Handled::Done)
-            }
-        }
-    }
-
-    async fn plan_steps(&self, job_id: &str) -> Result<Handled, EngineError> {
         let Some(job) = self.store.get_job(job_id).await? else {
             return Err(EngineError::NotFound(job_id.into()));
         };

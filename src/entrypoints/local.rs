@@ -60,15 +60,18 @@ impl LocalRunner {
     pub async fn kick(&self, job_id: &str) -> Result<(), EngineError> {
         let report = self.engine.report(job_id).await?;
         let job_id = job_id.to_owned();
-        let message = match (report.job.status, report.job.phase) {
+        let (message, copies) = match (report.job.status, report.job.phase) {
             (s, _) if s.is_terminal() => return Ok(()),
             (JobStatus::Pending, _) | (_, None | Some(Phase::Preflight | Phase::Schema)) => {
-                WorkMessage::Plan { job_id }
+                (WorkMessage::Plan { job_id }, 1)
             }
-            (_, Some(Phase::Copy)) => WorkMessage::Work { job_id },
-            (_, Some(Phase::Index | Phase::Verify)) => WorkMessage::Finish { job_id },
+            // One message per worker slot, as plan sends them.
+            (_, Some(Phase::Copy)) => (WorkMessage::Work { job_id }, self.settings.workers.max(1)),
+            (_, Some(Phase::Index | Phase::Verify)) => (WorkMessage::Finish { job_id }, 1),
         };
-        self.queue.send(message).await?;
+        for _ in 0..copies {
+            self.queue.send(message.clone()).await?;
+        }
         Ok(())
     }
 

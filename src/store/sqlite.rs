@@ -118,6 +118,21 @@ impl SqliteStore {
         .map_err(backend)?
     }
 
+    /// Reads the JSON records a query returns for one job id, in order.
+    fn records<T: serde::de::DeserializeOwned>(
+        conn: &Connection,
+        sql: &str,
+        job_id: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = conn.prepare(sql).map_err(backend)?;
+        let rows = stmt
+            .query_map(params![job_id], |r| r.get::<_, String>(0))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        rows.iter().map(|r| from_json(r)).collect()
+    }
+
     /// Conditionally replaces a task: only if its stored fence and lease owner are as expected.
     fn swap_task(
         conn: &Connection,
@@ -349,15 +364,11 @@ impl JobStore for SqliteStore {
     async fn list_tasks(&self, job_id: &str) -> Result<Vec<Task>, StoreError> {
         let job_id = job_id.to_owned();
         self.with(move |conn| {
-            let mut stmt = conn
-                .prepare("SELECT record FROM tasks WHERE job_id = ?1 ORDER BY id")
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![job_id], |r| r.get::<_, String>(0))
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            rows.iter().map(|r| from_json(r)).collect()
+            Self::records(
+                conn,
+                "SELECT record FROM tasks WHERE job_id = ?1 ORDER BY id",
+                &job_id,
+            )
         })
         .await
     }
@@ -424,15 +435,11 @@ impl JobStore for SqliteStore {
     async fn list_logs(&self, job_id: &str) -> Result<Vec<LogEntry>, StoreError> {
         let job_id = job_id.to_owned();
         self.with(move |conn| {
-            let mut stmt = conn
-                .prepare("SELECT record FROM logs WHERE job_id = ?1 ORDER BY seq")
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![job_id], |r| r.get::<_, String>(0))
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            rows.iter().map(|r| from_json(r)).collect()
+            Self::records(
+                conn,
+                "SELECT record FROM logs WHERE job_id = ?1 ORDER BY seq",
+                &job_id,
+            )
         })
         .await
     }
