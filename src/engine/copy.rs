@@ -127,6 +127,18 @@ impl Engine {
     /// caller wins the conditional write that does it.
     pub(crate) async fn copy_finished(&self, job_id: &str) -> Result<(), EngineError> {
         if self.advance(job_id, Phase::Index).await? {
+            let tasks = self.store.list_tasks(job_id).await?;
+            let (copied, bytes) = tasks
+                .iter()
+                .fold((0, 0), |(c, b), t| (c + t.copied, b + t.bytes));
+            let pages: u64 = tasks.iter().map(|t| t.batches).sum();
+            self.log(
+                job_id,
+                crate::domain::Level::Info,
+                None,
+                format!("copy finished: {copied} entities, {bytes} bytes in {pages} pages"),
+            )
+            .await;
             self.queue
                 .send(WorkMessage::Finish {
                     job_id: job_id.into(),
