@@ -511,3 +511,43 @@ async fn wide_rows_are_paged_by_bytes_under_the_message_limits() {
         "more than one SDK-sized response was moved"
     );
 }
+
+#[tokio::test]
+async fn invocations_shorter_than_one_page_still_make_progress() {
+    // GIVEN an invocation budget far shorter than reading one page (1 ms), as when a slow
+    // server meets a short Lambda: each worker used to read a page, find its time gone, drop
+    // the page and hand the task on, forever
+    let settings = vecmigrate::entrypoints::local::LocalSettings {
+        max_run: Some(Duration::from_millis(1)),
+        workers: 2,
+        ..fast_settings()
+    };
+    let h = harness(settings, EngineConfig::default(), None);
+    let s = Seed {
+        partitions: vec!["p1".into()],
+        ..Seed::new(&unique("slowpages"), 3_000)
+    };
+    seed(&h.servers.source, "default", &s).await;
+    let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
+    req.options.batch_size = 1_000;
+    // WHEN it runs
+    let (job, _) = h.engine.start(req).await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(180), h.runner.drive(&job.id, |_| {}))
+        .await
+        .expect("the job finishes: every invocation writes at least one page")
+        .unwrap();
+    // THEN it finishes, every row exactly once, and slow pages were made smaller
+    assert_eq!(
+        report.job.status,
+        JobStatus::Successful,
+        "{:?}",
+        report.job.error
+    );
+    assert_same_rows(&h.servers, &s, "default", &s.name).await;
+    let tasks = h.store.list_tasks(&job.id).await.unwrap();
+    assert!(
+        tasks.iter().any(|t| t.next_limit < 1_000),
+        "{:?}",
+        tasks.iter().map(|t| t.next_limit).collect::<Vec<_>>()
+    );
+}

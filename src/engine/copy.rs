@@ -10,9 +10,8 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::{Budget, Engine, EngineError, Handled};
+use super::{page_limit, Budget, Engine, EngineError, Handled};
 use crate::domain::{Checkpoint, Job, Phase, Task, TaskStatus};
-use crate::milvus::batch::next_limit;
 use crate::milvus::{Batch, Cluster, PageRequest, WriteMode};
 use crate::queue::WorkMessage;
 use crate::store::StoreError;
@@ -196,13 +195,17 @@ impl Engine {
             skip,
         };
         let mut limit = task.next_limit;
+        let started = Instant::now();
         let mut page = reader.read(task.cursor.clone(), limit).await?;
-        let mut page_time = Duration::ZERO;
+        let mut page_time = started.elapsed();
+        let mut wrote = false;
         loop {
             if page.rows == 0 {
                 return Ok(Stop::Done(task));
             }
-            if budget.exhausted(page_time) {
+            // Every claim writes at least the page it read, or a page slower than the whole
+            // budget would be read, dropped and read again forever.
+            if wrote && budget.exhausted(page_time) {
                 return Ok(Stop::OutOfTime(task));
             }
             let fresh = self.store.get_job(&job.id).await?;
@@ -227,7 +230,8 @@ impl Engine {
                 return Ok(Stop::OutOfTime(task));
             }
             let started = Instant::now();
-            let following = next_limit(limit, page.rows, page.bytes, batch_size);
+            let following =
+                page_limit(limit, page.rows, page.bytes, page_time, &budget, batch_size);
             let (written, next_page) = tokio::join!(
                 write(&*target, &task, &page, mode),
                 reader.read(page.last.clone(), following)
@@ -253,6 +257,7 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             };
             mode = WriteMode::Insert;
+            wrote = true;
             page = next_page?;
             limit = following;
             page_time = started.elapsed();

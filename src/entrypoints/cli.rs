@@ -445,8 +445,9 @@ async fn follow(runner: &LocalRunner, job_id: &str, json: bool) -> Result<i32, F
     let bar = ProgressBar::new(0);
     if terminal {
         bar.set_style(
+            // Rate and ETA come from the job's own progress: the bar only sees page-sized jumps.
             ProgressStyle::with_template(
-                "{spinner} {msg:<12} [{bar:40}] {pos}/{len} entities ({per_sec}, eta {eta})",
+                "{spinner} {msg:<12} [{bar:40}] {pos}/{len} entities {prefix}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
@@ -462,6 +463,8 @@ async fn follow(runner: &LocalRunner, job_id: &str, json: bool) -> Result<i32, F
             bar.set_length(r.progress.total);
             bar.set_position(r.progress.copied);
             bar.set_message(phase.clone());
+            let eta = r.progress.eta_seconds.map(|s| format!(", eta {s}s")).unwrap_or_default();
+            bar.set_prefix(format!("({:.0}/s{eta})", r.progress.rate));
             if !terminal && (last_line.elapsed() >= Duration::from_secs(2) || last_phase.as_ref() != Some(&phase)) {
                 eprintln!("{phase}: {}/{} entities ({:.1}%), {:.0}/s", r.progress.copied, r.progress.total, r.progress.percent, r.progress.rate);
                 last_line = std::time::Instant::now();
