@@ -71,8 +71,7 @@ async fn migrates_collections_partitions_and_fields_row_by_row() {
     request.options.batch_size = 3_000;
 
     // WHEN the job runs
-    let (job, _) = h.engine.start(request).await.unwrap();
-    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+    let (job, report) = h.run(request).await;
 
     // THEN it succeeds with matching counts, and every row arrived unchanged
     assert_eq!(
@@ -134,12 +133,9 @@ async fn targets_are_left_unloaded() {
     let s = Seed::new(&unique("unloaded"), 500);
     seed(&h.servers.source, "default", &s).await;
     // WHEN it is migrated without load_after
-    let (job, _) = h
-        .engine
-        .start(request(&h.servers, None, &[(&s.name, &s.name)]))
-        .await
-        .unwrap();
-    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+    let (_, report) = h
+        .run(request(&h.servers, None, &[(&s.name, &s.name)]))
+        .await;
     // THEN the target collection was released after counting
     assert_eq!(
         report.job.status,
@@ -243,8 +239,7 @@ async fn job_crosses_many_simulated_time_limits() {
     let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
     req.options.batch_size = 100;
     // WHEN it runs
-    let (job, _) = h.engine.start(req).await.unwrap();
-    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+    let (job, report) = h.run(req).await;
     // THEN it crossed at least ten time limits (each a released lease and a fresh claim,
     // counted in the store) and still copied every row exactly once
     assert_eq!(
@@ -270,16 +265,13 @@ async fn target_name_clash_is_refused_before_anything_is_written() {
     let existing = Seed::new(&b.name, 7);
     seed(&h.servers.target, "default", &existing).await;
     // WHEN both are migrated under their own names
-    let (job, _) = h
-        .engine
-        .start(request(
+    let (job, report) = h
+        .run(request(
             &h.servers,
             None,
             &[(&a.name, &a.name), (&b.name, &b.name)],
         ))
-        .await
-        .unwrap();
-    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+        .await;
     // THEN the job fails in preflight, naming the collection and target_name
     assert_eq!(report.job.status, JobStatus::Failed);
     let error = report.job.error.unwrap();
@@ -314,12 +306,9 @@ async fn empty_collection_and_empty_partition_migrate() {
     };
     seed(&h.servers.source, "default", &s).await;
     // WHEN it is migrated
-    let (job, _) = h
-        .engine
-        .start(request(&h.servers, None, &[(&s.name, &s.name)]))
-        .await
-        .unwrap();
-    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+    let (_, report) = h
+        .run(request(&h.servers, None, &[(&s.name, &s.name)]))
+        .await;
     // THEN it succeeds with 0 = 0, and the target has the schema and both partitions
     assert_eq!(
         report.job.status,
@@ -406,8 +395,7 @@ async fn unreachable_target_is_a_clear_error() {
     let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
     req.target.uri = format!("http://127.0.0.1:{port}");
     // WHEN the job runs
-    let (job, _) = h.engine.start(req).await.unwrap();
-    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+    let (_, report) = h.run(req).await;
     // THEN it fails, saying which cluster it could not reach and where
     assert_eq!(report.job.status, JobStatus::Failed);
     let message = report.job.error.unwrap().message;
@@ -453,12 +441,9 @@ async fn wrong_token_is_a_clear_error() {
         EngineConfig::default(),
         None,
     );
-    let (job, _) = h
-        .engine
-        .start(request(&h.servers, None, &[("whatever", "whatever")]))
-        .await
-        .unwrap();
-    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+    let (job, report) = h
+        .run(request(&h.servers, None, &[("whatever", "whatever")]))
+        .await;
     // THEN the job fails saying the source refused the credentials, without the token in it
     assert_eq!(report.job.status, JobStatus::Failed);
     let message = report.job.error.unwrap().message;
@@ -487,8 +472,7 @@ async fn wide_rows_are_paged_by_bytes_under_the_message_limits() {
     let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
     req.options.batch_size = 16_384;
     // WHEN it is migrated
-    let (job, _) = h.engine.start(req).await.unwrap();
-    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+    let (job, report) = h.run(req).await;
     // THEN every row arrives, in pages bounded by bytes rather than by the batch size
     assert_eq!(
         report.job.status,

@@ -621,6 +621,18 @@ pub struct Harness {
     _dir: tempfile::TempDir,
 }
 
+impl Harness {
+    /// Starts a job and drives it to its end.
+    pub async fn run(
+        &self,
+        request: MigrationRequest,
+    ) -> (vecmigrate::domain::Job, vecmigrate::domain::Report) {
+        let (job, _) = self.engine.start(request).await.unwrap();
+        let report = self.runner.drive(&job.id, |_| {}).await.unwrap();
+        (job, report)
+    }
+}
+
 pub fn harness(settings: LocalSettings, config: EngineConfig, faults: Option<Faults>) -> Harness {
     let servers = Servers::from_env();
     let dir = tempfile::tempdir().unwrap();
