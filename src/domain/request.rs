@@ -227,6 +227,10 @@ impl MigrationRequest {
         let request: MigrationRequest = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { String::new() } else { path };
+            // serde quotes a wrongly typed value in its message: never a secret's.
+            if field.ends_with(".token") || field.ends_with(".secret") {
+                return FieldError::new(field, "must be a string (the value is not shown)");
+            }
             FieldError::new(field, e.into_inner().to_string())
         })?;
         request.validate(Utc::now())?;
@@ -437,6 +441,14 @@ mod tests {
         );
         let err = MigrationRequest::from_json(&text).unwrap_err();
         assert_eq!(err.field, "options.batch_size");
+    }
+
+    #[test]
+    fn a_mistyped_token_is_not_echoed() {
+        let text = minimal().replace(r#""token":"root:Milvus""#, r#""token":987654321"#);
+        let err = MigrationRequest::from_json(&text).unwrap_err();
+        assert_eq!(err.field, "source.token");
+        assert!(!err.to_string().contains("987654321"), "{err}");
     }
 
     #[test]
