@@ -82,11 +82,20 @@ impl LocalRunner {
         mut progress: impl FnMut(&Report),
     ) -> Result<Report, EngineError> {
         let mut workers = JoinSet::new();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         for _ in 0..self.settings.workers.max(1) {
             let (engine, queue) = (self.engine.clone(), self.queue.clone());
             let (max_run, margin) = (self.settings.max_run, self.settings.safety_margin);
+            let mut stopped = stopped.clone();
             workers.spawn(async move {
-                while let Some(message) = queue.recv().await {
+                loop {
+                    // Stop taking messages once the job is over; a step already running is
+                    // never interrupted, so no page is left written without its checkpoint.
+                    let message = tokio::select! {
+                        m = queue.recv() => m,
+                        _ = stopped.changed() => None,
+                    };
+                    let Some(message) = message else { break };
                     let budget = Budget::new(None, max_run, margin);
                     match engine.handle(&message, budget).await {
                         Ok(_) => {}
@@ -118,8 +127,16 @@ impl LocalRunner {
             }
             tokio::time::sleep(self.settings.progress_every).await;
         };
-        workers.abort_all();
-        while workers.join_next().await.is_some() {}
+        // In-flight steps see the ended job at their next page and release their tasks.
+        let _ = stop.send(true);
+        let drained = tokio::time::timeout(Duration::from_secs(120), async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(job = %job_id, "workers did not stop within 120 s; their leases expire on their own");
+            workers.abort_all();
+        }
         result
     }
 }
