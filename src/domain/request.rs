@@ -361,7 +361,7 @@ impl ClusterSpec {
         let Some((scheme, rest)) = uri.split_once("://") else {
             return Err(FieldError::new(
                 format!("{path}.uri"),
-                format!("`{uri}` is not a URI; write it as http://host:19530 or https://host"),
+                "is not a URI; write it as http://host:19530 or https://host (the value is not shown)",
             ));
         };
         if scheme != "http" && scheme != "https" {
@@ -372,6 +372,14 @@ impl ClusterSpec {
         }
         if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
             return Err(FieldError::new(format!("{path}.uri"), "has no host"));
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.contains('@') {
+            // The URI is stored and shown; credentials in it would be too.
+            return Err(FieldError::new(
+                format!("{path}.uri"),
+                format!("must not carry credentials; give them as {path}.token"),
+            ));
         }
         if self.token.is_some() && self.token_secret_arn.is_some() {
             return Err(FieldError::new(
@@ -470,6 +478,17 @@ mod tests {
         let err =
             MigrationRequest::from_json(&minimal().replace("\"p2\"", "\"9lives\"")).unwrap_err();
         assert_eq!(err.field, "databases[0].collections[0].target_name");
+    }
+
+    #[test]
+    fn credentials_in_a_uri_are_refused_without_echoing_them() {
+        let err = MigrationRequest::from_json(&minimal().replace(
+            "http://127.0.0.1:19531",
+            "https://admin:hunter2@db.example.com",
+        ))
+        .unwrap_err();
+        assert_eq!(err.field, "target.uri");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -103,8 +103,7 @@ impl Engine {
     async fn claim_any(&self, job: &Job, owner: &str) -> Result<Option<Task>, EngineError> {
         let tasks = self.store.list_tasks(&job.id).await?;
         let now = Utc::now();
-        let ttl = chrono::Duration::from_std(self.config.lease_ttl)
-            .unwrap_or(chrono::Duration::seconds(60));
+        let ttl = self.config.lease();
         let start = (uuid::Uuid::new_v4().as_u128() % tasks.len().max(1) as u128) as usize;
         for i in 0..tasks.len() {
             let t = &tasks[(start + i) % tasks.len()];
@@ -176,11 +175,10 @@ impl Engine {
             .map(|f| f.name.clone())
             .collect();
         let batch_size = job.request.options.batch_size;
-        let ttl = chrono::Duration::from_std(self.config.lease_ttl)
-            .unwrap_or(chrono::Duration::seconds(60));
+        let ttl = self.config.lease();
         // A page is only written while the lease has this much left: a worker whose lease may
         // have passed to another must not write, since the target has no conditional writes.
-        let write_guard = chrono::Duration::from_std(self.config.lease_ttl / 3).unwrap_or(ttl / 3);
+        let write_guard = ttl / 3;
         let mut mode = if task.resumed() {
             WriteMode::Upsert
         } else {

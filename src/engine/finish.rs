@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use super::{retry_transient, Engine, EngineError, Handled};
 use crate::domain::{CollectionStatus, JobStatus, Level, Phase};
-use crate::milvus::{Cluster, CollectionInfo, DataType, IndexInfo, KeyValuePair};
+use crate::milvus::{kv, Cluster, CollectionInfo, DataType, IndexInfo};
 
 /// The metric AUTOINDEX gets when the source field has no index to copy it from.
 fn default_metric(data_type: i32, is_function_output: bool) -> &'static str {
@@ -16,13 +16,6 @@ fn default_metric(data_type: i32, is_function_output: bool) -> &'static str {
         Ok(DataType::BinaryVector) => "HAMMING",
         Ok(DataType::SparseFloatVector) => "IP",
         _ => "COSINE",
-    }
-}
-
-fn kv(key: &str, value: &str) -> KeyValuePair {
-    KeyValuePair {
-        key: key.into(),
-        value: value.into(),
     }
 }
 

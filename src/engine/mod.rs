@@ -68,6 +68,13 @@ pub struct EngineConfig {
     pub safety_margin: Duration,
 }
 
+impl EngineConfig {
+    /// The lease TTL as a duration on the wall clock that leases are stamped with.
+    pub(crate) fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.lease_ttl).unwrap_or(chrono::Duration::seconds(60))
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {

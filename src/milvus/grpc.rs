@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::milvus::proto::common::{ConsistencyLevel, ErrorCode, KeyValuePair, LoadState, Status};
+use ::milvus::proto::common::{ConsistencyLevel, ErrorCode, LoadState, Status};
 use ::milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
 use ::milvus::proto::milvus::{
     CreateCollectionRequest, CreateDatabaseRequest, CreateIndexRequest, CreatePartitionRequest,
@@ -32,7 +32,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::batch::{after_filter, Batch};
 use super::{
-    Cluster, ClusterConnector, ClusterError, CollectionInfo, IndexInfo, PageRequest, Role,
+    kv, Cluster, ClusterConnector, ClusterError, CollectionInfo, IndexInfo, PageRequest, Role,
     WriteMode,
 };
 use crate::domain::Secret;
@@ -260,13 +260,6 @@ impl MilvusCluster {
             |r| r.status.as_ref(),
         )?;
         Ok(response.fields_data)
-    }
-}
-
-fn kv(key: &str, value: &str) -> KeyValuePair {
-    KeyValuePair {
-        key: key.into(),
-        value: value.into(),
     }
 }
 

@@ -22,6 +22,14 @@ pub mod grpc;
 
 pub use batch::Batch;
 
+/// A Milvus key/value param.
+pub fn kv(key: &str, value: &str) -> KeyValuePair {
+    KeyValuePair {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
 /// Which side of the migration a cluster is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
