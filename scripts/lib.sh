@@ -3,6 +3,7 @@
 #
 #   ensure_venv                      create .venv and install scripts/requirements.txt (once)
 #   start_milvus BACKEND NAME        start a server (lite | standalone); sets NAME_URI
+#   start_moto                       start the AWS API emulator; exports AWS_ENDPOINT_URL_*
 #   stop_servers                     stop every server this shell started (also on exit)
 
 VM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -89,6 +90,42 @@ EOF
   log "$backend server '$name' ready at $uri"
   printf -v "${name}_URI" '%s' "$uri"
   printf -v "${name}_TOKEN" '%s' "$token"
+}
+
+# start_moto: the moto server (DynamoDB, SQS, Secrets Manager) on a free port. Exports the
+# standard AWS_ENDPOINT_URL_* variables and dummy credentials, which is all the SDK needs to
+# talk to it: the code under test has no emulator switch.
+start_moto() {
+  local dir="$VM_RUN_DIR/moto" port
+  mkdir -p "$dir"
+  port=$(free_ports 1)
+  "$VM_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$dir/server.log" 2>&1 &
+  VM_PIDS+=("$!:TERM")
+  disown "$!"
+  local url="http://127.0.0.1:$port"
+  if ! "$VM_PY" - "$url" <<'EOF'
+import sys, time, urllib.request
+url = sys.argv[1]
+for _ in range(300):
+    try:
+        # A clean emulator: the state of an earlier run never leaks into this one.
+        urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST"), timeout=2)
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit(1)
+EOF
+  then
+    log "moto did not start; its log:"
+    tail -n 30 "$dir/server.log" >&2
+    return 1
+  fi
+  export AWS_ENDPOINT_URL_DYNAMODB="$url" AWS_ENDPOINT_URL_SQS="$url" \
+    AWS_ENDPOINT_URL_SECRETS_MANAGER="$url" AWS_ACCESS_KEY_ID=testing \
+    AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+  export VECMIGRATE_TEST_MOTO="$url"
+  log "moto (DynamoDB, SQS, Secrets Manager) ready at $url"
 }
 
 stop_servers() {

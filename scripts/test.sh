@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, then the integration suite once per Milvus backend
 # (two Milvus Lite servers, then two embedded Milvus 2.3.5 servers), each pair started on free
-# loopback ports and stopped on exit.
+# loopback ports with a moto server (DynamoDB, SQS, Secrets Manager) beside it, and stopped on
+# exit.
 #
 #   scripts/test.sh                         everything
 #   VECMIGRATE_BACKENDS=lite scripts/test.sh   one backend
@@ -26,6 +27,7 @@ for backend in ${VECMIGRATE_BACKENDS:-lite standalone}; do
   # (two cached Collection objects; a new partition is then "not found"): one test at a time.
   threads=3
   [ "$backend" = lite ] && threads=1
+  start_moto
   start_milvus "$backend" SOURCE
   start_milvus "$backend" TARGET
   VECMIGRATE_TEST_BACKEND="$backend" \

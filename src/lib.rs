@@ -5,9 +5,11 @@
 //! drive it from the command line with in-process workers (and, later, from AWS Lambda).
 //! The [`domain`] holds the request, the job and task records and their rules, with no I/O.
 
+pub mod aws;
 pub mod domain;
 pub mod engine;
 pub mod entrypoints;
 pub mod milvus;
 pub mod queue;
 pub mod store;
+pub mod webhook;

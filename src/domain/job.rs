@@ -181,6 +181,13 @@ impl Job {
         format!("mig-{}", uuid::Uuid::new_v4().simple())
     }
 
+    /// The record as callers may see it: no secrets, no sealed tokens.
+    pub fn public(&self) -> Job {
+        let mut job = self.clone();
+        job.request = job.request.public();
+        job
+    }
+
     /// Moves the job to `phase`: from PENDING into preflight, or forward while in progress.
     pub fn enter(&mut self, phase: Phase, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
         let allowed = match (self.status, self.phase) {

@@ -11,5 +11,5 @@ pub use job::{
 pub use report::{Progress, Report};
 pub use request::{
     ClusterSpec, CollectionSpec, DatabaseSpec, FieldError, MigrationRequest, OnCountMismatch,
-    Options, Secret,
+    Options, Secret, REDACTED,
 };

@@ -86,6 +86,7 @@ pub struct Report {
 impl Report {
     /// Builds the report as of `now`.
     pub fn new(job: Job, tasks: &[Task], log: Vec<LogEntry>, now: DateTime<Utc>) -> Self {
+        let job = job.public();
         let progress = Progress::of(&job, tasks, now);
         let duration_seconds = job
             .started_at

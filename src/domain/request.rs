@@ -90,6 +90,10 @@ pub struct ClusterSpec {
     /// A Secrets Manager ARN holding the token (AWS deployments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_secret_arn: Option<String>,
+    /// The inline token, encrypted by the Lambda deployment so that later invocations can use
+    /// it (see [`crate::aws::Sealer`]). Set by the service only; never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_token: Option<String>,
 }
 
 /// One database to migrate.
@@ -233,6 +237,14 @@ impl MigrationRequest {
             }
             FieldError::new(field, e.into_inner().to_string())
         })?;
+        for (side, spec) in [("source", &request.source), ("target", &request.target)] {
+            if spec.sealed_token.is_some() {
+                return Err(FieldError::new(
+                    format!("{side}.sealed_token"),
+                    "is set by the service, not by callers; pass token or token_secret_arn",
+                ));
+            }
+        }
         request.validate(Utc::now())?;
         Ok(request)
     }
@@ -345,11 +357,19 @@ impl MigrationRequest {
         r
     }
 
+    /// A copy fit to show: redacted, and without sealed tokens.
+    pub fn public(&self) -> Self {
+        let mut r = self.redacted();
+        r.source.sealed_token = None;
+        r.target.sealed_token = None;
+        r
+    }
+
     /// A stable digest of the request, to tell a reused idempotency key with another body.
     pub fn fingerprint(&self) -> String {
         // Serialization redacts secrets, so two requests that differ only in a token match:
         // the token is a credential, not part of what is migrated.
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        let bytes = serde_json::to_vec(&self.public()).unwrap_or_default();
         let digest = Sha256::digest(bytes);
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -387,11 +407,13 @@ impl ClusterSpec {
                 "give either token or token_secret_arn, not both",
             ));
         }
-        if self.token_secret_arn.is_some() {
-            return Err(FieldError::new(
-                format!("{path}.token_secret_arn"),
-                "Secrets Manager tokens need the AWS deployment, which is not available in this version; pass token instead",
-            ));
+        if let Some(arn) = &self.token_secret_arn {
+            if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
+                return Err(FieldError::new(
+                    format!("{path}.token_secret_arn"),
+                    "is not a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)",
+                ));
+            }
         }
         Ok(())
     }

@@ -82,11 +82,11 @@ impl Engine {
     ) -> Result<(Arc<dyn Cluster>, Arc<dyn Cluster>), EngineError> {
         let source = self
             .clusters
-            .connect(Role::Source, &job.request.source.uri)
+            .connect(Role::Source, &job.request.source)
             .await?;
         let target = self
             .clusters
-            .connect(Role::Target, &job.request.target.uri)
+            .connect(Role::Target, &job.request.target)
             .await?;
         Ok((source, target))
     }

@@ -210,11 +210,13 @@ pub fn request_from_args(args: &RunArgs) -> Result<MigrationRequest, Failure> {
                 uri: source,
                 token: None,
                 token_secret_arn: None,
+                sealed_token: None,
             },
             target: ClusterSpec {
                 uri: target,
                 token: None,
                 token_secret_arn: None,
+                sealed_token: None,
             },
             databases: vec![DatabaseSpec {
                 name: args.database.clone().unwrap_or_else(|| "default".into()),

@@ -32,10 +32,12 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::batch::{after_filter, Batch};
 use super::{
-    kv, Cluster, ClusterConnector, ClusterError, CollectionInfo, IndexInfo, PageRequest, Role,
-    WriteMode,
+    kv, Cluster, ClusterConnector, ClusterError, CollectionInfo, Credentials, IndexInfo,
+    PageRequest, Role, WriteMode,
 };
-use crate::domain::Secret;
+use crate::aws::TokenResolver;
+use crate::domain::{ClusterSpec, Secret};
+use sha2::{Digest, Sha256};
 
 /// Largest gRPC message accepted or sent (Milvus itself caps requests at 64 MB by default).
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -61,24 +63,27 @@ impl tonic::service::Interceptor for Auth {
     }
 }
 
-/// Opens Milvus clusters with the tokens given at start, and reuses their connections.
+/// Role, URI and the SHA-256 of the token.
+type ConnectionKey = (Role, String, [u8; 32]);
+
+/// Opens Milvus clusters with each job's tokens (see [`Credentials`]), and reuses connections.
 pub struct MilvusConnector {
-    tokens: HashMap<Role, Secret>,
-    open: Mutex<HashMap<(Role, String), Arc<MilvusCluster>>>,
+    credentials: Arc<dyn Credentials>,
+    /// Open connections by role, URI and a digest of the token (never the token itself).
+    open: Mutex<HashMap<ConnectionKey, Arc<MilvusCluster>>>,
 }
 
 impl MilvusConnector {
-    /// A connector holding the clusters' tokens in memory only.
+    /// A connector with the clusters' tokens given directly (held in memory only); jobs that
+    /// name a Secrets Manager ARN are resolved through it instead.
     pub fn new(source_token: Option<Secret>, target_token: Option<Secret>) -> Self {
-        let mut tokens = HashMap::new();
-        if let Some(t) = source_token {
-            tokens.insert(Role::Source, t);
-        }
-        if let Some(t) = target_token {
-            tokens.insert(Role::Target, t);
-        }
+        Self::with_credentials(Arc::new(TokenResolver::new(source_token, target_token)))
+    }
+
+    /// A connector that asks `credentials` for each job's tokens.
+    pub fn with_credentials(credentials: Arc<dyn Credentials>) -> Self {
         Self {
-            tokens,
+            credentials,
             open: Mutex::new(HashMap::new()),
         }
     }
@@ -86,13 +91,21 @@ impl MilvusConnector {
 
 #[async_trait]
 impl ClusterConnector for MilvusConnector {
-    async fn connect(&self, role: Role, uri: &str) -> Result<Arc<dyn Cluster>, ClusterError> {
+    async fn connect(
+        &self,
+        role: Role,
+        spec: &ClusterSpec,
+    ) -> Result<Arc<dyn Cluster>, ClusterError> {
+        let token = self.credentials.token(role, spec).await?;
+        let digest: [u8; 32] =
+            Sha256::digest(token.as_ref().map(|t| t.expose()).unwrap_or_default()).into();
+        let key = (role, spec.uri.clone(), digest);
         let mut open = self.open.lock().await;
-        if let Some(c) = open.get(&(role, uri.to_owned())) {
+        if let Some(c) = open.get(&key) {
             return Ok(c.clone());
         }
-        let cluster = Arc::new(MilvusCluster::connect(role, uri, self.tokens.get(&role)).await?);
-        open.insert((role, uri.to_owned()), cluster.clone());
+        let cluster = Arc::new(MilvusCluster::connect(role, &spec.uri, token.as_ref()).await?);
+        open.insert(key, cluster.clone());
         Ok(cluster)
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use ::milvus::proto::common::KeyValuePair;
 pub use ::milvus::proto::schema::{CollectionSchema, DataType, FieldData, FieldSchema};
 
-use crate::domain::Cursor;
+use crate::domain::{ClusterSpec, Cursor, Secret};
 
 pub mod batch;
 pub mod grpc;
@@ -85,6 +85,14 @@ pub enum ClusterError {
         detail: String,
         /// Whether trying again may help (connection dropped, server busy).
         transient: bool,
+    },
+    /// The cluster's token could not be found (Secrets Manager, a sealed token).
+    #[error("cannot get the {role} cluster's token: {detail}")]
+    Credentials {
+        /// Which cluster.
+        role: Role,
+        /// What failed (never the token).
+        detail: String,
     },
     /// The server answered something that breaks an invariant we rely on.
     #[error("{role} cluster: {0}", role = .1)]
@@ -276,9 +284,20 @@ pub trait Cluster: Send + Sync {
     async fn drop_collection(&self, database: &str, collection: &str) -> Result<(), ClusterError>;
 }
 
-/// Opens clusters for a job, with credentials that never pass through the job record.
+/// Opens clusters for a job, with credentials that never pass through the job record in clear.
 #[async_trait]
 pub trait ClusterConnector: Send + Sync {
-    /// A connection to the job's `role` cluster at `uri`.
-    async fn connect(&self, role: Role, uri: &str) -> Result<Arc<dyn Cluster>, ClusterError>;
+    /// A connection to the job's `role` cluster as `spec` describes it.
+    async fn connect(
+        &self,
+        role: Role,
+        spec: &ClusterSpec,
+    ) -> Result<Arc<dyn Cluster>, ClusterError>;
+}
+
+/// Where a cluster's token comes from (command-line flags, Secrets Manager, a sealed token).
+#[async_trait]
+pub trait Credentials: Send + Sync {
+    /// The token for the `role` cluster that `spec` describes; `None` for no authentication.
+    async fn token(&self, role: Role, spec: &ClusterSpec) -> Result<Option<Secret>, ClusterError>;
 }

@@ -1,12 +1,13 @@
 //! The work queue port: how the engine hands itself the next step of a job (plan, copy work,
 //! finish). Delivery is at least once, so every step is safe to run twice.
 //!
-//! Adapters: [`inprocess::InProcessQueue`] for local runs (the SQS queue feeds the Lambda).
+//! Adapters: [`inprocess::InProcessQueue`] for local runs, [`sqs::SqsQueue`] feeding the Lambda.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub mod inprocess;
+pub mod sqs;
 
 /// One step of a job, as it travels through the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! The job store port: where jobs, tasks, checkpoints and logs live. Every change that two
 //! workers could race on is a conditional write here, never a matter of timing.
 //!
-//! Adapters: [`sqlite::SqliteStore`] (the embedded default). Each adapter must pass the shared
+//! Adapters: [`sqlite::SqliteStore`] (the embedded default) and [`dynamodb::DynamoStore`]
+//! (the Lambda deployment's). Each adapter must pass the shared
 //! [`conformance`] suite.
 
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::domain::{Checkpoint, Job, JobStatus, LogEntry, Task};
 
 pub mod conformance;
+pub mod dynamodb;
 pub mod sqlite;
 
 /// A failed store operation.

@@ -7,6 +7,8 @@
 //! floats by their bits and JSON by value.
 #![allow(dead_code)]
 
+pub mod aws;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -684,6 +686,7 @@ pub fn request(
         uri: s.uri.clone(),
         token: s.token.clone().map(Secret::new),
         token_secret_arn: None,
+        sealed_token: None,
     };
     MigrationRequest {
         idempotency_key: None,

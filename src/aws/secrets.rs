@@ -1,0 +1,150 @@
+//! Secrets Manager lookups (cached per container) and the [`TokenResolver`] that finds each
+//! cluster's token: a Secrets Manager ARN, a sealed token, or one given on the command line.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use tokio::sync::{Mutex, OnceCell};
+use tokio::time::Instant;
+
+use super::Sealer;
+use crate::domain::{ClusterSpec, Secret};
+use crate::milvus::{ClusterError, Credentials, Role};
+
+/// How long a secret read from Secrets Manager is reused before it is read again (rotation).
+const CACHE_FOR: Duration = Duration::from_secs(300);
+
+/// Reads secret strings from Secrets Manager, keeping each for a few minutes.
+pub struct SecretsClient {
+    client: aws_sdk_secretsmanager::Client,
+    cache: Mutex<HashMap<String, (Instant, Secret)>>,
+}
+
+impl SecretsClient {
+    /// A client on an SDK configuration.
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_secretsmanager::Client::new(config),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The secret string of `arn` (its current version). The error names the ARN, never a value.
+    pub async fn get(&self, arn: &str) -> Result<Secret, String> {
+        if let Some((at, value)) = self.cache.lock().await.get(arn) {
+            if at.elapsed() < CACHE_FOR {
+                return Ok(value.clone());
+            }
+        }
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| format!("cannot read secret `{arn}`: {}", DisplayErrorContext(&e)))?;
+        let value = out
+            .secret_string
+            .ok_or_else(|| format!("secret `{arn}` has no string value"))?;
+        let value = Secret::new(value);
+        self.cache
+            .lock()
+            .await
+            .insert(arn.to_owned(), (Instant::now(), value.clone()));
+        Ok(value)
+    }
+}
+
+/// A cluster token kept in Secrets Manager: the whole string, or the `token` key of a JSON
+/// object, or `username` and `password` keys joined as Milvus expects (`user:password`).
+fn token_of(secret: &Secret) -> Secret {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(secret.expose()) else {
+        return secret.clone();
+    };
+    let text = |k: &str| map.get(k).and_then(|v| v.as_str());
+    if let Some(token) = text("token") {
+        return Secret::new(token);
+    }
+    match (text("username"), text("password")) {
+        (Some(user), Some(password)) => Secret::new(format!("{user}:{password}")),
+        _ => secret.clone(),
+    }
+}
+
+/// Finds the token of each cluster of a job.
+pub struct TokenResolver {
+    fixed: HashMap<Role, Secret>,
+    sealer: Option<Sealer>,
+    secrets: OnceCell<std::sync::Arc<SecretsClient>>,
+}
+
+impl TokenResolver {
+    /// A resolver with tokens given directly (the CLI's flags), used when a job names none.
+    pub fn new(source: Option<Secret>, target: Option<Secret>) -> Self {
+        let mut fixed = HashMap::new();
+        fixed.extend(source.map(|t| (Role::Source, t)));
+        fixed.extend(target.map(|t| (Role::Target, t)));
+        Self {
+            fixed,
+            sealer: None,
+            secrets: OnceCell::new(),
+        }
+    }
+
+    /// Opens sealed tokens with this sealer.
+    pub fn with_sealer(mut self, sealer: Sealer) -> Self {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    /// Reads ARNs with this client (otherwise one is made from the environment on first use).
+    pub fn with_secrets(self, secrets: std::sync::Arc<SecretsClient>) -> Self {
+        let _ = self.secrets.set(secrets);
+        self
+    }
+
+    async fn secrets(&self) -> &SecretsClient {
+        self.secrets
+            .get_or_init(|| async {
+                std::sync::Arc::new(SecretsClient::new(&super::config().await))
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Credentials for TokenResolver {
+    async fn token(&self, role: Role, spec: &ClusterSpec) -> Result<Option<Secret>, ClusterError> {
+        let refused = |detail: String| ClusterError::Credentials { role, detail };
+        if let Some(arn) = &spec.token_secret_arn {
+            let secret = self.secrets().await.get(arn).await.map_err(refused)?;
+            return Ok(Some(token_of(&secret)));
+        }
+        if let Some(sealed) = &spec.sealed_token {
+            let sealer = self.sealer.as_ref().ok_or_else(|| {
+                refused("the job's token is sealed, and this process has no sealing key".into())
+            })?;
+            return sealer.open(role, sealed).map(Some).map_err(refused);
+        }
+        if let Some(token) = spec.token.as_ref().filter(|t| !t.is_redacted()) {
+            return Ok(Some(token.clone()));
+        }
+        Ok(self.fixed.get(&role).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_strings_become_tokens() {
+        let t = |s: &str| token_of(&Secret::new(s)).expose().to_owned();
+        assert_eq!(t("root:Milvus"), "root:Milvus");
+        assert_eq!(t(r#"{"token":"abc"}"#), "abc");
+        assert_eq!(t(r#"{"username":"u","password":"p"}"#), "u:p");
+        assert_eq!(t(r#"{"other":1}"#), r#"{"other":1}"#);
+    }
+}

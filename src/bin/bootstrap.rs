@@ -1,0 +1,31 @@
+//! The AWS Lambda function (`provided.al2023`): builds its clients once per container, then
+//! hands every event to [`vecmigrate::entrypoints::lambda::LambdaApp`].
+
+use std::sync::Arc;
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+use vecmigrate::entrypoints::lambda::{LambdaApp, LambdaConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VECMIGRATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        // CloudWatch adds its own timestamps and shows no colours.
+        .without_time()
+        .with_ansi(false)
+        .init();
+    let config = LambdaConfig::from_env()?;
+    let app = Arc::new(LambdaApp::from_config(config).await?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = app.clone();
+        async move {
+            let deadline = event.context.deadline;
+            Ok::<Value, lambda_runtime::Error>(app.handle(event.payload, deadline).await)
+        }
+    }))
+    .await
+}
