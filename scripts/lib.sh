@@ -122,7 +122,8 @@ EOF
   fi
   export AWS_ENDPOINT_URL_DYNAMODB="$url" AWS_ENDPOINT_URL_SQS="$url" \
     AWS_ENDPOINT_URL_SECRETS_MANAGER="$url" AWS_ACCESS_KEY_ID=testing \
-    AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+    AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+    AWS_EC2_METADATA_DISABLED=true
   unset AWS_PROFILE AWS_SESSION_TOKEN
   export VECMIGRATE_TEST_MOTO="$url"
   log "moto (DynamoDB, SQS, Secrets Manager) ready at $url"

@@ -21,6 +21,19 @@ cargo build --tests --bins --quiet
 log "unit tests"
 cargo test --quiet --lib --bins "${extra[@]}"
 
+log "template.yaml: SAM transform, then cfn-lint"
+"$VM_PY" scripts/validate_template.py template.yaml
+# The validator must refuse what cfn-lint alone lets through.
+for mutation in 's/Runtime: provided.al2023/Runtime: provided.al2099/' \
+  's/Architectures: \[arm64\]/Architectures: [arm46]/' 's/Timeout: 900/Timeout: 1200/' \
+  's/!GetAtt WorkQueue.Arn/!GetAtt WorkQueues.Arn/'; do
+  sed "$mutation" template.yaml >"$VM_RUN_DIR/broken.yaml"
+  if "$VM_PY" scripts/validate_template.py "$VM_RUN_DIR/broken.yaml" >/dev/null; then
+    log "the template validator accepted a broken template ($mutation)"
+    exit 1
+  fi
+done
+
 for backend in ${VECMIGRATE_BACKENDS:-lite standalone}; do
   log "integration tests on $backend"
   # Milvus Lite 3.2.2 races when one client creates a collection while another describes it
@@ -37,4 +50,6 @@ for backend in ${VECMIGRATE_BACKENDS:-lite standalone}; do
     cargo test --quiet --test '*' "${extra[@]}"
   stop_servers
 done
+log "smoke test: the bootstrap binary under cargo lambda watch"
+"$VM_ROOT/scripts/smoke_lambda.sh"
 log "all tests passed"

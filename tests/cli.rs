@@ -152,3 +152,52 @@ async fn run_with_flags_prints_json_report_and_exits_0() {
     let list = vecmigrate(&store, &["list", "--status", "successful"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
 }
+
+#[tokio::test]
+async fn a_token_in_secrets_manager_is_read_with_the_usual_aws_credentials() {
+    // GIVEN a source token kept in Secrets Manager (moto) and a spec that names its ARN
+    let servers = Servers::from_env();
+    let s = Seed::new(&unique("arn"), 1_000);
+    seed(&servers.source, "default", &s).await;
+    let token = servers
+        .source
+        .token
+        .clone()
+        .unwrap_or_else(|| "root:Milvus".into());
+    let arn = common::aws::create_secret(&unique("vecmigrate-src"), &token).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec_for = |arn: &str| {
+        serde_json::json!({
+            "source": { "uri": servers.source.uri, "token_secret_arn": arn },
+            "target": { "uri": servers.target.uri, "token": servers.target.token.clone().unwrap_or_default() },
+            "databases": [{ "name": "default", "collections": [{ "name": s.name, "target_name": format!("{}_a", s.name) }] }]
+        })
+        .to_string()
+    };
+    let run = |spec: String, name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, spec).unwrap();
+        let store = dir.path().join("jobs.sqlite3");
+        tokio::task::spawn_blocking(move || {
+            vecmigrate(&store, &["--json", "run", "--spec", path.to_str().unwrap()])
+        })
+    };
+
+    // WHEN the CLI runs it
+    let out = run(spec_for(&arn), "ok.json").await.unwrap();
+    // THEN the migration succeeds; the record keeps the ARN, never the token
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&arn) && !text.contains(&token), "{text}");
+
+    // AND an ARN that does not exist fails the job, naming the secret
+    let missing = arn.replace("vecmigrate-src", "nothing-here");
+    let out = run(spec_for(&missing), "missing.json").await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = report["job"]["error"]["message"].as_str().unwrap();
+    assert!(
+        error.contains("cannot get the source cluster's token") && error.contains(&missing),
+        "{error}"
+    );
+}

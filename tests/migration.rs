@@ -535,3 +535,39 @@ async fn invocations_shorter_than_one_page_still_make_progress() {
         tasks.iter().map(|t| t.next_limit).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_job_that_outlives_its_maintenance_window_stops_at_its_end() {
+    // GIVEN a copy far longer than its window: 30,000 entities read 50 at a time by one
+    // worker, in a window that closes 3 seconds after the start
+    let h = harness(
+        vecmigrate::entrypoints::local::LocalSettings {
+            workers: 1,
+            ..fast_settings()
+        },
+        EngineConfig::default(),
+        None,
+    );
+    let s = Seed::new(&unique("window"), 30_000);
+    seed(&h.servers.source, "default", &s).await;
+    let mut request = request(&h.servers, None, &[(&s.name, &s.name)]);
+    request.options.batch_size = 50;
+    request.options.max_workers = 1;
+    request.options.not_after = Some(chrono::Utc::now() + chrono::Duration::seconds(3));
+
+    // WHEN it runs
+    let (job, report) = h.run(request).await;
+
+    // THEN it ends FAILED at the window's end, saying so, with part of the data copied
+    assert_eq!(report.job.status, JobStatus::Failed);
+    let error = report.job.error.expect("an error").message;
+    assert!(error.contains("maintenance window"), "{error}");
+    assert!(report.job.finished_at.unwrap() >= report.job.request.options.not_after.unwrap());
+    let copied = report.progress.copied;
+    assert!(copied > 0 && copied < 30_000, "copied {copied}");
+    assert!(error.contains(&format!("{copied} of 30000")), "{error}");
+    // ... cleanly: no lease left behind, and the target holds exactly what was checkpointed
+    let tasks = h.store.list_tasks(&job.id).await.unwrap();
+    assert!(tasks.iter().all(|t| t.lease.is_none()), "{tasks:?}");
+    assert_eq!(count(&h.servers.target, "default", &s.name).await, copied);
+}

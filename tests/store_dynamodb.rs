@@ -64,13 +64,21 @@ async fn ended_jobs_and_their_idempotency_key_expire_after_the_retention() {
 
     // WHEN it ends
     let mut ended = job.clone();
-    ended.finish(JobStatus::Cancelled, None, Utc::now()).unwrap();
+    ended
+        .finish(JobStatus::Cancelled, None, Utc::now())
+        .unwrap();
     let ended = store.save_job(&ended).await.unwrap();
 
     // THEN both expire 7 days after the end
     let expected = (ended.finished_at.unwrap() + chrono::Duration::days(7)).timestamp();
-    assert_eq!(ttl_of(format!("JOB#{}", job.id), "META").await, Some(expected));
-    assert_eq!(ttl_of("IDEM#nightly-1".into(), "IDEM").await, Some(expected));
+    assert_eq!(
+        ttl_of(format!("JOB#{}", job.id), "META").await,
+        Some(expected)
+    );
+    assert_eq!(
+        ttl_of("IDEM#nightly-1".into(), "IDEM").await,
+        Some(expected)
+    );
 }
 
 #[tokio::test]
@@ -108,5 +116,8 @@ async fn no_item_holds_a_token() {
     store.create_job(&job).await.unwrap();
     let items = scan(&client, &table).await;
     assert_eq!(items.len(), 2, "the job and its idempotency key: {items:?}");
-    assert!(items.iter().all(|i| !i.contains("SourcePassword")), "{items:?}");
+    assert!(
+        items.iter().all(|i| !i.contains("SourcePassword")),
+        "{items:?}"
+    );
 }

@@ -153,6 +153,10 @@ pub struct Job {
     pub collections: Vec<CollectionReport>,
     /// Why the job failed.
     pub error: Option<JobError>,
+    /// Who runs the job's current single-runner step (plan or finish), so that a duplicated
+    /// message does not run it twice at once; the sweep restarts the step once it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_lease: Option<Lease>,
 }
 
 impl Job {
@@ -171,6 +175,7 @@ impl Job {
             finished_at: None,
             version: 0,
             cancel_requested: false,
+            step_lease: None,
             collections: Vec::new(),
             error: None,
         }
@@ -203,6 +208,11 @@ impl Job {
         }
         self.status = JobStatus::InProgress;
         self.phase = Some(phase);
+        // The plan ends as the copy begins, and the finish is a new step: a lease held for the
+        // step before must not keep the next one waiting.
+        if matches!(phase, Phase::Copy | Phase::Index) {
+            self.step_lease = None;
+        }
         Ok(())
     }
 
@@ -223,6 +233,7 @@ impl Job {
         }
         self.status = status;
         self.finished_at = Some(now);
+        self.step_lease = None;
         self.error = error.map(|message| JobError {
             phase: self.phase,
             message,
@@ -494,6 +505,34 @@ mod tests {
             j.enter(Phase::Copy, now).is_err(),
             "entering the same phase twice is refused"
         );
+    }
+
+    #[test]
+    fn a_step_lease_ends_with_its_step() {
+        let mut j = job();
+        let now = Utc::now();
+        let lease = |owner: &str| {
+            Some(Lease {
+                owner: owner.into(),
+                expires_at: now + Duration::seconds(60),
+            })
+        };
+        j.enter(Phase::Preflight, now).unwrap();
+        j.step_lease = lease("plan");
+        j.enter(Phase::Schema, now).unwrap();
+        assert_eq!(
+            j.step_lease,
+            lease("plan"),
+            "the plan goes on through schema"
+        );
+        j.enter(Phase::Copy, now).unwrap();
+        assert_eq!(j.step_lease, None, "the plan ended");
+        j.enter(Phase::Index, now).unwrap();
+        j.step_lease = lease("finish");
+        j.enter(Phase::Verify, now).unwrap();
+        assert_eq!(j.step_lease, lease("finish"));
+        j.finish(JobStatus::Successful, None, now).unwrap();
+        assert_eq!(j.step_lease, None);
     }
 
     #[test]

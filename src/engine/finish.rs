@@ -60,9 +60,21 @@ impl Engine {
             self.end_cancelled(job_id).await?;
             return Ok(Handled::Done);
         }
+        let owner = format!("f-{}", uuid::Uuid::new_v4().simple());
+        if !self
+            .hold_step(job_id, &owner, &[Phase::Index, Phase::Verify])
+            .await?
+        {
+            return Ok(Handled::Nothing);
+        }
+        let _heartbeat = self.step_heartbeat(job_id, &owner, &[Phase::Index, Phase::Verify]);
         let (source, target) = self.clusters(&job).await?;
         if job.phase == Some(Phase::Index) {
             for c in &job.collections {
+                // Renewed per collection, so a long finish keeps its step.
+                if !self.hold_step(job_id, &owner, &[Phase::Index]).await? {
+                    return Ok(Handled::Nothing);
+                }
                 let (tdb, tname) = (&c.target_database, &c.target);
                 retry_transient(|| target.flush(tdb, tname)).await?;
                 let info = retry_transient(|| source.describe_collection(&c.database, &c.source))
@@ -102,13 +114,14 @@ impl Engine {
             }
             self.advance(job_id, Phase::Verify).await?;
         }
-        self.verify(job_id, &*source, &*target).await?;
+        self.verify(job_id, &owner, &*source, &*target).await?;
         Ok(Handled::Done)
     }
 
     async fn verify(
         &self,
         job_id: &str,
+        owner: &str,
         source: &dyn Cluster,
         target: &dyn Cluster,
     ) -> Result<(), EngineError> {
@@ -120,6 +133,9 @@ impl Engine {
         let load_after = job.request.options.load_after;
         let mut results = Vec::new();
         for c in &job.collections {
+            if !self.hold_step(job_id, owner, &[Phase::Verify]).await? {
+                return Ok(());
+            }
             let source_count = retry_transient(|| source.count(&c.database, &c.source)).await?;
             let (tdb, tname) = (&c.target_database, &c.target);
             if !retry_transient(|| target.is_loaded(tdb, tname)).await? {

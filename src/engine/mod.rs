@@ -14,7 +14,8 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use crate::domain::{
-    FieldError, InvalidTransition, Job, JobStatus, Level, LogEntry, MigrationRequest, Phase, Report,
+    FieldError, InvalidTransition, Job, JobStatus, Lease, Level, LogEntry, MigrationRequest, Phase,
+    Report,
 };
 use crate::milvus::{ClusterConnector, ClusterError};
 use crate::queue::{QueueError, WorkMessage, WorkQueue};
@@ -197,7 +198,17 @@ pub enum Handled {
     Nothing,
 }
 
-/// The migration engine.
+/// Renews a step lease in the background while its step runs; stops when dropped.
+pub(crate) struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The migration engine (cheap to clone: its parts are shared).
+#[derive(Clone)]
 pub struct Engine {
     pub(crate) store: Arc<dyn JobStore>,
     pub(crate) queue: Arc<dyn WorkQueue>,
@@ -312,9 +323,9 @@ impl Engine {
         Ok(job)
     }
 
-    /// Looks after a job nobody may be watching: re-enqueues work for tasks whose holder died
-    /// (lease expired), finishes a job whose tasks are all done, and ends
-    /// a job past its window.
+    /// Looks after a job nobody may be watching: restarts a plan or finish step whose invocation
+    /// died (its step lease expired), re-enqueues work for tasks whose holder died (lease
+    /// expired), finishes a job whose tasks are all done, and ends a job past its window.
     pub async fn sweep(&self, job_id: &str) -> Result<(), EngineError> {
         let Some(job) = self.store.get_job(job_id).await? else {
             return Err(EngineError::NotFound(job_id.into()));
@@ -325,11 +336,31 @@ impl Engine {
         if self.past_window(&job).await? {
             return Ok(());
         }
-        if job.phase != Some(Phase::Copy) {
-            return Ok(());
+        let now = Utc::now();
+        // A step whose holder died; one that has not started yet still has its message queued.
+        let step_idle = job.step_lease.as_ref().is_some_and(|l| l.expires_at <= now);
+        match job.phase {
+            // A plan or finish whose invocation died: run it again.
+            Some(Phase::Preflight | Phase::Schema) if step_idle => {
+                self.queue
+                    .send(WorkMessage::Plan {
+                        job_id: job_id.into(),
+                    })
+                    .await?;
+                return Ok(());
+            }
+            Some(Phase::Index | Phase::Verify) if step_idle => {
+                self.queue
+                    .send(WorkMessage::Finish {
+                        job_id: job_id.into(),
+                    })
+                    .await?;
+                return Ok(());
+            }
+            Some(Phase::Copy) => {}
+            _ => return Ok(()),
         }
         let tasks = self.store.list_tasks(job_id).await?;
-        let now = Utc::now();
         if job.cancel_requested && !tasks.iter().any(|t| t.leased(now)) {
             self.end_cancelled(job_id).await?;
             return Ok(());
@@ -398,6 +429,63 @@ impl Engine {
         )))
     }
 
+    /// Takes (or renews) the job's step lease for `owner` while the job is in one of `phases`.
+    /// Returns false when another live invocation holds it, or the job moved on: the caller
+    /// then leaves the step alone.
+    pub(crate) async fn hold_step(
+        &self,
+        job_id: &str,
+        owner: &str,
+        phases: &[Phase],
+    ) -> Result<bool, EngineError> {
+        let now = Utc::now();
+        let in_step =
+            |job: &Job| !job.status.is_terminal() && job.phase.is_some_and(|p| phases.contains(&p));
+        let job = self
+            .update_job(job_id, |job| {
+                if !in_step(job) {
+                    return Ok(false);
+                }
+                if job
+                    .step_lease
+                    .as_ref()
+                    .is_some_and(|l| l.owner != owner && l.expires_at > now)
+                {
+                    return Ok(false);
+                }
+                job.step_lease = Some(Lease {
+                    owner: owner.to_owned(),
+                    expires_at: now + self.config.lease(),
+                });
+                Ok(true)
+            })
+            .await?;
+        Ok(in_step(&job) && job.step_lease.as_ref().is_some_and(|l| l.owner == owner))
+    }
+
+    /// Keeps the step lease of `owner` alive every third of its TTL until the guard is dropped,
+    /// so that one long call (loading a large collection) does not let the sweep start the
+    /// step a second time.
+    pub(crate) fn step_heartbeat(
+        &self,
+        job_id: &str,
+        owner: &str,
+        phases: &'static [Phase],
+    ) -> Heartbeat {
+        let (engine, job_id, owner) = (self.clone(), job_id.to_owned(), owner.to_owned());
+        let every = self.config.lease_ttl / 3;
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match engine.hold_step(&job_id, &owner, phases).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(job = %job_id, "cannot renew the step lease: {e}"),
+                }
+            }
+        }))
+    }
+
     /// Moves the job into `phase` if it is not there yet; returns whether this call moved it.
     pub(crate) async fn advance(&self, job_id: &str, phase: Phase) -> Result<bool, EngineError> {
         let mut moved = false;
@@ -452,15 +540,21 @@ impl Engine {
         Ok(job)
     }
 
-    /// Ends the job FAILED if its maintenance window is over; returns whether it did.
+    /// Returns whether the job's maintenance window is over, and then ends it FAILED, once no
+    /// worker holds a task: each stops at its next page boundary and the last one out (or the
+    /// sweep, once a dead worker's lease expired) ends the job with the final counts.
     pub(crate) async fn past_window(&self, job: &Job) -> Result<bool, EngineError> {
         let Some(not_after) = job.request.options.not_after else {
             return Ok(false);
         };
-        if Utc::now() < not_after {
+        let now = Utc::now();
+        if now < not_after {
             return Ok(false);
         }
         let tasks = self.store.list_tasks(&job.id).await?;
+        if tasks.iter().any(|t| t.leased(now)) {
+            return Ok(true);
+        }
         let copied: u64 = tasks.iter().map(|t| t.copied).sum();
         let total: u64 = job.collections.iter().filter_map(|c| c.source_count).sum();
         self.fail(

@@ -103,7 +103,19 @@ impl Engine {
             self.end_cancelled(job_id).await?;
             return Ok(Handled::Done);
         }
+        if self.past_window(&job).await? {
+            return Ok(Handled::Done);
+        }
         self.advance(job_id, Phase::Preflight).await?;
+        // One planner at a time: a duplicated message finds the step taken and leaves it.
+        let owner = format!("p-{}", uuid::Uuid::new_v4().simple());
+        if !self
+            .hold_step(job_id, &owner, &[Phase::Preflight, Phase::Schema])
+            .await?
+        {
+            return Ok(Handled::Nothing);
+        }
+        let _heartbeat = self.step_heartbeat(job_id, &owner, &[Phase::Preflight, Phase::Schema]);
         let job = self
             .store
             .get_job(job_id)
@@ -133,7 +145,8 @@ impl Engine {
             )
             .await;
         }
-        self.create_schema(job_id, &*source, &*target).await?;
+        self.create_schema(job_id, &owner, &*source, &*target)
+            .await?;
         Ok(Handled::Done)
     }
 
@@ -236,6 +249,7 @@ impl Engine {
     async fn create_schema(
         &self,
         job_id: &str,
+        owner: &str,
         source: &dyn Cluster,
         target: &dyn Cluster,
     ) -> Result<(), EngineError> {
@@ -250,6 +264,10 @@ impl Engine {
         let batch_size = job.request.options.batch_size;
         let mut tasks = Vec::new();
         for report in &job.collections {
+            // Renewed per collection; lost only if this invocation stalled past the lease.
+            if !self.hold_step(job_id, owner, &[Phase::Schema]).await? {
+                return Ok(());
+            }
             let (db, name) = (&report.database, &report.source);
             let (tdb, tname) = (&report.target_database, &report.target);
             let info = retry_transient(|| source.describe_collection(db, name))

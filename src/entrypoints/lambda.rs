@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::aws::{Sealer, SecretsClient, TokenResolver};
 use crate::domain::{FieldError, JobStatus, MigrationRequest};
-use crate::engine::{Budget, Engine, EngineConfig, EngineError};
+use crate::engine::{Budget, Engine, EngineConfig, EngineError, Faults};
 use crate::milvus::grpc::MilvusConnector;
 use crate::milvus::Role;
 use crate::queue::sqs::SqsQueue;
@@ -268,6 +268,12 @@ impl LambdaApp {
     /// The engine (tests read the store through it).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Installs fault injection (tests of crash recovery only).
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.engine = self.engine.with_faults(faults);
+        self
     }
 
     /// Handles one event. `deadline_ms` is the invocation's deadline in epoch milliseconds.

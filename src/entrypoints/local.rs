@@ -137,6 +137,10 @@ impl LocalRunner {
             tracing::warn!(job = %job_id, "workers did not stop within 120 s; their leases expire on their own");
             workers.abort_all();
         }
-        result
+        // Read again: the last workers checkpointed their final pages while draining.
+        match result {
+            Ok(_) => self.engine.report(job_id).await,
+            err => err,
+        }
     }
 }

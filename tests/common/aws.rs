@@ -3,8 +3,8 @@
 //! variables, exactly as production code finds AWS.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use vecmigrate::store::dynamodb::{BY_STATUS, BY_TIME, PK, SK, TTL_ATTRIBUTE};
 
@@ -123,7 +123,12 @@ pub async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String>
             .send()
             .await
             .unwrap();
-        items.extend(out.items.unwrap_or_default().iter().map(|i| format!("{i:?}")));
+        items.extend(
+            out.items
+                .unwrap_or_default()
+                .iter()
+                .map(|i| format!("{i:?}")),
+        );
         start = out.last_evaluated_key;
         if start.is_none() {
             return items;
