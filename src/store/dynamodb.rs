@@ -26,7 +26,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
 use super::{Created, JobPage, JobStore, StoreError};
-use crate::domain::{Checkpoint, Job, JobStatus, LogEntry, Task, TaskStatus};
+use crate::domain::{Job, JobStatus, LogEntry, Task};
 
 /// The table's partition key attribute.
 pub const PK: &str = "pk";
@@ -193,49 +193,6 @@ impl DynamoStore {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => return Ok(items),
             }
-        }
-    }
-
-    /// Conditionally replaces a task: only if its stored fence and lease owner are as expected.
-    async fn swap_task(
-        &self,
-        expected_fence: u64,
-        expected_owner: Option<&str>,
-        new: &Task,
-    ) -> Result<bool, StoreError> {
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.task_item(new)?))
-            .expression_attribute_values(":fence", n(expected_fence));
-        put = match expected_owner {
-            Some(owner) => put
-                .condition_expression("fence = :fence AND #owner = :owner")
-                .expression_attribute_names("#owner", "owner")
-                .expression_attribute_values(":owner", s(owner)),
-            None => put
-                .condition_expression("fence = :fence AND attribute_not_exists(#owner)")
-                .expression_attribute_names("#owner", "owner"),
-        };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(sdk("PutItem", e)),
-        }
-    }
-
-    /// Applies a change to a task whose lease `task` holds, or fails with `LeaseLost`.
-    async fn update_held(&self, task: &Task, new: Task) -> Result<Task, StoreError> {
-        let owner = task
-            .lease
-            .as_ref()
-            .map(|l| l.owner.clone())
-            .ok_or_else(|| StoreError::LeaseLost(task.id.clone()))?;
-        if self.swap_task(task.fence, Some(&owner), &new).await? {
-            Ok(new)
-        } else {
-            Err(StoreError::LeaseLost(new.id.clone()))
         }
     }
 
@@ -487,50 +444,32 @@ impl JobStore for DynamoStore {
             .collect()
     }
 
-    async fn claim_task(
+    async fn swap_task(
         &self,
-        job_id: &str,
-        task_id: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<Option<Task>, StoreError> {
-        let Some(current) = self.get_task(job_id, task_id).await? else {
-            return Ok(None);
+        expected_fence: u64,
+        expected_owner: Option<&str>,
+        new: &Task,
+    ) -> Result<bool, StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.task_item(new)?))
+            .expression_attribute_values(":fence", n(expected_fence));
+        put = match expected_owner {
+            Some(owner) => put
+                .condition_expression("fence = :fence AND #owner = :owner")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":owner", s(owner)),
+            None => put
+                .condition_expression("fence = :fence AND attribute_not_exists(#owner)")
+                .expression_attribute_names("#owner", "owner"),
         };
-        if !current.claimable(now) {
-            return Ok(None);
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(sdk("PutItem", e)),
         }
-        let new = current.claimed(owner, now, ttl);
-        let expected_owner = current.lease.as_ref().map(|l| l.owner.as_str());
-        Ok(self
-            .swap_task(current.fence, expected_owner, &new)
-            .await?
-            .then_some(new))
-    }
-
-    async fn checkpoint(
-        &self,
-        task: &Task,
-        checkpoint: &Checkpoint,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<Task, StoreError> {
-        self.update_held(task, task.checkpointed(checkpoint, now, ttl))
-            .await
-    }
-
-    async fn release_task(&self, task: &Task) -> Result<(), StoreError> {
-        let mut new = task.clone();
-        new.lease = None;
-        self.update_held(task, new).await.map(|_| ())
-    }
-
-    async fn complete_task(&self, task: &Task) -> Result<Task, StoreError> {
-        let mut new = task.clone();
-        new.lease = None;
-        new.status = TaskStatus::Done;
-        self.update_held(task, new).await
     }
 
     async fn append_log(&self, job_id: &str, entry: &LogEntry) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-use crate::domain::{Checkpoint, Job, JobStatus, LogEntry, Task};
+use crate::domain::{Checkpoint, Job, JobStatus, LogEntry, Task, TaskStatus};
 
 pub mod conformance;
 pub mod dynamodb;
@@ -79,6 +79,16 @@ pub trait JobStore: Send + Sync {
     /// Reads every task of a job, in id order.
     async fn list_tasks(&self, job_id: &str) -> Result<Vec<Task>, StoreError>;
 
+    /// Replaces a task if its stored fence and lease owner are still `expected_fence` and
+    /// `expected_owner`: the one conditional write every lease change below is made of.
+    /// Returns whether it replaced it.
+    async fn swap_task(
+        &self,
+        expected_fence: u64,
+        expected_owner: Option<&str>,
+        new: &Task,
+    ) -> Result<bool, StoreError>;
+
     /// Takes the lease of a claimable task (pending; lease free or expired at `now`).
     /// Returns `None` when the task is not claimable or another worker won the race.
     async fn claim_task(
@@ -88,7 +98,20 @@ pub trait JobStore: Send + Sync {
         owner: &str,
         now: DateTime<Utc>,
         ttl: Duration,
-    ) -> Result<Option<Task>, StoreError>;
+    ) -> Result<Option<Task>, StoreError> {
+        let Some(current) = self.get_task(job_id, task_id).await? else {
+            return Ok(None);
+        };
+        if !current.claimable(now) {
+            return Ok(None);
+        }
+        let new = current.claimed(owner, now, ttl);
+        let expected_owner = current.lease.as_ref().map(|l| l.owner.as_str());
+        Ok(self
+            .swap_task(current.fence, expected_owner, &new)
+            .await?
+            .then_some(new))
+    }
 
     /// Records a written batch, if `task`'s lease (owner and fence) is still held; extends it.
     async fn checkpoint(
@@ -97,13 +120,39 @@ pub trait JobStore: Send + Sync {
         checkpoint: &Checkpoint,
         now: DateTime<Utc>,
         ttl: Duration,
-    ) -> Result<Task, StoreError>;
+    ) -> Result<Task, StoreError> {
+        self.update_held(task, task.checkpointed(checkpoint, now, ttl))
+            .await
+    }
 
     /// Gives the lease back so another worker can continue at once.
-    async fn release_task(&self, task: &Task) -> Result<(), StoreError>;
+    async fn release_task(&self, task: &Task) -> Result<(), StoreError> {
+        let mut new = task.clone();
+        new.lease = None;
+        self.update_held(task, new).await.map(|_| ())
+    }
 
     /// Marks the task done and frees its lease, if the lease is still held.
-    async fn complete_task(&self, task: &Task) -> Result<Task, StoreError>;
+    async fn complete_task(&self, task: &Task) -> Result<Task, StoreError> {
+        let mut new = task.clone();
+        new.lease = None;
+        new.status = TaskStatus::Done;
+        self.update_held(task, new).await
+    }
+
+    /// Replaces `task` by `new` if `task`'s lease is still held, or fails with `LeaseLost`.
+    async fn update_held(&self, task: &Task, new: Task) -> Result<Task, StoreError> {
+        let owner = task
+            .lease
+            .as_ref()
+            .map(|l| l.owner.as_str())
+            .ok_or_else(|| StoreError::LeaseLost(task.id.clone()))?;
+        if self.swap_task(task.fence, Some(owner), &new).await? {
+            Ok(new)
+        } else {
+            Err(StoreError::LeaseLost(new.id.clone()))
+        }
+    }
 
     /// Appends to the job's log.
     async fn append_log(&self, job_id: &str, entry: &LogEntry) -> Result<(), StoreError>;

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Created, JobPage, JobStore, StoreError};
-use crate::domain::{Checkpoint, Job, JobStatus, LogEntry, Task, TaskStatus};
+use crate::domain::{Job, JobStatus, LogEntry, Task, TaskStatus};
 
 /// A job store in one SQLite file.
 #[derive(Clone)]
@@ -134,7 +134,7 @@ impl SqliteStore {
     }
 
     /// Conditionally replaces a task: only if its stored fence and lease owner are as expected.
-    fn swap_task(
+    fn swap(
         conn: &Connection,
         expected_fence: u64,
         expected_owner: Option<&str>,
@@ -157,24 +157,6 @@ impl SqliteStore {
             )
             .map_err(backend)?;
         Ok(changed == 1)
-    }
-
-    /// Applies a change to a task whose lease `task` holds, or fails with `LeaseLost`.
-    async fn update_held(&self, task: &Task, new: Task) -> Result<Task, StoreError> {
-        let owner = task
-            .lease
-            .as_ref()
-            .map(|l| l.owner.clone())
-            .ok_or_else(|| StoreError::LeaseLost(task.id.clone()))?;
-        let fence = task.fence;
-        self.with(move |conn| {
-            if Self::swap_task(conn, fence, Some(&owner), &new)? {
-                Ok(new)
-            } else {
-                Err(StoreError::LeaseLost(new.id.clone()))
-            }
-        })
-        .await
     }
 }
 
@@ -373,50 +355,15 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn claim_task(
+    async fn swap_task(
         &self,
-        job_id: &str,
-        task_id: &str,
-        owner: &str,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<Option<Task>, StoreError> {
-        let Some(current) = self.get_task(job_id, task_id).await? else {
-            return Ok(None);
-        };
-        if !current.claimable(now) {
-            return Ok(None);
-        }
-        let new = current.claimed(owner, now, ttl);
-        self.with(move |conn| {
-            let expected_owner = current.lease.as_ref().map(|l| l.owner.as_str());
-            Ok(Self::swap_task(conn, current.fence, expected_owner, &new)?.then_some(new))
-        })
-        .await
-    }
-
-    async fn checkpoint(
-        &self,
-        task: &Task,
-        checkpoint: &Checkpoint,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<Task, StoreError> {
-        self.update_held(task, task.checkpointed(checkpoint, now, ttl))
+        expected_fence: u64,
+        expected_owner: Option<&str>,
+        new: &Task,
+    ) -> Result<bool, StoreError> {
+        let (owner, new) = (expected_owner.map(str::to_owned), new.clone());
+        self.with(move |conn| Self::swap(conn, expected_fence, owner.as_deref(), &new))
             .await
-    }
-
-    async fn release_task(&self, task: &Task) -> Result<(), StoreError> {
-        let mut new = task.clone();
-        new.lease = None;
-        self.update_held(task, new).await.map(|_| ())
-    }
-
-    async fn complete_task(&self, task: &Task) -> Result<Task, StoreError> {
-        let mut new = task.clone();
-        new.lease = None;
-        new.status = TaskStatus::Done;
-        self.update_held(task, new).await
     }
 
     async fn append_log(&self, job_id: &str, entry: &LogEntry) -> Result<(), StoreError> {
