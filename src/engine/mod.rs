@@ -490,6 +490,8 @@ impl Engine {
     pub(crate) async fn advance(&self, job_id: &str, phase: Phase) -> Result<bool, EngineError> {
         let mut moved = false;
         self.update_job(job_id, |job| {
+            // The closure runs again after a conflict: only its last run counts.
+            moved = false;
             let ahead = job.status.is_terminal() || job.phase.is_some_and(|p| p >= phase);
             if ahead {
                 return Ok(false);
@@ -647,6 +649,43 @@ mod tests {
             100,
             "never below the floor"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_two_racing_advances_exactly_one_moves_the_job() {
+        // Two workers finishing the last tasks at once both try to move the job to index; only
+        // the one whose write landed may enqueue the finish (a conflict makes the loser retry).
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("s")).unwrap());
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            Arc::new(crate::queue::inprocess::InProcessQueue::new()),
+            Arc::new(crate::milvus::grpc::MilvusConnector::new(None, None)),
+            EngineConfig::default(),
+        ));
+        let request = MigrationRequest::from_json(
+            r#"{"source":{"uri":"http://127.0.0.1:1"},"target":{"uri":"http://127.0.0.1:2"},
+                "databases":[{"name":"default"}]}"#,
+        )
+        .unwrap();
+        for _ in 0..40 {
+            let mut job = Job::new(Job::new_id(), request.clone(), Utc::now());
+            for phase in [Phase::Preflight, Phase::Schema, Phase::Copy] {
+                job.enter(phase, Utc::now()).unwrap();
+            }
+            store.create_job(&job).await.unwrap();
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (engine, id) = (engine.clone(), job.id.clone());
+                    tokio::spawn(async move { engine.advance(&id, Phase::Index).await.unwrap() })
+                })
+                .collect();
+            let mut moved = 0;
+            for r in racers {
+                moved += usize::from(r.await.unwrap());
+            }
+            assert_eq!(moved, 1, "exactly one advance moves the job");
+        }
     }
 
     #[test]
