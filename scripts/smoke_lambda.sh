@@ -16,12 +16,13 @@ suffix = uuid.uuid4().hex[:8]
 ddb = boto3.client("dynamodb")
 table = f"smoke-jobs-{suffix}"
 s = lambda n: {"AttributeName": n, "AttributeType": "S"}
-index = lambda name, key: {"IndexName": name, "Projection": {"ProjectionType": "ALL"},
-    "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}, {"AttributeName": "created", "KeyType": "RANGE"}]}
+index = lambda name, key, sort="created": {"IndexName": name, "Projection": {"ProjectionType": "ALL"},
+    "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}, {"AttributeName": sort, "KeyType": "RANGE"}]}
 ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-    AttributeDefinitions=[s("pk"), s("sk"), s("status"), s("kind"), s("created")],
+    AttributeDefinitions=[s("pk"), s("sk"), s("status"), s("kind"), s("created"), s("hook"), s("hook_due")],
     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    GlobalSecondaryIndexes=[index("by_status", "status"), index("by_time", "kind")])
+    GlobalSecondaryIndexes=[index("by_status", "status"), index("by_time", "kind"),
+                            index("webhooks_due", "hook", "hook_due")])
 queue = boto3.client("sqs").create_queue(QueueName=f"smoke-work-{suffix}")["QueueUrl"]
 key = boto3.client("secretsmanager").create_secret(Name=f"smoke-sealing-{suffix}", SecretString="smoke key")["ARN"]
 print(table, queue, key)

@@ -98,6 +98,7 @@ impl Deployment {
             safety_margin: Duration::from_millis(300),
             lease_ttl: Duration::from_secs(4),
             retention_days: 7,
+            allowed_private: Vec::new(),
         };
         let mut app = LambdaApp::from_config(config).await.unwrap();
         if let Some(f) = faults {
@@ -494,6 +495,32 @@ async fn invoke_and_schedule_events_start_once_and_answer() {
     );
     let missing = d.invoke(event_for("invoke-status.json", "mig-nope")).await;
     assert_eq!(missing["error"]["code"], "not_found");
+
+    // A webhook to the instance-metadata address is refused before anything starts; an inline
+    // webhook secret is kept sealed
+    let mut hooked = d.request("anything", "anything_v2");
+    hooked["webhook"] = json!({ "url": "https://169.254.169.254/latest/meta-data", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" });
+    let refused = d
+        .invoke(json!({ "action": "start", "request": hooked.clone() }))
+        .await;
+    assert_eq!(refused["error"]["field"], "webhook.url", "{refused}");
+    hooked["webhook"]["url"] = json!("https://hooks.example.com/migrations");
+    let accepted = d
+        .invoke(json!({ "action": "start", "request": hooked }))
+        .await;
+    assert_eq!(
+        accepted["job"]["request"]["webhook"]["secret"], "[redacted]",
+        "{accepted}"
+    );
+    let items = scan(&d.dynamo, &d.table).await.join("\n");
+    assert!(!items.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") && items.contains("sealed_secret"));
+    let cancelled = d
+        .invoke(event_for(
+            "invoke-cancel.json",
+            accepted["job"]["id"].as_str().unwrap(),
+        ))
+        .await;
+    assert_eq!(cancelled["job"]["status"], "CANCELLED");
 
     // The sweep schedule answers with what it looked at
     let swept = d.invoke(event("schedule-sweep.json")).await;

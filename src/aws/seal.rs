@@ -9,7 +9,6 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 
 use crate::domain::Secret;
-use crate::milvus::Role;
 
 const PREFIX: &str = "v1.";
 
@@ -34,9 +33,9 @@ impl Sealer {
         }
     }
 
-    /// Seals `token` for the cluster of `role` (a token sealed for one side cannot be used
-    /// for the other).
-    pub fn seal(&self, role: Role, token: &Secret) -> String {
+    /// Seals `token` for one purpose (`source`, `target`, `webhook`): a value sealed for one
+    /// cannot be opened for another.
+    pub fn seal(&self, purpose: &str, token: &Secret) -> String {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let sealed = self
             .cipher
@@ -44,7 +43,7 @@ impl Sealer {
                 &nonce,
                 Payload {
                     msg: token.expose().as_bytes(),
-                    aad: role.to_string().as_bytes(),
+                    aad: purpose.as_bytes(),
                 },
             )
             .expect("encryption of a short message cannot fail");
@@ -53,8 +52,8 @@ impl Sealer {
         format!("{PREFIX}{}", STANDARD_NO_PAD.encode(bytes))
     }
 
-    /// Opens a sealed token; fails if it was sealed under another key or for the other role.
-    pub fn open(&self, role: Role, sealed: &str) -> Result<Secret, String> {
+    /// Opens a sealed value; fails if it was sealed under another key or for another purpose.
+    pub fn open(&self, purpose: &str, sealed: &str) -> Result<Secret, String> {
         let bytes = sealed
             .strip_prefix(PREFIX)
             .and_then(|b| STANDARD_NO_PAD.decode(b).ok())
@@ -67,7 +66,7 @@ impl Sealer {
                 XNonce::from_slice(nonce),
                 Payload {
                     msg: body,
-                    aad: role.to_string().as_bytes(),
+                    aad: purpose.as_bytes(),
                 },
             )
             .map_err(|_| {
@@ -87,18 +86,18 @@ mod tests {
     fn seals_opens_and_binds_role_and_key() {
         let sealer = Sealer::from_secret("key one");
         let token = Secret::new("root:Milvus");
-        let sealed = sealer.seal(Role::Source, &token);
+        let sealed = sealer.seal("source", &token);
         assert!(!sealed.contains("root"));
         assert_ne!(
             sealed,
-            sealer.seal(Role::Source, &token),
+            sealer.seal("source", &token),
             "fresh nonce each time"
         );
-        assert_eq!(sealer.open(Role::Source, &sealed).unwrap(), token);
-        assert!(sealer.open(Role::Target, &sealed).is_err());
+        assert_eq!(sealer.open("source", &sealed).unwrap(), token);
+        assert!(sealer.open("target", &sealed).is_err());
         assert!(Sealer::from_secret("key two")
-            .open(Role::Source, &sealed)
+            .open("source", &sealed)
             .is_err());
-        assert!(sealer.open(Role::Source, "v1.AAAA").is_err());
+        assert!(sealer.open("source", "v1.AAAA").is_err());
     }
 }

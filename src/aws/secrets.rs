@@ -10,6 +10,7 @@ use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
 
 use super::Sealer;
+use crate::domain::request::WebhookSpec;
 use crate::domain::{ClusterSpec, Secret};
 use crate::milvus::{ClusterError, Credentials, Role};
 
@@ -76,6 +77,7 @@ fn token_of(secret: &Secret) -> Secret {
 /// Finds the token of each cluster of a job.
 pub struct TokenResolver {
     fixed: HashMap<Role, Secret>,
+    webhook: Option<Secret>,
     sealer: Option<Sealer>,
     secrets: OnceCell<std::sync::Arc<SecretsClient>>,
 }
@@ -88,9 +90,16 @@ impl TokenResolver {
         fixed.extend(target.map(|t| (Role::Target, t)));
         Self {
             fixed,
+            webhook: None,
             sealer: None,
             secrets: OnceCell::new(),
         }
+    }
+
+    /// Signs webhooks with this secret when a job names none it can read (the CLI's flag).
+    pub fn with_webhook_secret(mut self, secret: Option<Secret>) -> Self {
+        self.webhook = secret;
+        self
     }
 
     /// Opens sealed tokens with this sealer.
@@ -126,12 +135,31 @@ impl Credentials for TokenResolver {
             let sealer = self.sealer.as_ref().ok_or_else(|| {
                 refused("the job's token is sealed, and this process has no sealing key".into())
             })?;
-            return sealer.open(role, sealed).map(Some).map_err(refused);
+            return sealer
+                .open(&role.to_string(), sealed)
+                .map(Some)
+                .map_err(refused);
         }
         if let Some(token) = spec.token.as_ref().filter(|t| !t.is_redacted()) {
             return Ok(Some(token.clone()));
         }
         Ok(self.fixed.get(&role).cloned())
+    }
+
+    async fn webhook_secret(&self, spec: &WebhookSpec) -> Result<Option<Secret>, String> {
+        if let Some(arn) = &spec.secret_arn {
+            return self.secrets().await.get(arn).await.map(Some);
+        }
+        if let Some(sealed) = &spec.sealed_secret {
+            let sealer = self.sealer.as_ref().ok_or_else(|| {
+                "the webhook secret is sealed, and this process has no sealing key".to_owned()
+            })?;
+            return sealer.open("webhook", sealed).map(Some);
+        }
+        if let Some(secret) = spec.secret.as_ref().filter(|s| !s.is_redacted()) {
+            return Ok(Some(secret.clone()));
+        }
+        Ok(self.webhook.clone())
     }
 }
 

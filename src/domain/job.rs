@@ -115,6 +115,27 @@ pub struct CollectionReport {
     /// Whether the two counts are equal, once verified.
     #[serde(rename = "match")]
     pub matches: Option<bool>,
+    /// How many times the collection was migrated again after a count mismatch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remigrations: u32,
+    /// Earlier verifications that did not match, oldest first (with `remigrate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<CountCheck>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One verification of a collection's counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountCheck {
+    /// Entities in the source.
+    pub source_count: u64,
+    /// Entities in the target.
+    pub target_count: u64,
+    /// When they were counted.
+    pub checked_at: DateTime<Utc>,
 }
 
 /// The error that ended a job.
@@ -124,6 +145,66 @@ pub struct JobError {
     pub phase: Option<Phase>,
     /// What went wrong and what to do about it.
     pub message: String,
+}
+
+/// Where an outcome webhook stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not delivered yet; `next_attempt_at` says when it is tried (again).
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up: a 4xx other than 408/429/410, a redirect, a refused URL, or every attempt used.
+    Failed,
+    /// The receiver answered 410 Gone: nothing more is sent to it for this job.
+    Disabled,
+}
+
+/// One try at delivering a webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When it was sent.
+    pub time: DateTime<Utc>,
+    /// The HTTP status, if the receiver answered.
+    pub status: Option<u16>,
+    /// Milliseconds until the answer (or the failure).
+    pub latency_ms: u64,
+    /// What went wrong, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The outcome webhook of an ended job, and every attempt to deliver it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `webhook-id`: the same for every attempt, so receivers can drop duplicates.
+    pub id: String,
+    /// `migration.succeeded`, `migration.failed` or `migration.cancelled`.
+    pub event: String,
+    /// The event's time (the job's end).
+    pub timestamp: DateTime<Utc>,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Every attempt, oldest first.
+    pub attempts: Vec<Attempt>,
+    /// When the next attempt is due (also pushed forward while an attempt is in flight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl Delivery {
+    /// A pending delivery of `event`, due at once.
+    pub fn new(event: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            event: event.to_owned(),
+            timestamp: now,
+            state: DeliveryState::Pending,
+            attempts: Vec::new(),
+            next_attempt_at: Some(now),
+        }
+    }
 }
 
 /// A migration job: the single source of truth about it lives in the job store.
@@ -157,6 +238,12 @@ pub struct Job {
     /// message does not run it twice at once; the sweep restarts the step once it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_lease: Option<Lease>,
+    /// The outcome webhook, once the job ended (when the request asked for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Delivery>,
+    /// When the last `migration.progress` event was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_sent_at: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -176,6 +263,8 @@ impl Job {
             version: 0,
             cancel_requested: false,
             step_lease: None,
+            webhook: None,
+            progress_sent_at: None,
             collections: Vec::new(),
             error: None,
         }
@@ -184,6 +273,14 @@ impl Job {
     /// A fresh job id.
     pub fn new_id() -> String {
         format!("mig-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// When the outcome webhook is due, while it is pending.
+    pub fn webhook_due(&self) -> Option<DateTime<Utc>> {
+        self.webhook
+            .as_ref()
+            .filter(|d| d.state == DeliveryState::Pending)
+            .and_then(|d| d.next_attempt_at)
     }
 
     /// The record as callers may see it: no secrets, no sealed tokens.
@@ -216,6 +313,35 @@ impl Job {
         Ok(())
     }
 
+    /// Sends the job back from verification to the schema step, to migrate `collections`
+    /// (database, source name) again after a count mismatch: each is marked pending, its
+    /// mismatch recorded and its remigration counted.
+    pub fn remigrate(
+        &mut self,
+        collections: &[(String, String, u64, u64)],
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        if self.status != JobStatus::InProgress || self.phase != Some(Phase::Verify) {
+            return Err(self.transition_error("Schema (remigration)"));
+        }
+        for (db, name, source_count, target_count) in collections {
+            if let Some(c) = self.collection_mut(db, name) {
+                c.mismatches.push(CountCheck {
+                    source_count: *source_count,
+                    target_count: *target_count,
+                    checked_at: now,
+                });
+                c.remigrations += 1;
+                c.status = CollectionStatus::Pending;
+                c.target_count = None;
+                c.matches = None;
+            }
+        }
+        self.phase = Some(Phase::Schema);
+        self.step_lease = None;
+        Ok(())
+    }
+
     /// Ends the job with a terminal status.
     pub fn finish(
         &mut self,
@@ -234,6 +360,14 @@ impl Job {
         self.status = status;
         self.finished_at = Some(now);
         self.step_lease = None;
+        if self.request.webhook.is_some() {
+            let event = match status {
+                JobStatus::Successful => "migration.succeeded",
+                JobStatus::Cancelled => "migration.cancelled",
+                _ => "migration.failed",
+            };
+            self.webhook = Some(Delivery::new(event, now));
+        }
         self.error = error.map(|message| JobError {
             phase: self.phase,
             message,
@@ -330,6 +464,9 @@ pub struct Task {
     pub runs: u32,
     /// Who holds the task now.
     pub lease: Option<Lease>,
+    /// Which migration of its collection the task belongs to (0, then 1 per remigration).
+    #[serde(default)]
+    pub generation: u32,
 }
 
 impl Task {
@@ -361,7 +498,18 @@ impl Task {
             fence: 0,
             runs: 0,
             lease: None,
+            generation: 0,
         }
+    }
+
+    /// The same task for the `generation`-th migration of its collection (after remigrations),
+    /// with an id of its own.
+    pub fn for_generation(mut self, generation: u32) -> Self {
+        if let Some((base, _)) = self.id.rsplit_once('/') {
+            self.id = format!("{base}/{generation}");
+        }
+        self.generation = generation;
+        self
     }
 
     /// True when a worker may claim the task at `now`.
@@ -533,6 +681,44 @@ mod tests {
         assert_eq!(j.step_lease, lease("finish"));
         j.finish(JobStatus::Successful, None, now).unwrap();
         assert_eq!(j.step_lease, None);
+    }
+
+    #[test]
+    fn remigration_goes_back_to_schema_from_verify_only() {
+        let mut j = job();
+        let now = Utc::now();
+        j.collections.push(CollectionReport {
+            database: "default".into(),
+            source: "c".into(),
+            target_database: "default".into(),
+            target: "c".into(),
+            status: CollectionStatus::Mismatch,
+            source_count: Some(10),
+            target_count: Some(9),
+            matches: Some(false),
+            remigrations: 0,
+            mismatches: Vec::new(),
+        });
+        let mismatch = [("default".to_owned(), "c".to_owned(), 10, 9)];
+        j.enter(Phase::Preflight, now).unwrap();
+        assert!(j.remigrate(&mismatch, now).is_err(), "only from verify");
+        for p in [Phase::Schema, Phase::Copy, Phase::Index, Phase::Verify] {
+            j.enter(p, now).unwrap();
+        }
+        j.remigrate(&mismatch, now).unwrap();
+        assert_eq!(j.phase, Some(Phase::Schema));
+        let c = &j.collections[0];
+        assert_eq!(
+            (c.remigrations, c.status, c.matches),
+            (1, CollectionStatus::Pending, None)
+        );
+        assert_eq!(
+            (c.mismatches[0].source_count, c.mismatches[0].target_count),
+            (10, 9)
+        );
+        // New tasks for the new migration, with ids of their own.
+        let t = Task::new("j", "default", "c", "default", "c", Some("p"), 10).for_generation(1);
+        assert_eq!((t.id.as_str(), t.generation), ("default/c/p/1", 1));
     }
 
     #[test]

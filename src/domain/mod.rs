@@ -5,8 +5,9 @@ pub mod report;
 pub mod request;
 
 pub use job::{
-    Checkpoint, CollectionReport, CollectionStatus, Cursor, InvalidTransition, Job, JobError,
-    JobStatus, Lease, Level, LogEntry, Phase, Task, TaskStatus,
+    Attempt, Checkpoint, CollectionReport, CollectionStatus, CountCheck, Cursor, Delivery,
+    DeliveryState, InvalidTransition, Job, JobError, JobStatus, Lease, Level, LogEntry, Phase,
+    Task, TaskStatus,
 };
 pub use report::{Progress, Report};
 pub use request::{

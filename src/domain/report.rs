@@ -29,6 +29,18 @@ pub struct Progress {
 impl Progress {
     /// Progress of `job` from its tasks, as of `now`.
     pub fn of(job: &Job, tasks: &[Task], now: DateTime<Utc>) -> Self {
+        // After a remigration only the collection's latest tasks count.
+        let current: Vec<Task> = tasks
+            .iter()
+            .filter(|t| {
+                job.collections
+                    .iter()
+                    .find(|c| c.database == t.database && c.source == t.collection)
+                    .is_none_or(|c| c.remigrations == t.generation)
+            })
+            .cloned()
+            .collect();
+        let tasks = current.as_slice();
         let copied: u64 = tasks.iter().map(|t| t.copied).sum();
         let bytes: u64 = tasks.iter().map(|t| t.bytes).sum();
         let total: u64 = job.collections.iter().filter_map(|c| c.source_count).sum();

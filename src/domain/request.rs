@@ -17,6 +17,9 @@ pub const MAX_BATCH_SIZE: u32 = 16_384;
 pub const DEFAULT_BATCH_SIZE: u32 = 5_000;
 /// The default number of parallel workers.
 pub const DEFAULT_MAX_WORKERS: u32 = 4;
+/// The most times one collection may be migrated again after a count mismatch.
+pub const MAX_REMIGRATIONS: u32 = 5;
+
 /// The largest number of parallel workers a job may ask for.
 pub const MAX_WORKERS: u32 = 256;
 
@@ -202,6 +205,54 @@ pub struct WebhookSpec {
     /// A Secrets Manager ARN holding the signing secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_arn: Option<String>,
+    /// Send `migration.progress` events at most this often (seconds); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_every_seconds: Option<u64>,
+    /// The inline secret, sealed by the Lambda deployment (see `ClusterSpec::sealed_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_secret: Option<String>,
+}
+
+impl WebhookSpec {
+    fn validate(&self) -> Result<(), FieldError> {
+        let url = self.url.trim();
+        let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+        if !scheme_ok || url.len() <= "https://".len() {
+            return Err(FieldError::new(
+                "webhook.url",
+                "must be an https:// URL (http:// only to a loopback address, for local runs)",
+            ));
+        }
+        match (&self.secret, &self.secret_arn) {
+            (Some(_), Some(_)) => Err(FieldError::new(
+                "webhook.secret_arn",
+                "give either secret or secret_arn, not both",
+            )),
+            (None, None) => Err(FieldError::new(
+                "webhook.secret",
+                "is required (or secret_arn): webhooks are always signed",
+            )),
+            (Some(secret), None) if !secret.is_redacted() => {
+                crate::webhook::SigningSecret::parse(secret.expose())
+                    .map(|_| ())
+                    .map_err(|e| FieldError::new("webhook.secret", e))
+            }
+            (None, Some(arn)) if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") => {
+                Err(FieldError::new(
+                    "webhook.secret_arn",
+                    "is not a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)",
+                ))
+            }
+            _ => Ok(()),
+        }?;
+        if self.progress_every_seconds == Some(0) {
+            return Err(FieldError::new(
+                "webhook.progress_every_seconds",
+                "must be at least 1 (leave it out for no progress events)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A request that cannot be accepted: the JSON path of the bad field and what is wrong with it.
@@ -237,6 +288,16 @@ impl MigrationRequest {
             }
             FieldError::new(field, e.into_inner().to_string())
         })?;
+        if request
+            .webhook
+            .as_ref()
+            .is_some_and(|w| w.sealed_secret.is_some())
+        {
+            return Err(FieldError::new(
+                "webhook.sealed_secret",
+                "is set by the service, not by callers; pass secret or secret_arn",
+            ));
+        }
         for (side, spec) in [("source", &request.source), ("target", &request.target)] {
             if spec.sealed_token.is_some() {
                 return Err(FieldError::new(
@@ -318,10 +379,10 @@ impl MigrationRequest {
                 format!("must be between 1 and {MAX_WORKERS}"),
             ));
         }
-        if o.on_count_mismatch == OnCountMismatch::Remigrate {
+        if o.max_remigrations > MAX_REMIGRATIONS {
             return Err(FieldError::new(
-                "options.on_count_mismatch",
-                "\"remigrate\" is not available in this version; use \"fail\"",
+                "options.max_remigrations",
+                format!("must be at most {MAX_REMIGRATIONS}"),
             ));
         }
         if let Some(not_after) = o.not_after {
@@ -332,11 +393,8 @@ impl MigrationRequest {
                 ));
             }
         }
-        if self.webhook.is_some() {
-            return Err(FieldError::new(
-                "webhook",
-                "outcome webhooks are not available in this version; remove the field",
-            ));
+        if let Some(w) = &self.webhook {
+            w.validate()?;
         }
         Ok(())
     }
@@ -357,11 +415,22 @@ impl MigrationRequest {
         r
     }
 
+    /// The webhook's secret as given, unless it was redacted.
+    pub fn webhook_secret(&self) -> Option<&Secret> {
+        self.webhook
+            .as_ref()
+            .and_then(|w| w.secret.as_ref())
+            .filter(|s| !s.is_redacted())
+    }
+
     /// A copy fit to show: redacted, and without sealed tokens.
     pub fn public(&self) -> Self {
         let mut r = self.redacted();
         r.source.sealed_token = None;
         r.target.sealed_token = None;
+        if let Some(w) = r.webhook.as_mut() {
+            w.sealed_secret = None;
+        }
         r
     }
 
@@ -500,6 +569,53 @@ mod tests {
         let err =
             MigrationRequest::from_json(&minimal().replace("\"p2\"", "\"9lives\"")).unwrap_err();
         assert_eq!(err.field, "databases[0].collections[0].target_name");
+    }
+
+    #[test]
+    fn webhooks_need_a_signing_secret_and_a_sane_url() {
+        let with = |webhook: &str| {
+            MigrationRequest::from_json(&minimal().replacen(
+                r#""databases""#,
+                &format!(r#""webhook":{webhook},"databases""#),
+                1,
+            ))
+        };
+        let field = |webhook: &str| with(webhook).unwrap_err().field;
+        assert!(with(
+            r#"{"url":"https://h.example.com/x","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}"#
+        )
+        .is_ok());
+        assert_eq!(
+            field(r#"{"url":"https://h.example.com/x"}"#),
+            "webhook.secret"
+        );
+        assert_eq!(
+            field(r#"{"url":"https://h.example.com/x","secret":"not base64!"}"#),
+            "webhook.secret"
+        );
+        assert_eq!(
+            field(r#"{"url":"ftp://h","secret_arn":"arn:aws:secretsmanager:r:1:secret:s"}"#),
+            "webhook.url"
+        );
+        assert_eq!(
+            field(r#"{"url":"https://h.example.com","secret_arn":"nope"}"#),
+            "webhook.secret_arn"
+        );
+        assert_eq!(
+            field(
+                r#"{"url":"https://h.example.com","secret_arn":"arn:aws:secretsmanager:r:1:secret:s","progress_every_seconds":0}"#
+            ),
+            "webhook.progress_every_seconds"
+        );
+        assert_eq!(
+            field(
+                r#"{"url":"https://h.example.com","secret_arn":"arn:aws:secretsmanager:r:1:secret:s","sealed_secret":"v1.x"}"#
+            ),
+            "webhook.sealed_secret"
+        );
+        // A bad secret is never repeated in the message.
+        let err = with(r#"{"url":"https://h.example.com/x","secret":"whsec_short"}"#).unwrap_err();
+        assert!(!err.to_string().contains("short"), "{err}");
     }
 
     #[test]

@@ -220,6 +220,9 @@ impl Engine {
                 // The work loop ends the job (cancelled, or failed at the window's end).
                 return Ok(Stop::JobOver(task));
             }
+            if let Some(fresh) = &fresh {
+                self.maybe_progress(fresh).await?;
+            }
             if task
                 .lease
                 .as_ref()
@@ -230,8 +233,14 @@ impl Engine {
             let started = Instant::now();
             let following =
                 page_limit(limit, page.rows, page.bytes, page_time, &budget, batch_size);
+            let lose = self.faults.loses_next_write();
             let (written, next_page) = tokio::join!(
-                write(&*target, &task, &page, mode),
+                async {
+                    if lose {
+                        return Ok(page.rows as u64);
+                    }
+                    write(&*target, &task, &page, mode).await
+                },
                 reader.read(page.last.clone(), following)
             );
             written?;

@@ -4,8 +4,9 @@
 use chrono::Utc;
 
 use super::{retry_transient, Engine, EngineError, Handled};
-use crate::domain::{CollectionStatus, JobStatus, Level, Phase};
+use crate::domain::{CollectionStatus, JobStatus, Level, OnCountMismatch, Phase};
 use crate::milvus::{kv, Cluster, CollectionInfo, DataType, IndexInfo};
+use crate::queue::WorkMessage;
 
 /// The metric AUTOINDEX gets when the source field has no index to copy it from.
 fn default_metric(data_type: i32, is_function_output: bool) -> &'static str {
@@ -169,38 +170,121 @@ impl Engine {
             )
             .await;
         }
-        self.update_job(job_id, |job| {
-            if job.status.is_terminal() {
+        if !mismatches.is_empty() && self.remigrate(&job, &results).await? {
+            return Ok(());
+        }
+        let mut ended = false;
+        let job = self
+            .update_job(job_id, |job| {
+                ended = false;
+                if job.status.is_terminal() {
+                    return Ok(false);
+                }
+                for (db, name, s, t) in &results {
+                    if let Some(c) = job.collection_mut(db, name) {
+                        c.source_count = Some(*s);
+                        c.target_count = Some(*t);
+                        c.matches = Some(s == t);
+                        c.status = if s == t {
+                            CollectionStatus::Verified
+                        } else {
+                            CollectionStatus::Mismatch
+                        };
+                    }
+                }
+                if mismatches.is_empty() {
+                    job.finish(JobStatus::Successful, None, Utc::now())?;
+                } else {
+                    job.finish(
+                        JobStatus::Failed,
+                        Some(format!(
+                            "entity counts differ after the copy: {}",
+                            mismatches.join("; ")
+                        )),
+                        Utc::now(),
+                    )?;
+                }
+                ended = true;
+                Ok(true)
+            })
+            .await?;
+        if ended {
+            self.after_end(&job).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// With `on_count_mismatch: "remigrate"`, sends the job back to migrate every mismatched
+    /// collection again, if none has used up `max_remigrations`; returns whether it did.
+    async fn remigrate(
+        &self,
+        job: &crate::domain::Job,
+        results: &[(String, String, u64, u64)],
+    ) -> Result<bool, EngineError> {
+        let options = &job.request.options;
+        if options.on_count_mismatch != OnCountMismatch::Remigrate {
+            return Ok(false);
+        }
+        let mismatched: Vec<(String, String, u64, u64)> = results
+            .iter()
+            .filter(|(_, _, s, t)| s != t)
+            .cloned()
+            .collect();
+        let used = |db: &str, name: &str| {
+            job.collections
+                .iter()
+                .find(|c| c.database == db && c.source == name)
+                .map_or(u32::MAX, |c| c.remigrations)
+        };
+        if mismatched
+            .iter()
+            .any(|(db, name, _, _)| used(db, name) >= options.max_remigrations)
+        {
+            return Ok(false);
+        }
+        let mut moved = false;
+        self.update_job(&job.id, |j| {
+            moved = false;
+            if j.status.is_terminal() || j.phase != Some(Phase::Verify) {
                 return Ok(false);
             }
-            for (db, name, s, t) in &results {
-                if let Some(c) = job.collection_mut(db, name) {
+            for (db, name, s, t) in results.iter().filter(|(_, _, s, t)| s == t) {
+                if let Some(c) = j.collection_mut(db, name) {
                     c.source_count = Some(*s);
                     c.target_count = Some(*t);
-                    c.matches = Some(s == t);
-                    c.status = if s == t {
-                        CollectionStatus::Verified
-                    } else {
-                        CollectionStatus::Mismatch
-                    };
+                    c.matches = Some(true);
+                    c.status = CollectionStatus::Verified;
                 }
             }
-            if mismatches.is_empty() {
-                job.finish(JobStatus::Successful, None, Utc::now())?;
-            } else {
-                job.finish(
-                    JobStatus::Failed,
-                    Some(format!(
-                        "entity counts differ after the copy: {}",
-                        mismatches.join("; ")
-                    )),
-                    Utc::now(),
-                )?;
-            }
+            j.remigrate(&mismatched, Utc::now())?;
+            moved = true;
             Ok(true)
         })
         .await?;
-        Ok(())
+        if !moved {
+            return Ok(false);
+        }
+        for (db, name, s, t) in &mismatched {
+            self.log(
+                &job.id,
+                Level::Warn,
+                Some(format!("{db}.{name}")),
+                format!(
+                    "counts differ (source {s}, target {t}): migrating it again (remigration {} of at most {})",
+                    used(db, name) + 1,
+                    options.max_remigrations
+                ),
+            )
+            .await;
+        }
+        self.queue
+            .send(WorkMessage::Plan {
+                job_id: job.id.clone(),
+            })
+            .await?;
+        Ok(true)
     }
 }
 

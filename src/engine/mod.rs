@@ -20,9 +20,11 @@ use crate::domain::{
 use crate::milvus::{ClusterConnector, ClusterError};
 use crate::queue::{QueueError, WorkMessage, WorkQueue};
 use crate::store::{Created, JobStore, StoreError};
+use crate::webhook::Notifier;
 
 mod copy;
 mod finish;
+mod notify;
 mod plan;
 mod retry;
 
@@ -67,6 +69,13 @@ pub struct EngineConfig {
     pub lease_ttl: Duration,
     /// Stop this long before an invocation's deadline.
     pub safety_margin: Duration,
+    /// The most attempts at one outcome webhook.
+    pub webhook_attempts: u32,
+    /// The wait before the second attempt; each later wait is four times longer (capped at an
+    /// hour, with jitter), unless the receiver says `Retry-After`.
+    pub webhook_backoff: Duration,
+    /// How long one attempt may take (the notifier's timeout).
+    pub webhook_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -81,6 +90,9 @@ impl Default for EngineConfig {
         Self {
             lease_ttl: Duration::from_secs(60),
             safety_margin: Duration::from_secs(20),
+            webhook_attempts: 8,
+            webhook_backoff: Duration::from_secs(5),
+            webhook_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -90,6 +102,7 @@ impl Default for EngineConfig {
 #[derive(Debug, Default)]
 pub struct Faults {
     crash_after_write: AtomicU64,
+    lose_write: AtomicU64,
     writes: AtomicU64,
 }
 
@@ -98,8 +111,25 @@ impl Faults {
     pub fn crash_after_write(n: u64) -> Self {
         Self {
             crash_after_write: AtomicU64::new(n),
+            lose_write: AtomicU64::new(0),
             writes: AtomicU64::new(0),
         }
+    }
+
+    /// Once, skip the `n`-th page write but report it written and checkpoint it: a write a
+    /// server lost, which only verification can notice.
+    pub fn lose_write(n: u64) -> Self {
+        Self {
+            crash_after_write: AtomicU64::new(0),
+            lose_write: AtomicU64::new(n),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the next page write is the one to lose.
+    fn loses_next_write(&self) -> bool {
+        let n = self.lose_write.load(Ordering::SeqCst);
+        n != 0 && self.writes.load(Ordering::SeqCst) + 1 == n
     }
 
     fn after_write(&self) -> Result<(), EngineError> {
@@ -213,6 +243,7 @@ pub struct Engine {
     pub(crate) store: Arc<dyn JobStore>,
     pub(crate) queue: Arc<dyn WorkQueue>,
     pub(crate) clusters: Arc<dyn ClusterConnector>,
+    pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) config: EngineConfig,
     pub(crate) faults: Arc<Faults>,
 }
@@ -223,12 +254,14 @@ impl Engine {
         store: Arc<dyn JobStore>,
         queue: Arc<dyn WorkQueue>,
         clusters: Arc<dyn ClusterConnector>,
+        notifier: Arc<dyn Notifier>,
         config: EngineConfig,
     ) -> Self {
         Self {
             store,
             queue,
             clusters,
+            notifier,
             config,
             faults: Arc::new(Faults::default()),
         }
@@ -250,6 +283,12 @@ impl Engine {
     pub async fn start(&self, request: MigrationRequest) -> Result<(Job, bool), EngineError> {
         let now = Utc::now();
         request.validate(now)?;
+        if let Some(w) = &request.webhook {
+            // Refused now rather than at the end of a long job.
+            self.notifier
+                .check_url(&w.url)
+                .map_err(|e| FieldError::new("webhook.url", e))?;
+        }
         let job = Job::new(Job::new_id(), request, now);
         match self.store.create_job(&job).await? {
             Created::New(job) => {
@@ -282,6 +321,7 @@ impl Engine {
             WorkMessage::Plan { job_id } => (job_id, self.plan(job_id).await),
             WorkMessage::Work { job_id } => (job_id, self.work(job_id, budget).await),
             WorkMessage::Finish { job_id } => (job_id, self.finish(job_id).await),
+            WorkMessage::Deliver { job_id } => (job_id, self.deliver(job_id, budget).await),
         };
         match result {
             // A crash is not the job's failure: its task is picked up again.
@@ -331,6 +371,10 @@ impl Engine {
             return Err(EngineError::NotFound(job_id.into()));
         };
         if job.status.is_terminal() {
+            // An outcome webhook whose deliverer died or ran out of time.
+            if job.webhook_due().is_some_and(|due| due <= Utc::now()) {
+                self.after_end(&job).await?;
+            }
             return Ok(());
         }
         if self.past_window(&job).await? {
@@ -508,28 +552,41 @@ impl Engine {
     pub(crate) async fn fail(&self, job_id: &str, message: String) -> Result<(), EngineError> {
         tracing::warn!(job = %job_id, "job failed: {message}");
         self.log(job_id, Level::Error, None, message.clone()).await;
-        self.update_job(job_id, |job| {
-            if job.status.is_terminal() {
-                return Ok(false);
-            }
-            job.finish(JobStatus::Failed, Some(message.clone()), Utc::now())?;
-            Ok(true)
-        })
-        .await
-        .map(|_| ())
+        let mut ended = false;
+        let job = self
+            .update_job(job_id, |job| {
+                ended = false;
+                if job.status.is_terminal() {
+                    return Ok(false);
+                }
+                job.finish(JobStatus::Failed, Some(message.clone()), Utc::now())?;
+                ended = true;
+                Ok(true)
+            })
+            .await?;
+        if ended {
+            self.after_end(&job).await?;
+        }
+        Ok(())
     }
 
     /// Ends the job CANCELLED (unless it already ended).
     pub(crate) async fn end_cancelled(&self, job_id: &str) -> Result<Job, EngineError> {
+        let mut ended = false;
         let job = self
             .update_job(job_id, |job| {
+                ended = false;
                 if job.status.is_terminal() {
                     return Ok(false);
                 }
                 job.finish(JobStatus::Cancelled, None, Utc::now())?;
+                ended = true;
                 Ok(true)
             })
             .await?;
+        if ended {
+            self.after_end(&job).await?;
+        }
         if job.status == JobStatus::Cancelled {
             self.log(
                 job_id,
@@ -656,11 +713,13 @@ mod tests {
         // Two workers finishing the last tasks at once both try to move the job to index; only
         // the one whose write landed may enqueue the finish (a conflict makes the loser retry).
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("s")).unwrap());
+        let store =
+            Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("s")).unwrap());
         let engine = Arc::new(Engine::new(
             store.clone(),
             Arc::new(crate::queue::inprocess::InProcessQueue::new()),
             Arc::new(crate::milvus::grpc::MilvusConnector::new(None, None)),
+            crate::webhook::sender::HttpNotifier::local(None),
             EngineConfig::default(),
         ));
         let request = MigrationRequest::from_json(

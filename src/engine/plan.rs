@@ -232,6 +232,8 @@ impl Engine {
                     source_count: Some(count),
                     target_count: None,
                     matches: None,
+                    remigrations: 0,
+                    mismatches: Vec::new(),
                 });
             }
         }
@@ -278,6 +280,26 @@ impl Engine {
                     ))
                 })?;
             let partitions = retry_transient(|| source.list_partitions(db, name)).await?;
+            if report.status == CollectionStatus::Pending && report.remigrations > 0 {
+                // Migrated again after a count mismatch: the target collection starts over.
+                // (Done before `creating` is recorded, so a rerun never drops the new one.)
+                if retry_transient(|| target.describe_collection(tdb, tname))
+                    .await?
+                    .is_some()
+                {
+                    retry_transient(|| target.drop_collection(tdb, tname)).await?;
+                }
+                self.log(
+                    job_id,
+                    Level::Warn,
+                    Some(format!("{db}.{name}")),
+                    format!(
+                        "dropped `{tdb}.{tname}` to migrate it again (remigration {})",
+                        report.remigrations
+                    ),
+                )
+                .await;
+            }
             if matches!(
                 report.status,
                 CollectionStatus::Pending | CollectionStatus::Creating
@@ -320,10 +342,16 @@ impl Engine {
             let limit = first_limit(&info.schema, batch_size);
             if info.has_partition_key() {
                 // Milvus routes entities by key; its partitions cannot be named in reads or writes.
-                tasks.push(Task::new(job_id, db, name, tdb, tname, None, limit));
+                tasks.push(
+                    Task::new(job_id, db, name, tdb, tname, None, limit)
+                        .for_generation(report.remigrations),
+                );
             } else {
                 for p in &partitions {
-                    tasks.push(Task::new(job_id, db, name, tdb, tname, Some(p), limit));
+                    tasks.push(
+                        Task::new(job_id, db, name, tdb, tname, Some(p), limit)
+                            .for_generation(report.remigrations),
+                    );
                 }
             }
         }

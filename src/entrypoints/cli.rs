@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::domain::request::WebhookSpec;
 use crate::domain::{
     ClusterSpec, CollectionSpec, DatabaseSpec, FieldError, JobStatus, MigrationRequest, Options,
     Report, Secret,
@@ -22,6 +23,7 @@ use crate::milvus::grpc::MilvusConnector;
 use crate::queue::inprocess::InProcessQueue;
 use crate::store::sqlite::SqliteStore;
 use crate::store::JobStore;
+use crate::webhook::sender::HttpNotifier;
 
 /// Exit code: the job is SUCCESSFUL.
 pub const EXIT_OK: i32 = 0;
@@ -98,6 +100,9 @@ pub struct RunSettings {
     /// Simulated invocation budget, e.g. `2s`: a worker stops after it and a fresh one continues.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub max_run: Option<Duration>,
+    /// The webhook's signing secret, `whsec_<base64>` (never stored; pass it again on resume).
+    #[arg(long, env = "VECMIGRATE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
 }
 
 /// `run`: a spec file, or flags for the common case.
@@ -130,6 +135,12 @@ pub struct RunArgs {
     /// Idempotency key: the same key returns the job it started first.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Send the signed outcome webhook here (https, or http to a loopback address).
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// Also send `migration.progress` events, at most every this many seconds.
+    #[arg(long, requires = "webhook_url")]
+    pub webhook_progress_every: Option<u64>,
     /// Tokens and worker settings.
     #[command(flatten)]
     pub run: RunSettings,
@@ -245,6 +256,19 @@ pub fn request_from_args(args: &RunArgs) -> Result<MigrationRequest, Failure> {
     if request.target.token.is_none() {
         request.target.token = args.run.target_token.clone().map(Secret::new);
     }
+    if let Some(url) = &args.webhook_url {
+        request.webhook = Some(WebhookSpec {
+            url: url.clone(),
+            secret: args.run.webhook_secret.clone().map(Secret::new),
+            secret_arn: None,
+            progress_every_seconds: args.webhook_progress_every,
+            sealed_secret: None,
+        });
+    } else if let Some(w) = request.webhook.as_mut() {
+        if w.secret.is_none() && w.secret_arn.is_none() {
+            w.secret = args.run.webhook_secret.clone().map(Secret::new);
+        }
+    }
     request
         .validate(chrono::Utc::now())
         .map_err(|e| spec_error(args.spec.as_deref().unwrap_or("flags".as_ref()), &e))?;
@@ -294,6 +318,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 store,
                 request.source.token.clone(),
                 request.target.token.clone(),
+                request.webhook_secret().cloned(),
                 settings,
                 request.options.max_workers,
             );
@@ -312,10 +337,20 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
                 .ok_or_else(|| EngineError::NotFound(job.clone()))?;
             let source = token_for(&found.request.source, run.source_token.as_deref(), "source")?;
             let target = token_for(&found.request.target, run.target_token.as_deref(), "target")?;
+            let webhook = match &found.request.webhook {
+                Some(w) if w.secret.is_some() => {
+                    let given = run.webhook_secret.as_deref().ok_or_else(|| {
+                        invalid("the job was started with a webhook secret, which is never stored; pass --webhook-secret or set VECMIGRATE_WEBHOOK_SECRET")
+                    })?;
+                    Some(Secret::new(given))
+                }
+                _ => None,
+            };
             let (_, runner) = local(
                 store,
                 source,
                 target,
+                webhook,
                 run,
                 found.request.options.max_workers,
             );
@@ -410,6 +445,7 @@ fn bare_engine(store: Arc<dyn JobStore>) -> Engine {
         store,
         Arc::new(InProcessQueue::new()),
         Arc::new(MilvusConnector::new(None, None)),
+        HttpNotifier::local(None),
         EngineConfig::default(),
     )
 }
@@ -418,6 +454,7 @@ fn local(
     store: Arc<dyn JobStore>,
     source_token: Option<Secret>,
     target_token: Option<Secret>,
+    webhook_secret: Option<Secret>,
     settings: &RunSettings,
     max_workers: u32,
 ) -> (Arc<Engine>, LocalRunner) {
@@ -430,6 +467,7 @@ fn local(
         store,
         Arc::new(queue.clone()),
         Arc::new(MilvusConnector::new(source_token, target_token)),
+        HttpNotifier::local(webhook_secret),
         config,
     ));
     let local = LocalSettings {
@@ -557,6 +595,35 @@ pub fn render_table(report: &Report) -> String {
     }
     if let Some(e) = &job.error {
         let _ = writeln!(out, "error: {}", e.message);
+    }
+    if let Some(d) = &job.webhook {
+        let last = d.attempts.last();
+        let detail = match (d.state, last) {
+            (crate::domain::DeliveryState::Delivered, Some(a)) => {
+                format!("delivered (status {})", a.status.unwrap_or_default())
+            }
+            (crate::domain::DeliveryState::Pending, Some(a)) => format!(
+                "pending: attempt {} failed ({}), next at {}",
+                d.attempts.len(),
+                a.error.clone().unwrap_or_default(),
+                d.next_attempt_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            ),
+            (crate::domain::DeliveryState::Pending, None) => "pending".into(),
+            (state, a) => format!(
+                "{} ({})",
+                format!("{state:?}").to_uppercase(),
+                a.and_then(|a| a.error.clone()).unwrap_or_default()
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "webhook {} {}: {detail}, {} attempt(s)",
+            d.event,
+            d.id,
+            d.attempts.len()
+        );
     }
     out
 }

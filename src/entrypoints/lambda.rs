@@ -31,6 +31,8 @@ use crate::queue::sqs::SqsQueue;
 use crate::queue::WorkMessage;
 use crate::store::dynamodb::DynamoStore;
 use crate::store::StoreError;
+use crate::webhook::guard::{Cidr, UrlPolicy};
+use crate::webhook::sender::HttpNotifier;
 use crate::webhook::SigningSecret;
 
 /// How the function is set up, from its environment (see `template.yaml`).
@@ -52,6 +54,8 @@ pub struct LambdaConfig {
     pub lease_ttl: Duration,
     /// How long ended jobs are kept (`VECMIGRATE_RETENTION_DAYS`, default 30).
     pub retention_days: u32,
+    /// Private ranges webhooks may go to (`VECMIGRATE_ALLOWED_PRIVATE_RANGES`, CIDRs).
+    pub allowed_private: Vec<Cidr>,
 }
 
 fn env_duration(name: &str, default: Option<Duration>) -> Result<Option<Duration>, String> {
@@ -91,6 +95,10 @@ impl LambdaConfig {
             lease_ttl: env_duration("VECMIGRATE_LEASE_TTL", Some(Duration::from_secs(120)))?
                 .unwrap_or_default(),
             retention_days,
+            allowed_private: UrlPolicy::parse_ranges(
+                &env_text("VECMIGRATE_ALLOWED_PRIVATE_RANGES").unwrap_or_default(),
+            )
+            .map_err(|e| format!("VECMIGRATE_ALLOWED_PRIVATE_RANGES: {e}"))?,
         })
     }
 }
@@ -242,6 +250,17 @@ impl LambdaApp {
         if let Some(s) = &sealer {
             resolver = resolver.with_sealer(s.clone());
         }
+        let resolver = Arc::new(resolver);
+        let engine_config = EngineConfig {
+            lease_ttl: config.lease_ttl,
+            safety_margin: config.safety_margin,
+            ..EngineConfig::default()
+        };
+        let notifier = HttpNotifier::new(
+            UrlPolicy::deployed(config.allowed_private.clone()),
+            resolver.clone(),
+            engine_config.webhook_timeout,
+        );
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             config.table.clone(),
@@ -251,11 +270,9 @@ impl LambdaApp {
         let engine = Engine::new(
             Arc::new(store),
             Arc::new(queue),
-            Arc::new(MilvusConnector::with_credentials(Arc::new(resolver))),
-            EngineConfig {
-                lease_ttl: config.lease_ttl,
-                safety_margin: config.safety_margin,
-            },
+            Arc::new(MilvusConnector::with_credentials(resolver)),
+            Arc::new(notifier),
+            engine_config,
         );
         Ok(Self {
             engine,
@@ -585,7 +602,18 @@ impl LambdaApp {
                     "this deployment has no sealing key (VECMIGRATE_SEALING_KEY_ARN), so it cannot keep inline tokens; use token_secret_arn",
                 ));
             };
-            spec.sealed_token = Some(sealer.seal(role, token));
+            spec.sealed_token = Some(sealer.seal(&role.to_string(), token));
+        }
+        if let Some(webhook) = request.webhook.as_mut() {
+            if let Some(secret) = webhook.secret.as_ref().filter(|s| !s.is_redacted()) {
+                let Some(sealer) = &self.sealer else {
+                    return Err(ApiError::field(
+                        "webhook.secret",
+                        "this deployment has no sealing key (VECMIGRATE_SEALING_KEY_ARN), so it cannot keep inline secrets; use secret_arn",
+                    ));
+                };
+                webhook.sealed_secret = Some(sealer.seal("webhook", secret));
+            }
         }
         Ok(())
     }
@@ -616,7 +644,8 @@ impl LambdaApp {
                 }
             }
         }
-        Ok(json!({ "swept": swept, "errors": errors }))
+        let webhooks = self.engine.sweep_webhooks().await?;
+        Ok(json!({ "swept": swept, "webhooks_due": webhooks, "errors": errors }))
     }
 }
 
@@ -625,6 +654,7 @@ fn kind_of(message: &WorkMessage) -> &'static str {
         WorkMessage::Plan { .. } => "plan",
         WorkMessage::Work { .. } => "work",
         WorkMessage::Finish { .. } => "finish",
+        WorkMessage::Deliver { .. } => "deliver",
     }
 }
 

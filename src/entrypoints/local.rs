@@ -61,6 +61,10 @@ impl LocalRunner {
         let report = self.engine.report(job_id).await?;
         let job_id = job_id.to_owned();
         let (message, copies) = match (report.job.status, report.job.phase) {
+            // An ended job may still owe its webhook.
+            (s, _) if s.is_terminal() && report.job.webhook_due().is_some() => {
+                (WorkMessage::Deliver { job_id }, 1)
+            }
             (s, _) if s.is_terminal() => return Ok(()),
             (JobStatus::Pending, _) | (_, None | Some(Phase::Preflight | Phase::Schema)) => {
                 (WorkMessage::Plan { job_id }, 1)
@@ -116,7 +120,8 @@ impl LocalRunner {
                 Err(e) => break Err(e),
             };
             progress(&report);
-            if report.job.status.is_terminal() {
+            // The run ends with the job, once its outcome webhook is delivered or given up.
+            if report.job.status.is_terminal() && report.job.webhook_due().is_none() {
                 break Ok(report);
             }
             if last_sweep.elapsed() >= self.settings.sweep_every {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use ::milvus::proto::common::KeyValuePair;
 pub use ::milvus::proto::schema::{CollectionSchema, DataType, FieldData, FieldSchema};
 
+use crate::domain::request::WebhookSpec;
 use crate::domain::{ClusterSpec, Cursor, Secret};
 
 pub mod batch;
@@ -300,4 +301,7 @@ pub trait ClusterConnector: Send + Sync {
 pub trait Credentials: Send + Sync {
     /// The token for the `role` cluster that `spec` describes; `None` for no authentication.
     async fn token(&self, role: Role, spec: &ClusterSpec) -> Result<Option<Secret>, ClusterError>;
+
+    /// The signing secret of a job's webhook; the error names where it was looked for.
+    async fn webhook_secret(&self, spec: &WebhookSpec) -> Result<Option<Secret>, String>;
 }

@@ -28,13 +28,21 @@ pub enum WorkMessage {
         /// The job.
         job_id: String,
     },
+    /// Deliver the ended job's outcome webhook (attempts while the invocation lasts).
+    Deliver {
+        /// The job.
+        job_id: String,
+    },
 }
 
 impl WorkMessage {
     /// The job the message belongs to.
     pub fn job_id(&self) -> &str {
         match self {
-            Self::Plan { job_id } | Self::Work { job_id } | Self::Finish { job_id } => job_id,
+            Self::Plan { job_id }
+            | Self::Work { job_id }
+            | Self::Finish { job_id }
+            | Self::Deliver { job_id } => job_id,
         }
     }
 }

@@ -125,6 +125,42 @@ pub async fn lists_jobs_in_pages_and_by_status(store: Arc<dyn JobStore>) {
         .all(|j| j.status == JobStatus::Cancelled));
 }
 
+/// An ended job with a pending webhook is listed once due, and no longer once delivered.
+pub async fn lists_due_webhooks(store: Arc<dyn JobStore>) {
+    let mut with_hook = request(None);
+    with_hook.webhook = Some(crate::domain::request::WebhookSpec {
+        url: "https://hooks.example.com/m".into(),
+        secret: Some(crate::domain::Secret::new(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )),
+        secret_arn: None,
+        progress_every_seconds: None,
+        sealed_secret: None,
+    });
+    let hooked = Job::new(Job::new_id(), with_hook, Utc::now());
+    let plain = new_job();
+    for job in [&hooked, &plain] {
+        store.create_job(job).await.unwrap();
+        let mut ended = job.clone();
+        ended
+            .finish(JobStatus::Cancelled, None, Utc::now())
+            .unwrap();
+        store.save_job(&ended).await.unwrap();
+    }
+    let due = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    let later = Utc::now() + Duration::seconds(1);
+    let listed = due(store.list_due_webhooks(later, 1000).await.unwrap());
+    assert!(listed.contains(&hooked.id), "{listed:?}");
+    assert!(!listed.contains(&plain.id));
+    let earlier = Utc::now() - Duration::hours(1);
+    assert!(!due(store.list_due_webhooks(earlier, 1000).await.unwrap()).contains(&hooked.id));
+
+    let mut delivered = store.get_job(&hooked.id).await.unwrap().unwrap();
+    delivered.webhook.as_mut().unwrap().state = crate::domain::DeliveryState::Delivered;
+    store.save_job(&delivered).await.unwrap();
+    assert!(!due(store.list_due_webhooks(later, 1000).await.unwrap()).contains(&hooked.id));
+}
+
 /// Writing tasks twice keeps the first (with its progress): planning is safe to repeat.
 pub async fn put_tasks_keeps_existing(store: Arc<dyn JobStore>) {
     let job = new_job();
@@ -318,7 +354,8 @@ macro_rules! job_store_suite {
             creates_and_reads_jobs, idempotency_key_returns_first_job,
             save_is_conditional_on_version, lists_jobs_in_pages_and_by_status,
             put_tasks_keeps_existing, exactly_one_concurrent_claim_wins,
-            expired_lease_is_taken_over_and_fenced, checkpoint_release_complete, log_keeps_order);
+            expired_lease_is_taken_over_and_fenced, checkpoint_release_complete, log_keeps_order,
+            lists_due_webhooks);
     };
     (@tests $make:path; $($name:ident),*) => {
         $(

@@ -38,6 +38,8 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 pub const BY_STATUS: &str = "by_status";
 /// The index listing all jobs, newest first (`kind`, `created`).
 pub const BY_TIME: &str = "by_time";
+/// The sparse index of ended jobs whose webhook is pending (`hook`, `hook_due`).
+pub const WEBHOOKS_DUE: &str = "webhooks_due";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -138,6 +140,14 @@ impl DynamoStore {
         if job.status.is_terminal() {
             let ended = job.finished_at.unwrap_or_else(Utc::now);
             item.insert(TTL_ATTRIBUTE.into(), self.expiry(ended));
+        }
+        if let Some(due) = job.webhook_due() {
+            // Present only while pending: the index holds nothing else.
+            item.insert("hook".into(), s("DUE"));
+            item.insert(
+                "hook_due".into(),
+                s(format!("{}#{}", timestamp(due), job.id)),
+            );
         }
         Ok(item)
     }
@@ -439,6 +449,33 @@ impl JobStore for DynamoStore {
     async fn list_tasks(&self, job_id: &str) -> Result<Vec<Task>, StoreError> {
         self.query_prefix(job_id, "TASK#")
             .await?
+            .iter()
+            .map(from_item)
+            .collect()
+    }
+
+    async fn list_due_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(WEBHOOKS_DUE)
+            .key_condition_expression("#h = :due AND #d <= :now")
+            .expression_attribute_names("#h", "hook")
+            .expression_attribute_names("#d", "hook_due")
+            .expression_attribute_values(":due", s("DUE"))
+            // `~` sorts after the `#id` suffix: due at this very microsecond counts.
+            .expression_attribute_values(":now", s(format!("{}~", timestamp(now))))
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| sdk("Query", e))?;
+        out.items
+            .unwrap_or_default()
             .iter()
             .map(from_item)
             .collect()

@@ -79,6 +79,13 @@ pub trait JobStore: Send + Sync {
     /// Reads every task of a job, in id order.
     async fn list_tasks(&self, job_id: &str) -> Result<Vec<Task>, StoreError>;
 
+    /// Ended jobs whose outcome webhook is pending and due at `now`, soonest first.
+    async fn list_due_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError>;
+
     /// Replaces a task if its stored fence and lease owner are still `expected_fence` and
     /// `expected_owner`: the one conditional write every lease change below is made of.
     /// Returns whether it replaced it.

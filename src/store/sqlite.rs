@@ -30,9 +30,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at TEXT NOT NULL,
     idempotency_key TEXT UNIQUE,
     version INTEGER NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    hook_due TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_by_hook_due ON jobs (hook_due) WHERE hook_due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, id);
 CREATE TABLE IF NOT EXISTS tasks (
     job_id TEXT NOT NULL,
@@ -90,6 +92,27 @@ impl SqliteStore {
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
+        // Stores made before outcome webhooks lack the column their index needs.
+        let has_hook_due: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'hook_due'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .unwrap_or(true);
+        let table_exists: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'jobs'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(backend)?;
+        if table_exists && !has_hook_due {
+            conn.execute("ALTER TABLE jobs ADD COLUMN hook_due TEXT", [])
+                .map_err(backend)?;
+        }
         conn.execute_batch(SCHEMA).map_err(backend)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -181,15 +204,16 @@ impl JobStore for SqliteStore {
                 }
             }
             tx.execute(
-                "INSERT INTO jobs (id, status, created_at, idempotency_key, version, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO jobs (id, status, created_at, idempotency_key, version, record, hook_due)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     job.id,
                     job.status.as_str(),
                     timestamp(job.created_at),
                     key,
                     job.version as i64,
-                    to_json(&job)?
+                    to_json(&job)?,
+                    job.webhook_due().map(timestamp)
                 ],
             )
             .map_err(backend)?;
@@ -283,14 +307,15 @@ impl JobStore for SqliteStore {
         self.with(move |conn| {
             let changed = conn
                 .execute(
-                    "UPDATE jobs SET status = ?1, version = ?2, record = ?3
+                    "UPDATE jobs SET status = ?1, version = ?2, record = ?3, hook_due = ?6
                      WHERE id = ?4 AND version = ?5",
                     params![
                         new.status.as_str(),
                         new.version as i64,
                         to_json(&new)?,
                         new.id,
-                        (new.version - 1) as i64
+                        (new.version - 1) as i64,
+                        new.webhook_due().map(timestamp)
                     ],
                 )
                 .map_err(backend)?;
@@ -351,6 +376,29 @@ impl JobStore for SqliteStore {
                 "SELECT record FROM tasks WHERE job_id = ?1 ORDER BY id",
                 &job_id,
             )
+        })
+        .await
+    }
+
+    async fn list_due_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let (now, limit) = (timestamp(now), limit.clamp(1, 1000) as i64);
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT record FROM jobs WHERE hook_due IS NOT NULL AND hook_due <= ?1
+                     ORDER BY hook_due LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now, limit], |r| r.get::<_, String>(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            rows.iter().map(|r| from_json(r)).collect()
         })
         .await
     }

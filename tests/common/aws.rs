@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use vecmigrate::store::dynamodb::{BY_STATUS, BY_TIME, PK, SK, TTL_ATTRIBUTE};
+use vecmigrate::store::dynamodb::{BY_STATUS, BY_TIME, PK, SK, TTL_ATTRIBUTE, WEBHOOKS_DUE};
 
 /// The SDK configuration, after checking that the emulator is configured.
 pub async fn config() -> aws_config::SdkConfig {
@@ -32,11 +32,11 @@ fn string_attribute(name: &str) -> AttributeDefinition {
         .unwrap()
 }
 
-fn index(name: &str, hash: &str) -> GlobalSecondaryIndex {
+fn index(name: &str, hash: &str, range: &str) -> GlobalSecondaryIndex {
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .key_schema(key(hash, KeyType::Hash))
-        .key_schema(key("created", KeyType::Range))
+        .key_schema(key(range, KeyType::Range))
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::All)
@@ -60,8 +60,11 @@ pub async fn create_table(name: &str) -> aws_sdk_dynamodb::Client {
         .attribute_definitions(string_attribute("status"))
         .attribute_definitions(string_attribute("kind"))
         .attribute_definitions(string_attribute("created"))
-        .global_secondary_indexes(index(BY_STATUS, "status"))
-        .global_secondary_indexes(index(BY_TIME, "kind"))
+        .attribute_definitions(string_attribute("hook"))
+        .attribute_definitions(string_attribute("hook_due"))
+        .global_secondary_indexes(index(BY_STATUS, "status", "created"))
+        .global_secondary_indexes(index(BY_TIME, "kind", "created"))
+        .global_secondary_indexes(index(WEBHOOKS_DUE, "hook", "hook_due"))
         .send()
         .await
         .expect("create the job table on moto");

@@ -651,6 +651,40 @@ pub fn harness_on(
     config: EngineConfig,
     faults: Option<Faults>,
 ) -> Harness {
+    harness_full(servers, store, dir, settings, config, faults, None)
+}
+
+/// A harness whose engine signs webhooks with `secret` (as the CLI's `--webhook-secret`).
+pub fn harness_webhook(
+    settings: LocalSettings,
+    config: EngineConfig,
+    secret: &str,
+    faults: Option<Faults>,
+) -> Harness {
+    let servers = Servers::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> =
+        Arc::new(SqliteStore::open(&dir.path().join("jobs.sqlite3")).unwrap());
+    harness_full(
+        servers,
+        store,
+        dir,
+        settings,
+        config,
+        faults,
+        Some(Secret::new(secret)),
+    )
+}
+
+fn harness_full(
+    servers: Servers,
+    store: Arc<dyn JobStore>,
+    dir: tempfile::TempDir,
+    settings: LocalSettings,
+    config: EngineConfig,
+    faults: Option<Faults>,
+    webhook_secret: Option<Secret>,
+) -> Harness {
     let queue = InProcessQueue::new();
     let connector = MilvusConnector::new(
         servers.source.token.clone().map(Secret::new),
@@ -660,6 +694,7 @@ pub fn harness_on(
         store.clone(),
         Arc::new(queue.clone()),
         Arc::new(connector),
+        vecmigrate::webhook::sender::HttpNotifier::local(webhook_secret),
         config,
     );
     if let Some(f) = faults {

@@ -1,0 +1,290 @@
+//! Outcome webhooks end to end: a real migration between two Milvus servers, delivered with
+//! `reqwest` to a receiver on loopback that verifies each signature with the official Standard
+//! Webhooks library (`scripts/webhook_receiver.py`, PyPI `standardwebhooks`).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use vecmigrate::domain::request::WebhookSpec;
+use vecmigrate::domain::{DeliveryState, Job, JobStatus, Secret};
+use vecmigrate::engine::EngineConfig;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// The receiver process; killed when dropped.
+struct Receiver {
+    child: Child,
+    port: u16,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut child = Command::new(format!("{root}/.venv/bin/python"))
+            .arg(format!("{root}/scripts/webhook_receiver.py"))
+            .args(["--secret", SECRET])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the receiver starts (scripts/test.sh installs .venv)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        Self {
+            child,
+            port: line.trim().parse().expect("the receiver prints its port"),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Everything it received.
+    async fn deliveries(&self) -> Vec<Value> {
+        let text = reqwest::get(self.url("/deliveries"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fast retries, so that four attempts take well under a second.
+fn config() -> EngineConfig {
+    EngineConfig {
+        webhook_backoff: Duration::from_millis(50),
+        ..EngineConfig::default()
+    }
+}
+
+/// Migrates a small collection with a webhook to `url`; returns the ended job.
+async fn migrate_with_webhook(
+    url: String,
+    progress_every: Option<u64>,
+    rows: usize,
+    batch: u32,
+) -> Job {
+    let h = harness_webhook(fast_settings(), config(), SECRET, None);
+    let s = Seed::new(&unique("hook"), rows);
+    seed(&h.servers.source, "default", &s).await;
+    let mut r = request(&h.servers, None, &[(&s.name, &s.name)]);
+    r.options.batch_size = batch;
+    r.options.max_workers = 1;
+    r.webhook = Some(WebhookSpec {
+        url,
+        secret: Some(Secret::new(SECRET)),
+        secret_arn: None,
+        progress_every_seconds: progress_every,
+        sealed_secret: None,
+    });
+    let (_, report) = h.run(r).await;
+    report.job
+}
+
+#[tokio::test]
+async fn a_receiver_down_three_times_gets_exactly_one_verified_delivery_on_the_fourth() {
+    // GIVEN a receiver that answers 503 three times, then 200
+    let receiver = Receiver::start();
+    // WHEN a migration ends
+    let job = migrate_with_webhook(receiver.url("/down/3"), None, 500, 5000).await;
+
+    // THEN the job records 4 attempts, the last delivered
+    assert_eq!(job.status, JobStatus::Successful);
+    let d = job.webhook.expect("a delivery record");
+    assert_eq!(d.state, DeliveryState::Delivered);
+    let statuses: Vec<_> = d.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Some(503), Some(503), Some(503), Some(200)]);
+    assert!(d.attempts[..3].iter().all(|a| a.error.is_some()));
+
+    // ... the receiver accepted exactly one, verified by standardwebhooks, all with one id
+    let got = receiver.deliveries().await;
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|g| g["verified"] == true), "{got:#?}");
+    let accepted: Vec<_> = got.iter().filter(|g| g["status"] == 200).collect();
+    assert_eq!(accepted.len(), 1);
+    assert!(got
+        .iter()
+        .all(|g| g["headers"]["webhook-id"] == Value::String(d.id.clone())));
+
+    // ... and its body is the outcome with the verification and no secret
+    let body = &accepted[0]["body"];
+    assert_eq!(body["type"], "migration.succeeded");
+    assert_eq!(body["data"]["job"]["status"], "SUCCESSFUL");
+    let c = &body["data"]["job"]["collections"][0];
+    assert_eq!(
+        (
+            c["source_count"].as_u64(),
+            c["target_count"].as_u64(),
+            &c["match"]
+        ),
+        (Some(500), Some(500), &Value::Bool(true))
+    );
+    assert_eq!(body["data"]["totals"]["target_count"], 500);
+    assert!(body["data"]["duration_seconds"].as_f64().is_some());
+    let text = body.to_string();
+    assert!(
+        !text.contains(SECRET) && !text.contains("MfKQ9r8"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_4xx_is_not_retried_and_410_disables_the_endpoint() {
+    let receiver = Receiver::start();
+    for (path, state) in [
+        ("/status/400", DeliveryState::Failed),
+        ("/status/410", DeliveryState::Disabled),
+    ] {
+        let job = migrate_with_webhook(receiver.url(path), None, 200, 5000).await;
+        let d = job.webhook.unwrap();
+        assert_eq!((d.state, d.attempts.len()), (state, 1), "{path}: {d:?}");
+    }
+    let got = receiver.deliveries().await;
+    assert_eq!(got.len(), 2, "one request each: {got:#?}");
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_fails_the_delivery() {
+    // The receiver redirects to a private address; following it would be an SSRF.
+    let receiver = Receiver::start();
+    let job = migrate_with_webhook(receiver.url("/redirect"), None, 200, 5000).await;
+    let d = job.webhook.unwrap();
+    assert_eq!((d.state, d.attempts.len()), (DeliveryState::Failed, 1));
+    let error = d.attempts[0].error.clone().unwrap();
+    assert!(
+        error.contains("redirect") && error.contains("10.0.0.1"),
+        "{error}"
+    );
+    assert_eq!(receiver.deliveries().await.len(), 1);
+}
+
+#[tokio::test]
+async fn progress_events_come_while_the_copy_runs_when_asked() {
+    // GIVEN a copy of many small pages and progress events every second
+    let receiver = Receiver::start();
+    let job = migrate_with_webhook(receiver.url("/ok"), Some(1), 6_000, 100).await;
+    assert_eq!(job.status, JobStatus::Successful);
+    // THEN progress events arrived (verified), then the outcome, last
+    let got = receiver.deliveries().await;
+    let types: Vec<&str> = got
+        .iter()
+        .map(|g| g["body"]["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.iter().filter(|t| **t == "migration.progress").count() >= 1,
+        "{types:?}"
+    );
+    assert_eq!(types.last(), Some(&"migration.succeeded"));
+    assert!(got.iter().all(|g| g["verified"] == true));
+    let progress = got
+        .iter()
+        .find(|g| g["body"]["type"] == "migration.progress")
+        .unwrap();
+    assert!(
+        progress["body"]["data"]["progress"]["copied"]
+            .as_u64()
+            .unwrap()
+            < 6_000
+    );
+}
+
+#[tokio::test]
+async fn a_count_mismatch_with_remigrate_migrates_the_collection_again_and_succeeds() {
+    // GIVEN a write the target "loses" (fault injection: the 2nd page is reported written but
+    // never sent), so the first verification finds too few entities
+    let receiver = Receiver::start();
+    let h = harness_webhook(
+        fast_settings(),
+        config(),
+        SECRET,
+        Some(vecmigrate::engine::Faults::lose_write(2)),
+    );
+    let s = Seed {
+        partitions: vec!["p1".into()],
+        ..Seed::new(&unique("remig"), 3_000)
+    };
+    seed(&h.servers.source, "default", &s).await;
+    let mut r = request(&h.servers, None, &[(&s.name, &s.name)]);
+    r.options.batch_size = 500;
+    r.options.max_workers = 1;
+    r.options.on_count_mismatch = vecmigrate::domain::OnCountMismatch::Remigrate;
+    r.options.max_remigrations = 1;
+    r.webhook = Some(WebhookSpec {
+        url: receiver.url("/ok"),
+        secret: Some(Secret::new(SECRET)),
+        secret_arn: None,
+        progress_every_seconds: None,
+        sealed_secret: None,
+    });
+
+    // WHEN the job runs
+    let (_, report) = h.run(r).await;
+
+    // THEN it ends SUCCESSFUL after one remigration, and the first attempt is on record
+    assert_eq!(
+        report.job.status,
+        JobStatus::Successful,
+        "{:?}",
+        report.job.error
+    );
+    let c = &report.job.collections[0];
+    assert_eq!(
+        (c.remigrations, c.source_count, c.target_count),
+        (1, Some(3_000), Some(3_000))
+    );
+    assert_eq!(c.mismatches.len(), 1);
+    assert_eq!(c.mismatches[0].source_count, 3_000);
+    assert!(c.mismatches[0].target_count < 3_000, "{:?}", c.mismatches);
+    assert_eq!(
+        report.progress.copied, 3_000,
+        "only the latest migration counts"
+    );
+    // ... every row arrived, once
+    let expected = read_rows(&h.servers.source, "default", &s.name, &s).await;
+    let actual = read_rows(&h.servers.target, "default", &s.name, &s).await;
+    assert!(
+        actual == expected,
+        "target rows differ from the source rows"
+    );
+    // ... and the webhook shows both attempts
+    let got = receiver.deliveries().await;
+    assert_eq!(got.len(), 1);
+    let hooked = &got[0]["body"]["data"]["job"]["collections"][0];
+    assert_eq!(hooked["remigrations"], 1);
+    assert_eq!(hooked["mismatches"][0]["source_count"], 3_000);
+    assert_eq!(hooked["match"], true);
+}
+
+#[tokio::test]
+async fn without_remigrate_the_same_mismatch_fails_the_job() {
+    let h = harness_webhook(
+        fast_settings(),
+        config(),
+        SECRET,
+        Some(vecmigrate::engine::Faults::lose_write(2)),
+    );
+    let s = Seed::new(&unique("mism"), 2_000);
+    seed(&h.servers.source, "default", &s).await;
+    let mut r = request(&h.servers, None, &[(&s.name, &s.name)]);
+    r.options.batch_size = 500;
+    r.options.max_workers = 1;
+    let (_, report) = h.run(r).await;
+    assert_eq!(report.job.status, JobStatus::Failed);
+    let error = report.job.error.unwrap().message;
+    assert!(error.contains("source 2000, target 1500"), "{error}");
+}
