@@ -99,6 +99,8 @@ impl Deployment {
             lease_ttl: Duration::from_secs(4),
             retention_days: 7,
             allowed_private: Vec::new(),
+            webhook_backoff: Duration::from_millis(100),
+            webhook_timeout: Duration::from_secs(1),
         };
         let mut app = LambdaApp::from_config(config).await.unwrap();
         if let Some(f) = faults {
@@ -151,16 +153,27 @@ struct Pumped {
 /// Plays the SQS event source mapping (up to `concurrency` invocations at once, batch size 1)
 /// and the sweep schedule, until the job ends.
 async fn pump(d: &Deployment, job_id: &str, concurrency: i32) -> Pumped {
+    pump_until(d, job_id, concurrency, |report| {
+        JobStatus::parse(report["job"]["status"].as_str().unwrap())
+            .unwrap()
+            .is_terminal()
+    })
+    .await
+}
+
+/// As [`pump`], until `done` holds for the job's status report.
+async fn pump_until(
+    d: &Deployment,
+    job_id: &str,
+    concurrency: i32,
+    done: impl Fn(&Value) -> bool,
+) -> Pumped {
     let mut seen = Pumped::default();
     let template = event("sqs-work.json");
     let started = tokio::time::Instant::now();
     let mut last_sweep = started;
     loop {
-        let status = d.status(job_id).await["job"]["status"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        if JobStatus::parse(&status).unwrap().is_terminal() {
+        if done(&d.status(job_id).await) {
             return seen;
         }
         assert!(
@@ -537,4 +550,43 @@ async fn invoke_and_schedule_events_start_once_and_answer() {
         failed["batchItemFailures"][0]["itemIdentifier"],
         event("sqs-work.json")["Records"][0]["messageId"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_retries_that_outlive_an_invocation_are_resumed_by_the_sweep() {
+    // GIVEN a job whose webhook host does not resolve (`.invalid` never does), in a function
+    // whose invocations last 2 s with attempts of at most 1 s and waits of 0.1 s, 0.4 s,
+    // 1.6 s, 6.4 s: from the 4th attempt on, a wait no longer fits in an invocation, and only
+    // the sweep can bring the next one
+    let d = Deployment::new(Duration::from_secs(2), None, None).await;
+    let mut request = d.request("anything", "anything_v2");
+    request["webhook"] = json!({ "url": "https://vecmigrate-test.invalid/hook",
+                                 "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" });
+    let started = d
+        .invoke(json!({ "action": "start", "request": request }))
+        .await;
+    let job_id = started["job"]["id"].as_str().expect("a job").to_owned();
+    // WHEN it ends (cancelled before it starts) and the event source mapping and the sweep run
+    d.invoke(event_for("invoke-cancel.json", &job_id)).await;
+    let seen = pump_until(&d, &job_id, 2, |report| {
+        report["job"]["webhook"]["attempts"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 5)
+    })
+    .await;
+
+    // THEN each attempt is on record, from separate deliver invocations, still pending
+    let report = d.status(&job_id).await;
+    let hook = &report["job"]["webhook"];
+    assert_eq!(hook["event"], "migration.cancelled");
+    assert_eq!(hook["state"], "pending", "{hook:#}");
+    let attempts = hook["attempts"].as_array().unwrap();
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["error"].as_str().unwrap().contains("resolve")),
+        "{hook:#}"
+    );
+    assert!(seen.invocations["deliver"] >= 3, "{seen:?}");
+    assert!(seen.sweeps >= 1, "{seen:?}");
 }

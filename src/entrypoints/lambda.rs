@@ -56,6 +56,11 @@ pub struct LambdaConfig {
     pub retention_days: u32,
     /// Private ranges webhooks may go to (`VECMIGRATE_ALLOWED_PRIVATE_RANGES`, CIDRs).
     pub allowed_private: Vec<Cidr>,
+    /// The wait before a webhook's second attempt (`VECMIGRATE_WEBHOOK_BACKOFF`, default `5s`;
+    /// each later wait is four times longer).
+    pub webhook_backoff: Duration,
+    /// How long one webhook attempt may take (`VECMIGRATE_WEBHOOK_TIMEOUT`, default `15s`).
+    pub webhook_timeout: Duration,
 }
 
 fn env_duration(name: &str, default: Option<Duration>) -> Result<Option<Duration>, String> {
@@ -99,6 +104,16 @@ impl LambdaConfig {
                 &env_text("VECMIGRATE_ALLOWED_PRIVATE_RANGES").unwrap_or_default(),
             )
             .map_err(|e| format!("VECMIGRATE_ALLOWED_PRIVATE_RANGES: {e}"))?,
+            webhook_backoff: env_duration(
+                "VECMIGRATE_WEBHOOK_BACKOFF",
+                Some(Duration::from_secs(5)),
+            )?
+            .unwrap_or_default(),
+            webhook_timeout: env_duration(
+                "VECMIGRATE_WEBHOOK_TIMEOUT",
+                Some(Duration::from_secs(15)),
+            )?
+            .unwrap_or_default(),
         })
     }
 }
@@ -254,6 +269,8 @@ impl LambdaApp {
         let engine_config = EngineConfig {
             lease_ttl: config.lease_ttl,
             safety_margin: config.safety_margin,
+            webhook_backoff: config.webhook_backoff,
+            webhook_timeout: config.webhook_timeout,
             ..EngineConfig::default()
         };
         let notifier = HttpNotifier::new(

@@ -98,13 +98,21 @@ impl HttpNotifier {
             Ok(s) => s,
             Err(e) => return refused(format!("the webhook secret {e}")),
         };
-        let address = match self.policy.resolve(&url).await {
-            Ok(a) => a,
-            Err(Refusal::Forbidden(e)) => return refused(format!("webhook.url refused: {e}")),
-            Err(Refusal::Lookup(e)) => {
+        let lookup = tokio::time::timeout(self.timeout, self.policy.resolve(&url)).await;
+        let address = match lookup {
+            Ok(Ok(a)) => a,
+            Ok(Err(Refusal::Forbidden(e))) => return refused(format!("webhook.url refused: {e}")),
+            Ok(Err(Refusal::Lookup(e))) => {
                 return Sent::Retry {
                     status: None,
                     error: e,
+                    after: None,
+                }
+            }
+            Err(_) => {
+                return Sent::Retry {
+                    status: None,
+                    error: format!("cannot resolve the host within {:?}", self.timeout),
                     after: None,
                 }
             }
