@@ -173,44 +173,34 @@ impl Engine {
         if !mismatches.is_empty() && self.remigrate(&job, &results).await? {
             return Ok(());
         }
-        let mut ended = false;
-        let job = self
-            .update_job(job_id, |job| {
-                ended = false;
-                if job.status.is_terminal() {
-                    return Ok(false);
+        self.end_job(job_id, |job| {
+            for (db, name, s, t) in &results {
+                if let Some(c) = job.collection_mut(db, name) {
+                    c.source_count = Some(*s);
+                    c.target_count = Some(*t);
+                    c.matches = Some(s == t);
+                    c.status = if s == t {
+                        CollectionStatus::Verified
+                    } else {
+                        CollectionStatus::Mismatch
+                    };
                 }
-                for (db, name, s, t) in &results {
-                    if let Some(c) = job.collection_mut(db, name) {
-                        c.source_count = Some(*s);
-                        c.target_count = Some(*t);
-                        c.matches = Some(s == t);
-                        c.status = if s == t {
-                            CollectionStatus::Verified
-                        } else {
-                            CollectionStatus::Mismatch
-                        };
-                    }
-                }
-                if mismatches.is_empty() {
-                    job.finish(JobStatus::Successful, None, Utc::now())?;
-                } else {
-                    job.finish(
-                        JobStatus::Failed,
-                        Some(format!(
-                            "entity counts differ after the copy: {}",
-                            mismatches.join("; ")
-                        )),
-                        Utc::now(),
-                    )?;
-                }
-                ended = true;
-                Ok(true)
-            })
-            .await?;
-        if ended {
-            self.after_end(&job).await?;
-        }
+            }
+            if mismatches.is_empty() {
+                job.finish(JobStatus::Successful, None, Utc::now())?;
+            } else {
+                job.finish(
+                    JobStatus::Failed,
+                    Some(format!(
+                        "entity counts differ after the copy: {}",
+                        mismatches.join("; ")
+                    )),
+                    Utc::now(),
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 }

@@ -552,14 +552,28 @@ impl Engine {
     pub(crate) async fn fail(&self, job_id: &str, message: String) -> Result<(), EngineError> {
         tracing::warn!(job = %job_id, "job failed: {message}");
         self.log(job_id, Level::Error, None, message.clone()).await;
+        self.end_job(job_id, |job| {
+            Ok(job.finish(JobStatus::Failed, Some(message.clone()), Utc::now())?)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Ends the job with `finish` (which calls `Job::finish`) unless it already ended, then
+    /// sends its outcome webhook. Returns the job as stored.
+    pub(crate) async fn end_job<F>(&self, job_id: &str, mut finish: F) -> Result<Job, EngineError>
+    where
+        F: FnMut(&mut Job) -> Result<(), EngineError>,
+    {
         let mut ended = false;
         let job = self
             .update_job(job_id, |job| {
+                // The closure runs again after a conflict: only its last run counts.
                 ended = false;
                 if job.status.is_terminal() {
                     return Ok(false);
                 }
-                job.finish(JobStatus::Failed, Some(message.clone()), Utc::now())?;
+                finish(job)?;
                 ended = true;
                 Ok(true)
             })
@@ -567,26 +581,16 @@ impl Engine {
         if ended {
             self.after_end(&job).await?;
         }
-        Ok(())
+        Ok(job)
     }
 
     /// Ends the job CANCELLED (unless it already ended).
     pub(crate) async fn end_cancelled(&self, job_id: &str) -> Result<Job, EngineError> {
-        let mut ended = false;
         let job = self
-            .update_job(job_id, |job| {
-                ended = false;
-                if job.status.is_terminal() {
-                    return Ok(false);
-                }
-                job.finish(JobStatus::Cancelled, None, Utc::now())?;
-                ended = true;
-                Ok(true)
+            .end_job(job_id, |job| {
+                Ok(job.finish(JobStatus::Cancelled, None, Utc::now())?)
             })
             .await?;
-        if ended {
-            self.after_end(&job).await?;
-        }
         if job.status == JobStatus::Cancelled {
             self.log(
                 job_id,
