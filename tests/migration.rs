@@ -571,3 +571,44 @@ async fn a_job_that_outlives_its_maintenance_window_stops_at_its_end() {
     assert!(tasks.iter().all(|t| t.lease.is_none()), "{tasks:?}");
     assert_eq!(count(&h.servers.target, "default", &s.name).await, copied);
 }
+
+#[tokio::test]
+async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
+    // GIVEN VarChar keys with quotes, backslashes, `%`, newlines and non-ASCII text, and a
+    // worker that dies after its second write, before the checkpoint: the task resumes from a
+    // cursor that is one of those keys
+    let config = EngineConfig {
+        lease_ttl: Duration::from_secs(2),
+        ..EngineConfig::default()
+    };
+    let h = harness(fast_settings(), config, Some(Faults::crash_after_write(2)));
+    let s = Seed {
+        varchar_pk: true,
+        ..Seed::new(&unique("hostile"), 3_000)
+    };
+    seed(&h.servers.source, "default", &s).await;
+    let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
+    req.options.batch_size = 400;
+    req.options.max_workers = 1;
+
+    // WHEN the job runs (the sweep hands the task on once the dead worker's lease expires)
+    let (job, report) = h.run(req).await;
+
+    // THEN every row arrived once, unchanged, and the task was resumed
+    assert_eq!(
+        report.job.status,
+        JobStatus::Successful,
+        "{:?}",
+        report.job.error
+    );
+    assert_eq!(count(&h.servers.target, "default", &s.name).await, 3_000);
+    let expected = read_rows(&h.servers.source, "default", &s.name, &s).await;
+    let actual = read_rows(&h.servers.target, "default", &s.name, &s).await;
+    assert_eq!(actual.len(), 3_000);
+    assert!(
+        actual == expected,
+        "target rows differ from the source rows"
+    );
+    let tasks = h.store.list_tasks(&job.id).await.unwrap();
+    assert!(tasks.iter().any(|t| t.runs >= 2), "{tasks:?}");
+}

@@ -157,8 +157,8 @@ impl Seed {
 
 pub fn pk_of(seed: &Seed, i: usize) -> String {
     if seed.varchar_pk {
-        // Keys with quotes, backslashes and non-ASCII text, as users have them.
-        format!("k{i:06}-\"q\\é")
+        // Keys with quotes, backslashes, `%`, a newline and non-ASCII text, as users have them.
+        format!("k{i:06}-\"q\\é%\n'")
     } else {
         i.to_string()
     }
@@ -484,7 +484,13 @@ pub async fn read_rows(server: &Server, db: &str, name: &str, seed: &Seed) -> Ro
         for chunk in keys.chunks(1000) {
             let list: Vec<String> = chunk
                 .iter()
-                .map(|k| format!("\"{}\"", k.replace('\\', "\\\\").replace('"', "\\\"")))
+                .map(|k| {
+                    let quoted = k
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n");
+                    format!("\"{quoted}\"")
+                })
                 .collect();
             let fields = query(&mut c, db, name, format!("id in [{}]", list.join(","))).await;
             collect(&fields, &mut rows);
