@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::aws::{create_queue, create_secret, create_table, scan};
-use common::{count, read_rows, seed, unique, Seed, Servers};
+use common::{assert_same_rows, seed, unique, Seed, Servers};
 use serde_json::{json, Value};
 use vecmigrate::domain::JobStatus;
 use vecmigrate::engine::Faults;
@@ -316,14 +316,7 @@ async fn http_start_runs_to_success_across_many_invocations_crashes_and_duplicat
     eprintln!("lambda end-to-end: {seen:?}");
 
     // ... every row arrived once and unchanged, compared field by field
-    assert_eq!(count(&d.servers.target, "default", &target).await, 12_000);
-    let expected = read_rows(&d.servers.source, "default", &source.name, &source).await;
-    let actual = read_rows(&d.servers.target, "default", &target, &source).await;
-    assert_eq!(actual.len(), expected.len());
-    assert!(
-        actual == expected,
-        "target rows differ from the source rows"
-    );
+    assert_same_rows(&d.servers, &source, "default", &target).await;
 
     // ... tasks were resumed in fresh invocations
     let tasks = d.app.engine().store().list_tasks(&job_id).await.unwrap();

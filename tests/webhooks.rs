@@ -255,12 +255,7 @@ async fn a_count_mismatch_with_remigrate_migrates_the_collection_again_and_succe
         "only the latest migration counts"
     );
     // ... every row arrived, once
-    let expected = read_rows(&h.servers.source, "default", &s.name, &s).await;
-    let actual = read_rows(&h.servers.target, "default", &s.name, &s).await;
-    assert!(
-        actual == expected,
-        "target rows differ from the source rows"
-    );
+    assert_same_rows(&h.servers, &s, "default", &s.name).await;
     // ... and the webhook shows both attempts
     let got = receiver.deliveries().await;
     assert_eq!(got.len(), 1);

@@ -641,12 +641,42 @@ impl Harness {
     }
 }
 
-pub fn harness(settings: LocalSettings, config: EngineConfig, faults: Option<Faults>) -> Harness {
-    let servers = Servers::from_env();
+/// Every row of the seeded source collection arrived in `target_db.target` unchanged and once
+/// (field by field, then `count(*)`).
+pub async fn assert_same_rows(servers: &Servers, seed: &Seed, target_db: &str, target: &str) {
+    let source_rows = read_rows(&servers.source, "default", &seed.name, seed).await;
+    let target_rows = read_rows(&servers.target, target_db, target, seed).await;
+    assert_eq!(
+        source_rows.len(),
+        seed.rows,
+        "the source holds what was seeded"
+    );
+    assert_eq!(target_rows.len(), source_rows.len(), "{target}: row count");
+    for (key, row) in &source_rows {
+        assert_eq!(
+            target_rows.get(key),
+            Some(row),
+            "{target}: row {key} differs"
+        );
+    }
+    assert_eq!(
+        count(&servers.target, target_db, target).await,
+        seed.rows as u64,
+        "{target}: count(*) sees no duplicates"
+    );
+}
+
+/// A fresh embedded store in its own folder.
+fn fresh_store() -> (Arc<dyn JobStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn JobStore> =
         Arc::new(SqliteStore::open(&dir.path().join("jobs.sqlite3")).unwrap());
-    harness_on(servers, store, dir, settings, config, faults)
+    (store, dir)
+}
+
+pub fn harness(settings: LocalSettings, config: EngineConfig, faults: Option<Faults>) -> Harness {
+    let (store, dir) = fresh_store();
+    harness_on(Servers::from_env(), store, dir, settings, config, faults)
 }
 
 pub fn harness_on(
@@ -667,12 +697,9 @@ pub fn harness_webhook(
     secret: &str,
     faults: Option<Faults>,
 ) -> Harness {
-    let servers = Servers::from_env();
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn JobStore> =
-        Arc::new(SqliteStore::open(&dir.path().join("jobs.sqlite3")).unwrap());
+    let (store, dir) = fresh_store();
     harness_full(
-        servers,
+        Servers::from_env(),
         store,
         dir,
         settings,
