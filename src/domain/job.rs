@@ -121,6 +121,57 @@ pub struct CollectionReport {
     /// Earlier verifications that did not match, oldest first (with `remigrate`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mismatches: Vec<CountCheck>,
+    /// The content comparison (`verify: "sample"` or `"full"`), once it has started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<ContentCheck>,
+}
+
+/// The most differing keys a content check names.
+pub const MAX_NAMED_KEYS: usize = 10;
+
+/// What a content comparison of one collection found: entities read on both sides and compared
+/// field by field (floats by their bits, JSON by value, sparse vectors by index/value pairs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentCheck {
+    /// `sample` or `full`.
+    pub mode: crate::domain::VerifyMode,
+    /// Entities compared so far.
+    pub compared: u64,
+    /// Entities that differ, or exist on one side only.
+    pub differing: u64,
+    /// Up to ten of the differing primary keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// True once every entity to compare was compared.
+    pub done: bool,
+    /// Where a `full` pass resumes (the last key compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Cursor>,
+}
+
+impl ContentCheck {
+    /// A check that has compared nothing yet.
+    pub fn new(mode: crate::domain::VerifyMode) -> Self {
+        Self {
+            mode,
+            compared: 0,
+            differing: 0,
+            keys: Vec::new(),
+            done: false,
+            cursor: None,
+        }
+    }
+
+    /// Records entities compared and the keys of those that differ.
+    pub fn record(&mut self, compared: u64, differing: &[String]) {
+        self.compared += compared;
+        self.differing += differing.len() as u64;
+        for k in differing {
+            if self.keys.len() < MAX_NAMED_KEYS {
+                self.keys.push(k.clone());
+            }
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -335,6 +386,7 @@ impl Job {
                 c.status = CollectionStatus::Pending;
                 c.target_count = None;
                 c.matches = None;
+                c.content = None;
             }
         }
         self.phase = Some(Phase::Schema);
@@ -399,13 +451,24 @@ impl Job {
 }
 
 /// The last primary key written by a task: reading resumes strictly after it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cursor {
     /// An Int64 primary key.
     Int(i64),
     /// A VarChar primary key.
     Str(String),
+}
+
+impl std::fmt::Display for Cursor {
+    /// The key as a user would write it: a number, or a JSON-quoted string (so that quotes,
+    /// newlines and other hostile characters stay visible).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cursor::Int(v) => write!(f, "{v}"),
+            Cursor::Str(s) => write!(f, "{}", serde_json::Value::String(s.clone())),
+        }
+    }
 }
 
 /// Whether a task still has entities to copy.
@@ -467,6 +530,12 @@ pub struct Task {
     /// Which migration of its collection the task belongs to (0, then 1 per remigration).
     #[serde(default)]
     pub generation: u32,
+    /// The largest batch checkpointed, in bytes of field data.
+    #[serde(default)]
+    pub largest_batch_bytes: u64,
+    /// A uniform random sample of the keys copied (for `verify: "sample"`), kept as a reservoir.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<Cursor>,
 }
 
 impl Task {
@@ -499,6 +568,8 @@ impl Task {
             runs: 0,
             lease: None,
             generation: 0,
+            largest_batch_bytes: 0,
+            sample: Vec::new(),
         }
     }
 
@@ -554,6 +625,10 @@ impl Task {
         t.copied += cp.rows;
         t.bytes += cp.bytes;
         t.batches += 1;
+        t.largest_batch_bytes = t.largest_batch_bytes.max(cp.bytes);
+        if let Some(sample) = &cp.sample {
+            t.sample = sample.clone();
+        }
         if let Some(lease) = t.lease.as_mut() {
             lease.expires_at = now + ttl;
         }
@@ -578,6 +653,8 @@ pub struct Checkpoint {
     pub bytes: u64,
     /// The page size for the next read.
     pub next_limit: u32,
+    /// The task's key sample after this batch, when the job samples keys.
+    pub sample: Option<Vec<Cursor>>,
 }
 
 /// How serious a log entry is.
@@ -698,6 +775,7 @@ mod tests {
             matches: Some(false),
             remigrations: 0,
             mismatches: Vec::new(),
+            content: None,
         });
         let mismatch = [("default".to_owned(), "c".to_owned(), 10, 9)];
         j.enter(Phase::Preflight, now).unwrap();
@@ -782,6 +860,7 @@ mod tests {
             rows: 42,
             bytes: 1000,
             next_limit: 200,
+            sample: None,
         };
         let t2 = t.checkpointed(&cp, now + Duration::seconds(3), Duration::seconds(5));
         assert_eq!(t2.cursor, Some(Cursor::Int(41)));

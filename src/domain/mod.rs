@@ -5,12 +5,12 @@ pub mod report;
 pub mod request;
 
 pub use job::{
-    Attempt, Checkpoint, CollectionReport, CollectionStatus, CountCheck, Cursor, Delivery,
-    DeliveryState, InvalidTransition, Job, JobError, JobStatus, Lease, Level, LogEntry, Phase,
-    Task, TaskStatus,
+    Attempt, Checkpoint, CollectionReport, CollectionStatus, ContentCheck, CountCheck, Cursor,
+    Delivery, DeliveryState, InvalidTransition, Job, JobError, JobStatus, Lease, Level, LogEntry,
+    Phase, Task, TaskStatus,
 };
 pub use report::{Progress, Report};
 pub use request::{
     ClusterSpec, CollectionSpec, DatabaseSpec, FieldError, MigrationRequest, OnCountMismatch,
-    Options, Secret, REDACTED,
+    Options, PartitionKeyOverride, SchemaOverrides, Secret, VerifyMode, REDACTED,
 };

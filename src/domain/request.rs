@@ -129,9 +129,71 @@ pub struct CollectionSpec {
     /// The target collection; defaults to `name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_name: Option<String>,
-    /// The few schema changes a migration allows (not available in this version).
+    /// The few schema changes a migration allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema_overrides: Option<serde_json::Value>,
+    pub schema_overrides: Option<SchemaOverrides>,
+}
+
+/// The only schema changes a migration allows (as Zilliz Cloud's "Configure Schema" step):
+/// everything else of the source schema is kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaOverrides {
+    /// Turn the dynamic field on (turning it off would drop the source's dynamic data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_dynamic_field: Option<bool>,
+    /// Route entities by this field, into this many partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<PartitionKeyOverride>,
+    /// The target collection's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The partition key the target collection gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionKeyOverride {
+    /// An Int64 or VarChar field of the source schema (not the primary key, not nullable).
+    pub field: String,
+    /// Partitions Milvus spreads the keys over; the server's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_partitions: Option<i64>,
+}
+
+/// The most partitions a partition key may ask for (Milvus's own limit).
+pub const MAX_KEY_PARTITIONS: i64 = 1024;
+/// The longest description accepted.
+pub const MAX_DESCRIPTION_CHARS: usize = 2048;
+
+impl SchemaOverrides {
+    fn validate(&self, path: &str) -> Result<(), FieldError> {
+        if let Some(pk) = &self.partition_key {
+            if pk.field.trim().is_empty() {
+                return Err(FieldError::new(
+                    format!("{path}.partition_key.field"),
+                    "must name a field of the collection",
+                ));
+            }
+            if let Some(n) = pk.num_partitions {
+                if !(1..=MAX_KEY_PARTITIONS).contains(&n) {
+                    return Err(FieldError::new(
+                        format!("{path}.partition_key.num_partitions"),
+                        format!("must be between 1 and {MAX_KEY_PARTITIONS}"),
+                    ));
+                }
+            }
+        }
+        if let Some(d) = &self.description {
+            if d.chars().count() > MAX_DESCRIPTION_CHARS {
+                return Err(FieldError::new(
+                    format!("{path}.description"),
+                    format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl CollectionSpec {
@@ -178,7 +240,29 @@ pub struct Options {
     /// The end of the maintenance window: the job stops and fails cleanly at this time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_after: Option<DateTime<Utc>>,
+    /// What verification compares besides the counts.
+    pub verify: VerifyMode,
+    /// Keys compared per collection by `verify: "sample"`.
+    pub verify_sample_size: u32,
 }
+
+/// How a job verifies what it copied. Counts are always compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    /// Exact entity counts only.
+    #[default]
+    Count,
+    /// Counts, and `verify_sample_size` random keys compared field by field on both sides.
+    Sample,
+    /// Counts, and every entity compared on both sides in one streaming pass.
+    Full,
+}
+
+/// The default `verify_sample_size`.
+pub const DEFAULT_SAMPLE_SIZE: u32 = 100;
+/// The largest `verify_sample_size`.
+pub const MAX_SAMPLE_SIZE: u32 = 10_000;
 
 impl Default for Options {
     fn default() -> Self {
@@ -189,6 +273,8 @@ impl Default for Options {
             on_count_mismatch: OnCountMismatch::Fail,
             max_remigrations: 1,
             not_after: None,
+            verify: VerifyMode::Count,
+            verify_sample_size: DEFAULT_SAMPLE_SIZE,
         }
     }
 }
@@ -310,6 +396,16 @@ impl MigrationRequest {
         Ok(request)
     }
 
+    /// The schema overrides asked for one source collection.
+    pub fn overrides(&self, database: &str, collection: &str) -> Option<&SchemaOverrides> {
+        self.databases
+            .iter()
+            .filter(|d| d.name == database)
+            .flat_map(|d| d.collections.iter())
+            .find(|c| c.name == collection)
+            .and_then(|c| c.schema_overrides.as_ref())
+    }
+
     /// Checks everything that can be checked without a cluster.
     pub fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
         if let Some(key) = &self.idempotency_key {
@@ -342,11 +438,8 @@ impl MigrationRequest {
                 if let Some(t) = &c.target_name {
                     check_name(&format!("{cpath}.target_name"), t)?;
                 }
-                if c.schema_overrides.is_some() {
-                    return Err(FieldError::new(
-                        format!("{cpath}.schema_overrides"),
-                        "schema overrides are not available in this version; remove the field",
-                    ));
+                if let Some(o) = &c.schema_overrides {
+                    o.validate(&format!("{cpath}.schema_overrides"))?;
                 }
                 if !sources.insert((db.name.clone(), c.name.clone())) {
                     return Err(FieldError::new(
@@ -383,6 +476,12 @@ impl MigrationRequest {
             return Err(FieldError::new(
                 "options.max_remigrations",
                 format!("must be at most {MAX_REMIGRATIONS}"),
+            ));
+        }
+        if o.verify_sample_size == 0 || o.verify_sample_size > MAX_SAMPLE_SIZE {
+            return Err(FieldError::new(
+                "options.verify_sample_size",
+                format!("must be between 1 and {MAX_SAMPLE_SIZE}"),
             ));
         }
         if let Some(not_after) = o.not_after {

@@ -10,8 +10,10 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
+use super::verify::{reservoir, Rng};
 use super::{page_limit, Budget, Engine, EngineError, Handled};
-use crate::domain::{Checkpoint, Job, Phase, Task, TaskStatus};
+use crate::domain::{Checkpoint, Job, Phase, Task, TaskStatus, VerifyMode};
+use crate::milvus::batch::primary_keys;
 use crate::milvus::{Batch, Cluster, PageRequest, WriteMode};
 use crate::queue::WorkMessage;
 use crate::store::StoreError;
@@ -174,6 +176,13 @@ impl Engine {
             .filter(|f| info.is_function_output(&f.name))
             .map(|f| f.name.clone())
             .collect();
+        // A target with a partition key routes entities itself (also when an override gave
+        // it one): pages read from a source partition are written without a partition name.
+        let routed = info.has_partition_key()
+            || job
+                .request
+                .overrides(&task.database, &task.collection)
+                .is_some_and(|o| o.partition_key.is_some());
         let batch_size = job.request.options.batch_size;
         let ttl = self.config.lease();
         // A page is only written while the lease has this much left: a worker whose lease may
@@ -192,6 +201,9 @@ impl Engine {
             primary,
             skip,
         };
+        let sampling = job.request.options.verify == VerifyMode::Sample;
+        let sample_size = job.request.options.verify_sample_size as usize;
+        let mut rng = Rng::new();
         let mut limit = task.next_limit;
         let started = Instant::now();
         let mut page = reader.read(task.cursor.clone(), limit).await?;
@@ -239,12 +251,22 @@ impl Engine {
                     if lose {
                         return Ok(page.rows as u64);
                     }
-                    write(&*target, &task, &page, mode).await
+                    let page = self.faults.maybe_corrupt(&page, &reader.primary.name);
+                    write(&*target, &task, routed, &page, mode).await
                 },
                 reader.read(page.last.clone(), following)
             );
             written?;
             self.faults.after_write()?;
+            let sample = sampling.then(|| {
+                let keys = page
+                    .fields
+                    .iter()
+                    .find(|f| f.field_name == reader.primary.name)
+                    .and_then(primary_keys)
+                    .unwrap_or_default();
+                reservoir(&task.sample, task.copied, &keys, sample_size, &mut rng)
+            });
             let checkpoint = Checkpoint {
                 cursor: page
                     .last
@@ -253,6 +275,7 @@ impl Engine {
                 rows: page.rows as u64,
                 bytes: page.bytes as u64,
                 next_limit: following,
+                sample,
             };
             task = match self
                 .store
@@ -304,10 +327,15 @@ impl PageReader {
 async fn write(
     target: &dyn Cluster,
     task: &Task,
+    routed: bool,
     page: &Batch,
     mode: WriteMode,
 ) -> Result<u64, EngineError> {
-    let partition = task.partition.as_deref();
+    let partition = if routed {
+        None
+    } else {
+        task.partition.as_deref()
+    };
     // A retried insert after a transient failure could double a page the server did take, so
     // retries always replace by primary key.
     let mut attempt_mode = mode;

@@ -3,9 +3,10 @@
 
 use chrono::Utc;
 
-use super::{retry_transient, Engine, EngineError, Handled};
-use crate::domain::{CollectionStatus, JobStatus, Level, OnCountMismatch, Phase};
-use crate::milvus::{kv, Cluster, CollectionInfo, DataType, IndexInfo};
+use super::verify::Progress;
+use super::{retry_transient, Budget, Engine, EngineError, Handled};
+use crate::domain::{CollectionStatus, JobStatus, Level, OnCountMismatch, Phase, VerifyMode};
+use crate::milvus::{kv, Cluster, CollectionInfo, DataType, IndexInfo, ALLOW_INSERT_AUTO_ID};
 use crate::queue::WorkMessage;
 
 /// The metric AUTOINDEX gets when the source field has no index to copy it from.
@@ -46,9 +47,38 @@ pub(crate) fn target_indexes(info: &CollectionInfo, source: &[IndexInfo]) -> Vec
     out
 }
 
+/// The index a vector field gets when the target refuses AUTOINDEX on it (Milvus Lite does for
+/// sparse vectors): the source's own index, or else the one index type sparse vectors have.
+pub(crate) fn fallback_index(
+    info: &CollectionInfo,
+    auto: &IndexInfo,
+    source: &[IndexInfo],
+) -> Option<IndexInfo> {
+    if let Some(own) = source.iter().find(|i| i.field_name == auto.field_name) {
+        return Some(own.clone());
+    }
+    let field = info
+        .schema
+        .fields
+        .iter()
+        .find(|f| f.name == auto.field_name)?;
+    (field.data_type == DataType::SparseFloatVector as i32).then(|| IndexInfo {
+        index_name: auto.index_name.clone(),
+        field_name: auto.field_name.clone(),
+        params: vec![
+            kv("index_type", "SPARSE_INVERTED_INDEX"),
+            kv("metric_type", auto.param("metric_type").unwrap_or("IP")),
+        ],
+    })
+}
+
 impl Engine {
     /// The finish step: indexes, verification, load policy, final status.
-    pub(crate) async fn finish(&self, job_id: &str) -> Result<Handled, EngineError> {
+    pub(crate) async fn finish(
+        &self,
+        job_id: &str,
+        budget: Budget,
+    ) -> Result<Handled, EngineError> {
         let job = self
             .store
             .get_job(job_id)
@@ -68,7 +98,7 @@ impl Engine {
         {
             return Ok(Handled::Nothing);
         }
-        let _heartbeat = self.step_heartbeat(job_id, &owner, &[Phase::Index, Phase::Verify]);
+        let heartbeat = self.step_heartbeat(job_id, &owner, &[Phase::Index, Phase::Verify]);
         let (source, target) = self.clusters(&job).await?;
         if job.phase == Some(Phase::Index) {
             for c in &job.collections {
@@ -86,6 +116,11 @@ impl Engine {
                             c.database, c.source
                         ))
                     })?;
+                if info.has_auto_id() && info.property(ALLOW_INSERT_AUTO_ID).is_none() {
+                    // Set for the copy only: the target ends with the source's properties.
+                    let keys = [ALLOW_INSERT_AUTO_ID.to_owned()];
+                    retry_transient(|| target.drop_properties(tdb, tname, &keys)).await?;
+                }
                 let source_indexes =
                     retry_transient(|| source.list_indexes(&c.database, &c.source)).await?;
                 let present = retry_transient(|| target.list_indexes(tdb, tname)).await?;
@@ -94,8 +129,26 @@ impl Engine {
                         continue;
                     }
                     let is_vector = info.vector_fields().any(|f| f.name == index.field_name);
+                    let fallback = fallback_index(&info, &index, &source_indexes);
                     match retry_transient(|| target.create_index(tdb, tname, &index)).await {
                         Ok(()) => {}
+                        // Some servers refuse AUTOINDEX for some fields (Milvus Lite for a BM25
+                        // output): the source's own index is the faithful second choice.
+                        Err(auto) if is_vector && fallback.is_some() => {
+                            let own = fallback.clone().unwrap_or_else(|| index.clone());
+                            retry_transient(|| target.create_index(tdb, tname, &own)).await?;
+                            self.log(
+                                job_id,
+                                Level::Warn,
+                                Some(format!("{}.{}", c.database, c.source)),
+                                format!(
+                                    "the target refused AUTOINDEX on `{}` ({auto}); created the source's {} index on it instead",
+                                    index.field_name,
+                                    own.param("index_type").unwrap_or("own")
+                                ),
+                            )
+                            .await;
+                        }
                         Err(e) if is_vector => return Err(e.into()),
                         // The data is complete without a scalar index; say so and go on.
                         Err(e) => {
@@ -115,17 +168,95 @@ impl Engine {
             }
             self.advance(job_id, Phase::Verify).await?;
         }
-        self.verify(job_id, &owner, &*source, &*target).await?;
+        if !self
+            .verify(job_id, &owner, &*source, &*target, &budget)
+            .await?
+        {
+            // Out of time in a content comparison: hand the step to the next invocation.
+            drop(heartbeat);
+            self.release_step(job_id, &owner).await?;
+            self.queue
+                .send(WorkMessage::Finish {
+                    job_id: job_id.into(),
+                })
+                .await?;
+        }
         Ok(Handled::Done)
     }
 
+    /// Compares contents (as the job's `verify` mode asks), then counts, and ends the job.
+    /// Returns false when it ran out of time in a content comparison (its progress is saved).
     async fn verify(
         &self,
         job_id: &str,
         owner: &str,
         source: &dyn Cluster,
         target: &dyn Cluster,
-    ) -> Result<(), EngineError> {
+        budget: &Budget,
+    ) -> Result<bool, EngineError> {
+        let job = self
+            .store
+            .get_job(job_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
+        if job.request.options.verify != VerifyMode::Count {
+            for c in &job.collections {
+                if c.content.as_ref().is_some_and(|s| s.done) {
+                    continue;
+                }
+                if !self.hold_step(job_id, owner, &[Phase::Verify]).await? {
+                    return Ok(true);
+                }
+                let (state, paused) = match self
+                    .compare_content(&job, c, source, target, budget)
+                    .await?
+                {
+                    Progress::Done(s) => (s, false),
+                    Progress::Paused(s) => (s, true),
+                };
+                self.update_job(job_id, |j| {
+                    if j.status.is_terminal() || j.phase != Some(Phase::Verify) {
+                        return Ok(false);
+                    }
+                    match j.collection_mut(&c.database, &c.source) {
+                        Some(col) => col.content = Some(state.clone()),
+                        None => return Ok(false),
+                    }
+                    Ok(true)
+                })
+                .await?;
+                if state.done {
+                    self.log(
+                        job_id,
+                        if state.differing == 0 {
+                            Level::Info
+                        } else {
+                            Level::Error
+                        },
+                        Some(format!("{}.{}", c.database, c.source)),
+                        format!(
+                            "{:?} comparison: {} entities compared field by field, {} differ",
+                            state.mode, state.compared, state.differing
+                        )
+                        .to_lowercase(),
+                    )
+                    .await;
+                }
+                if paused {
+                    self.log(
+                        job_id,
+                        Level::Info,
+                        Some(format!("{}.{}", c.database, c.source)),
+                        format!(
+                            "full comparison paused after {} entities, out of time; it continues in the next invocation",
+                            state.compared
+                        ),
+                    )
+                    .await;
+                    return Ok(false);
+                }
+            }
+        }
         let job = self
             .store
             .get_job(job_id)
@@ -135,7 +266,7 @@ impl Engine {
         let mut results = Vec::new();
         for c in &job.collections {
             if !self.hold_step(job_id, owner, &[Phase::Verify]).await? {
-                return Ok(());
+                return Ok(true);
             }
             let source_count = retry_transient(|| source.count(&c.database, &c.source)).await?;
             let (tdb, tname) = (&c.target_database, &c.target);
@@ -160,6 +291,28 @@ impl Engine {
             .filter(|(_, _, s, t)| s != t)
             .map(|(db, name, s, t)| format!("`{db}.{name}`: source {s}, target {t}"))
             .collect();
+        let content_differs: Vec<String> = job
+            .collections
+            .iter()
+            .filter_map(|c| {
+                let check = c.content.as_ref().filter(|s| s.differing > 0)?;
+                Some(format!(
+                    "`{}.{}`: {} of {} entities compared differ (keys {})",
+                    c.database,
+                    c.source,
+                    check.differing,
+                    check.compared,
+                    check.keys.join(", ")
+                ))
+            })
+            .collect();
+        let differs = |db: &str, name: &str| {
+            job.collections.iter().any(|c| {
+                c.database == db
+                    && c.source == name
+                    && c.content.as_ref().is_some_and(|s| s.differing > 0)
+            })
+        };
         for (db, name, s, t) in &results {
             let level = if s == t { Level::Info } else { Level::Error };
             self.log(
@@ -171,37 +324,44 @@ impl Engine {
             .await;
         }
         if !mismatches.is_empty() && self.remigrate(&job, &results).await? {
-            return Ok(());
+            return Ok(true);
         }
         self.end_job(job_id, |job| {
             for (db, name, s, t) in &results {
                 if let Some(c) = job.collection_mut(db, name) {
                     c.source_count = Some(*s);
                     c.target_count = Some(*t);
-                    c.matches = Some(s == t);
-                    c.status = if s == t {
+                    let same = s == t && !differs(db, name);
+                    c.matches = Some(same);
+                    c.status = if same {
                         CollectionStatus::Verified
                     } else {
                         CollectionStatus::Mismatch
                     };
                 }
             }
-            if mismatches.is_empty() {
+            let mut reasons = Vec::new();
+            if !mismatches.is_empty() {
+                reasons.push(format!(
+                    "entity counts differ after the copy: {}",
+                    mismatches.join("; ")
+                ));
+            }
+            if !content_differs.is_empty() {
+                reasons.push(format!(
+                    "entity contents differ after the copy: {}",
+                    content_differs.join("; ")
+                ));
+            }
+            if reasons.is_empty() {
                 job.finish(JobStatus::Successful, None, Utc::now())?;
             } else {
-                job.finish(
-                    JobStatus::Failed,
-                    Some(format!(
-                        "entity counts differ after the copy: {}",
-                        mismatches.join("; ")
-                    )),
-                    Utc::now(),
-                )?;
+                job.finish(JobStatus::Failed, Some(reasons.join("; ")), Utc::now())?;
             }
             Ok(())
         })
         .await?;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::domain::{
     FieldError, InvalidTransition, Job, JobStatus, Lease, Level, LogEntry, MigrationRequest, Phase,
     Report,
 };
-use crate::milvus::{ClusterConnector, ClusterError};
+use crate::milvus::{Batch, ClusterConnector, ClusterError};
 use crate::queue::{QueueError, WorkMessage, WorkQueue};
 use crate::store::{Created, JobStore, StoreError};
 use crate::webhook::Notifier;
@@ -27,6 +27,7 @@ mod finish;
 mod notify;
 mod plan;
 mod retry;
+mod verify;
 
 pub use retry::retry_transient;
 
@@ -103,6 +104,7 @@ impl Default for EngineConfig {
 pub struct Faults {
     crash_after_write: AtomicU64,
     lose_write: AtomicU64,
+    corrupt_write: AtomicU64,
     writes: AtomicU64,
 }
 
@@ -111,8 +113,7 @@ impl Faults {
     pub fn crash_after_write(n: u64) -> Self {
         Self {
             crash_after_write: AtomicU64::new(n),
-            lose_write: AtomicU64::new(0),
-            writes: AtomicU64::new(0),
+            ..Default::default()
         }
     }
 
@@ -120,10 +121,29 @@ impl Faults {
     /// server lost, which only verification can notice.
     pub fn lose_write(n: u64) -> Self {
         Self {
-            crash_after_write: AtomicU64::new(0),
             lose_write: AtomicU64::new(n),
-            writes: AtomicU64::new(0),
+            ..Default::default()
         }
+    }
+
+    /// Once, change one value of the `n`-th page before writing it: a write a server garbled,
+    /// which counts cannot notice and content verification must.
+    pub fn corrupt_write(n: u64) -> Self {
+        Self {
+            corrupt_write: AtomicU64::new(n),
+            ..Default::default()
+        }
+    }
+
+    /// The page to write: the page itself, or a garbled copy when this is the write to corrupt.
+    fn maybe_corrupt<'a>(&self, page: &'a Batch, primary: &str) -> std::borrow::Cow<'a, Batch> {
+        let n = self.corrupt_write.load(Ordering::SeqCst);
+        if n == 0 || self.writes.load(Ordering::SeqCst) + 1 != n {
+            return std::borrow::Cow::Borrowed(page);
+        }
+        let mut garbled = page.clone();
+        garble_first_value(&mut garbled, primary);
+        std::borrow::Cow::Owned(garbled)
     }
 
     /// Whether the next page write is the one to lose.
@@ -138,6 +158,35 @@ impl Faults {
             return Err(EngineError::InjectedCrash);
         }
         Ok(())
+    }
+}
+
+/// Changes the first entity's value in the first column that is not the primary key.
+fn garble_first_value(page: &mut Batch, primary: &str) {
+    use crate::milvus::batch::{field_data, scalar_field, vector_field};
+    for column in page.fields.iter_mut().filter(|f| f.field_name != primary) {
+        match &mut column.field {
+            Some(field_data::Field::Vectors(v)) => {
+                if let Some(vector_field::Data::FloatVector(d)) = &mut v.data {
+                    if let Some(x) = d.data.first_mut() {
+                        *x += 0.25;
+                        return;
+                    }
+                }
+            }
+            Some(field_data::Field::Scalars(s)) => match &mut s.data {
+                Some(scalar_field::Data::StringData(d)) if !d.data.is_empty() => {
+                    d.data[0].push('~');
+                    return;
+                }
+                Some(scalar_field::Data::DoubleData(d)) if !d.data.is_empty() => {
+                    d.data[0] += 1.0;
+                    return;
+                }
+                _ => {}
+            },
+            _ => {}
+        }
     }
 }
 
@@ -320,7 +369,7 @@ impl Engine {
         let (job_id, result) = match message {
             WorkMessage::Plan { job_id } => (job_id, self.plan(job_id).await),
             WorkMessage::Work { job_id } => (job_id, self.work(job_id, budget).await),
-            WorkMessage::Finish { job_id } => (job_id, self.finish(job_id).await),
+            WorkMessage::Finish { job_id } => (job_id, self.finish(job_id, budget).await),
             WorkMessage::Deliver { job_id } => (job_id, self.deliver(job_id, budget).await),
         };
         match result {
@@ -528,6 +577,19 @@ impl Engine {
                 }
             }
         }))
+    }
+
+    /// Gives up `owner`'s step lease, so the next invocation can take the step at once.
+    pub(crate) async fn release_step(&self, job_id: &str, owner: &str) -> Result<(), EngineError> {
+        self.update_job(job_id, |job| {
+            if job.step_lease.as_ref().is_some_and(|l| l.owner == owner) {
+                job.step_lease = None;
+                return Ok(true);
+            }
+            Ok(false)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Moves the job into `phase` if it is not there yet; returns whether this call moved it.

@@ -9,6 +9,7 @@ use chrono::Utc;
 use super::{retry_transient, Engine, EngineError, Handled};
 use crate::domain::{CollectionReport, CollectionStatus, Job, Level, Phase, Task};
 use crate::milvus::batch::first_limit;
+use crate::milvus::compat::{schema_differences, too_old_for};
 use crate::milvus::{Cluster, CollectionInfo, DataType, Role};
 use crate::queue::WorkMessage;
 
@@ -161,6 +162,9 @@ impl Engine {
         let target_dbs = retry_transient(|| target.list_databases()).await?;
         let mut problems = Vec::new();
         let mut reports = Vec::new();
+        let mut auto_id = Vec::new();
+        let mut warnings: Vec<(String, String)> = Vec::new();
+        let target_version = retry_transient(|| target.server_version()).await?;
         for (i, db) in job.request.databases.iter().enumerate() {
             if !source_dbs.contains(&db.name) {
                 problems.push(format!(
@@ -208,6 +212,54 @@ impl Engine {
                     continue;
                 };
                 problems.extend(schema_problems(&db.name, &name, &info));
+                if let Some((j, spec)) = db
+                    .collections
+                    .iter()
+                    .enumerate()
+                    .find(|(_, c)| c.name == name)
+                {
+                    if let Some(o) = &spec.schema_overrides {
+                        if let Err((field, problem)) = info.with_overrides(o) {
+                            problems.push(format!(
+                                "databases[{i}].collections[{j}].schema_overrides.{field}: {problem}"
+                            ));
+                        }
+                    }
+                }
+                let wanted = match job.request.overrides(&db.name, &name) {
+                    Some(o) => info.with_overrides(o).unwrap_or_else(|_| info.clone()),
+                    None => info.clone(),
+                };
+                let description_path = db
+                    .collections
+                    .iter()
+                    .position(|c| {
+                        c.name == name
+                            && c.schema_overrides
+                                .as_ref()
+                                .is_some_and(|o| o.description.is_some())
+                    })
+                    .map(|j| {
+                        format!("databases[{i}].collections[{j}].schema_overrides.description")
+                    });
+                let (lost, lesser) = self
+                    .target_keeps(
+                        target,
+                        &target_version,
+                        (&db.name, &name),
+                        &wanted,
+                        description_path,
+                    )
+                    .await?;
+                problems.extend(lost);
+                warnings.extend(
+                    lesser
+                        .into_iter()
+                        .map(|w| (format!("{}.{name}", db.name), w)),
+                );
+                if info.has_auto_id() {
+                    auto_id.push(format!("{}.{name}", db.name));
+                }
                 if existing_targets.contains(&target_name) {
                     problems.push(format!(
                         "collection `{target_name}` already exists in target database `{}`; set target_name for `{}.{name}` to migrate it under another name, or drop it on the target",
@@ -234,7 +286,18 @@ impl Engine {
                     matches: None,
                     remigrations: 0,
                     mismatches: Vec::new(),
+                    content: None,
                 });
+            }
+        }
+        if !auto_id.is_empty() {
+            // Keys are preserved or the collection is not migrated: ask the target whether it
+            // keeps explicit keys in an auto_id collection (on a scratch collection).
+            if let Err(reason) = retry_transient(|| target.probe_explicit_auto_id()).await? {
+                problems.push(format!(
+                    "{} generate their primary keys (auto_id), and the target cannot keep the source's keys: it refused explicit keys in an auto_id collection even with the `allow_insert_auto_id` property ({reason}); migrate to a Milvus version that supports `allow_insert_auto_id`, as copying would renumber every entity",
+                    auto_id.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                ));
             }
         }
         if !problems.is_empty() {
@@ -244,7 +307,61 @@ impl Engine {
                 problems.join("; ")
             )));
         }
+        for (collection, warning) in warnings {
+            self.log(&job.id, Level::Warn, Some(collection), warning)
+                .await;
+        }
         Ok(reports)
+    }
+
+    /// Whether the target can hold a collection exactly as `wanted`: asked on a scratch
+    /// collection that is dropped again (old servers silently drop what they do not know), after
+    /// the types its version cannot serve are ruled out. Returns the problems, and warnings
+    /// about what is lost that entities do not hold (a description the target does not keep).
+    /// `description_path` names a description override, whose loss is a problem.
+    async fn target_keeps(
+        &self,
+        target: &dyn Cluster,
+        version: &str,
+        (database, name): (&str, &str),
+        wanted: &CollectionInfo,
+        description_path: Option<String>,
+    ) -> Result<(Vec<String>, Vec<String>), EngineError> {
+        let what = format!("collection `{database}.{name}`: the target cannot hold it unchanged");
+        let old = too_old_for(version, &wanted.schema);
+        if !old.is_empty() {
+            return Ok((vec![format!("{what}: {}", old.join("; "))], Vec::new()));
+        }
+        let mut sent = wanted.schema.clone();
+        sent.fields.retain(|f| !f.is_dynamic);
+        let kept = match retry_transient(|| target.probe_schema(wanted)).await? {
+            Err(refused) => {
+                return Ok((
+                    vec![format!("{what}: it refuses the schema ({refused})")],
+                    Vec::new(),
+                ))
+            }
+            Ok(kept) => kept,
+        };
+        let mut problems = Vec::new();
+        let mut warnings = Vec::new();
+        let lost = schema_differences(&sent, &kept);
+        if !lost.is_empty() {
+            problems.push(format!("{what} ({version}): {}", lost.join("; ")));
+        }
+        if kept.description != sent.description {
+            match description_path {
+                Some(path) => problems.push(format!(
+                    "{path}: the target ({version}) does not keep collection descriptions (it keeps {:?})",
+                    kept.description
+                )),
+                None => warnings.push(format!(
+                    "the target ({version}) does not keep the collection's description {:?}; everything else of the schema is kept",
+                    sent.description
+                )),
+            }
+        }
+        Ok((problems, warnings))
     }
 
     /// Creates what the target needs, then writes the tasks and starts the workers.
@@ -280,6 +397,14 @@ impl Engine {
                     ))
                 })?;
             let partitions = retry_transient(|| source.list_partitions(db, name)).await?;
+            // What the target gets: the source's collection with the request's overrides
+            // (checked in preflight).
+            let wanted = match job.request.overrides(db, name) {
+                Some(o) => info.with_overrides(o).map_err(|(field, problem)| {
+                    EngineError::Refused(format!("schema_overrides.{field}: {problem}"))
+                })?,
+                None => info.clone(),
+            };
             if report.status == CollectionStatus::Pending && report.remigrations > 0 {
                 // Migrated again after a count mismatch: the target collection starts over.
                 // (Done before `creating` is recorded, so a rerun never drops the new one.)
@@ -318,9 +443,9 @@ impl Engine {
                     .await?
                     .is_none()
                 {
-                    retry_transient(|| target.create_collection(tdb, tname, &info)).await?;
+                    retry_transient(|| target.create_collection(tdb, tname, &wanted)).await?;
                 }
-                if !info.has_partition_key() {
+                if !wanted.has_partition_key() {
                     let existing = retry_transient(|| target.list_partitions(tdb, tname)).await?;
                     for p in partitions.iter().filter(|p| !existing.contains(p)) {
                         retry_transient(|| target.create_partition(tdb, tname, p)).await?;

@@ -1,16 +1,19 @@
 //! Pages of entities in Milvus's columnar form, and the rules around them: the `pk > cursor`
 //! filter, the primary-key order check, and page sizing by bytes.
 
-use ::milvus::proto::schema::{
-    field_data, scalar_field, vector_field, CollectionSchema, DataType, FieldData, FieldSchema,
-};
+pub use ::milvus::proto::schema::{field_data, scalar_field, vector_field};
+use ::milvus::proto::schema::{CollectionSchema, DataType, FieldData, FieldSchema};
 use prost::Message;
 
 use crate::domain::Cursor;
 
-/// Bytes a page aims at: far under Milvus's 64 MB request limit, and small enough that the
-/// prefetched page and the one being written sit comfortably in a Lambda's memory.
-pub const TARGET_PAGE_BYTES: usize = 8 * 1024 * 1024;
+/// The response size many Milvus deployments and SDKs still cap a query at.
+pub const RESPONSE_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Bytes a page aims at: half the 4 MiB response limit (so a page of rows twice the size of the
+/// last page's average still fits), far under Milvus's 64 MB request limit, and small enough that
+/// the prefetched page and the one being written sit comfortably in a Lambda's memory.
+pub const TARGET_PAGE_BYTES: usize = RESPONSE_LIMIT_BYTES / 2;
 
 /// One page read from the source, written to the target as it came.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -137,12 +140,99 @@ fn column_len(column: &FieldData) -> Option<usize> {
     }
 }
 
+/// Makes a page read from one server safe to write to another: see [`requote_json`] and
+/// [`fill_empty_arrays`]. Returns how many values it changed.
+pub fn normalize_page(fields: &mut [FieldData]) -> usize {
+    requote_json(fields) + fill_empty_arrays(fields)
+}
+
+/// Gives every empty Array value its typed, empty element list. Servers return an empty array
+/// as an element without data, and Milvus 2.3.5's insert validation dereferences that
+/// missing data and crashes the server.
+pub fn fill_empty_arrays(fields: &mut [FieldData]) -> usize {
+    use ::milvus::proto::schema::{BoolArray, DoubleArray, FloatArray, IntArray, LongArray};
+    use scalar_field::Data as S;
+    let mut filled = 0;
+    for f in fields.iter_mut() {
+        let Some(field_data::Field::Scalars(s)) = &mut f.field else {
+            continue;
+        };
+        let Some(S::ArrayData(arrays)) = &mut s.data else {
+            continue;
+        };
+        let empty = match DataType::try_from(arrays.element_type) {
+            Ok(DataType::Bool) => S::BoolData(BoolArray::default()),
+            Ok(DataType::Int8 | DataType::Int16 | DataType::Int32) => {
+                S::IntData(IntArray::default())
+            }
+            Ok(DataType::Int64) => S::LongData(LongArray::default()),
+            Ok(DataType::Float) => S::FloatData(FloatArray::default()),
+            Ok(DataType::Double) => S::DoubleData(DoubleArray::default()),
+            Ok(DataType::VarChar | DataType::String) => S::StringData(Default::default()),
+            _ => continue,
+        };
+        for element in arrays.data.iter_mut().filter(|e| e.data.is_none()) {
+            element.data = Some(empty.clone());
+            filled += 1;
+        }
+    }
+    filled
+}
+
+/// Quotes again the JSON values a server returned as bare text: Milvus Lite returns a top-level
+/// JSON string without its quotes (`"abc"` as `abc`), which a target would then store as
+/// invalid JSON, or refuse. Returns how many values it repaired.
+pub fn requote_json(fields: &mut [FieldData]) -> usize {
+    let mut repaired = 0;
+    for f in fields.iter_mut() {
+        let valid = f.valid_data.clone();
+        let Some(field_data::Field::Scalars(s)) = &mut f.field else {
+            continue;
+        };
+        let Some(scalar_field::Data::JsonData(d)) = &mut s.data else {
+            continue;
+        };
+        let full = valid.is_empty() || valid.len() == d.data.len();
+        for (i, bytes) in d.data.iter_mut().enumerate() {
+            // A null's placeholder is left alone.
+            let present = !full || valid.get(i).copied().unwrap_or(true);
+            if present && serde_json::from_slice::<serde_json::Value>(bytes).is_err() {
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                *bytes = serde_json::Value::String(text).to_string().into_bytes();
+                repaired += 1;
+            }
+        }
+    }
+    repaired
+}
+
 /// The filter that selects entities after `after` (all entities when there is no cursor).
 pub fn after_filter(primary: &str, after: Option<&Cursor>) -> String {
     match after {
         None => String::new(),
-        Some(Cursor::Int(v)) => format!("{primary} > {v}"),
-        Some(Cursor::Str(s)) => format!("{primary} > \"{}\"", escape_string(s)),
+        Some(key) => format!("{primary} > {}", literal(key)),
+    }
+}
+
+fn literal(key: &Cursor) -> String {
+    match key {
+        Cursor::Int(v) => v.to_string(),
+        Cursor::Str(s) => format!("\"{}\"", escape_string(s)),
+    }
+}
+
+/// The filter that selects the entities with these keys.
+pub fn keys_filter(primary: &str, keys: &[Cursor]) -> String {
+    let list: Vec<String> = keys.iter().map(literal).collect();
+    format!("{primary} in [{}]", list.join(", "))
+}
+
+/// The filter that selects the entities after `after` (or from the first) up to `upto`.
+pub fn range_filter(primary: &str, after: Option<&Cursor>, upto: &Cursor) -> String {
+    let upper = format!("{primary} <= {}", literal(upto));
+    match after {
+        None => upper,
+        Some(a) => format!("{primary} > {} && {upper}", literal(a)),
     }
 }
 
@@ -321,12 +411,137 @@ mod tests {
     }
 
     #[test]
+    fn bare_json_strings_are_quoted_again_and_nulls_left_alone() {
+        use ::milvus::proto::schema::JsonArray;
+        let column = |data: Vec<&[u8]>, valid: Vec<bool>| FieldData {
+            field_name: "j".into(),
+            valid_data: valid,
+            field: Some(field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::JsonData(JsonArray {
+                    data: data.into_iter().map(<[u8]>::to_vec).collect(),
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let mut fields = vec![column(
+            vec![b"{\"a\":1}", "just ✓".as_bytes(), b""],
+            vec![true, true, false],
+        )];
+        assert_eq!(requote_json(&mut fields), 1);
+        let Some(field_data::Field::Scalars(s)) = &fields[0].field else {
+            unreachable!()
+        };
+        let Some(scalar_field::Data::JsonData(d)) = &s.data else {
+            unreachable!()
+        };
+        assert_eq!(
+            d.data,
+            vec![
+                b"{\"a\":1}".to_vec(),
+                "\"just ✓\"".as_bytes().to_vec(),
+                vec![]
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_arrays_get_their_typed_empty_list() {
+        use ::milvus::proto::schema::{ArrayArray, IntArray};
+        let mut fields = vec![FieldData {
+            field_name: "a".into(),
+            field: Some(field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::ArrayData(ArrayArray {
+                    data: vec![
+                        ScalarField::default(),
+                        ScalarField {
+                            data: Some(scalar_field::Data::IntData(IntArray { data: vec![1] })),
+                            ..Default::default()
+                        },
+                    ],
+                    element_type: DataType::Int16 as i32,
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }];
+        assert_eq!(normalize_page(&mut fields), 1);
+        let Some(field_data::Field::Scalars(s)) = &fields[0].field else {
+            unreachable!()
+        };
+        let Some(scalar_field::Data::ArrayData(a)) = &s.data else {
+            unreachable!()
+        };
+        assert_eq!(
+            a.data[0].data,
+            Some(scalar_field::Data::IntData(IntArray::default()))
+        );
+        assert_eq!(
+            a.data[1].data,
+            Some(scalar_field::Data::IntData(IntArray { data: vec![1] }))
+        );
+    }
+
+    #[test]
+    fn key_and_range_filters_quote_every_key() {
+        let hostile = Cursor::Str("a\"b\\c\nd%'é".into());
+        assert_eq!(
+            keys_filter("k", &[Cursor::Str("x".into()), hostile.clone()]),
+            r#"k in ["x", "a\"b\\c\nd%'é"]"#
+        );
+        assert_eq!(
+            keys_filter("id", &[Cursor::Int(1), Cursor::Int(-2)]),
+            "id in [1, -2]"
+        );
+        assert_eq!(range_filter("id", None, &Cursor::Int(9)), "id <= 9");
+        assert_eq!(
+            range_filter("k", Some(&Cursor::Str("a".into())), &hostile),
+            r#"k > "a" && k <= "a\"b\\c\nd%'é""#
+        );
+    }
+
+    #[test]
+    fn wide_rows_stay_under_the_response_limit() {
+        // 16,384-d float vectors (64 KiB a row) and 65,535-byte VarChars, at the largest batch.
+        let schema = CollectionSchema {
+            fields: vec![
+                FieldSchema {
+                    name: "id".into(),
+                    data_type: DataType::Int64 as i32,
+                    ..Default::default()
+                },
+                FieldSchema {
+                    name: "v".into(),
+                    data_type: DataType::FloatVector as i32,
+                    type_params: vec![crate::milvus::kv("dim", "16384")],
+                    ..Default::default()
+                },
+                FieldSchema {
+                    name: "text".into(),
+                    data_type: DataType::VarChar as i32,
+                    type_params: vec![crate::milvus::kv("max_length", "65535")],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let first = first_limit(&schema, 16_384) as usize;
+        assert!(first >= 1);
+        assert!(
+            first * (65_536 + 65_535) <= RESPONSE_LIMIT_BYTES,
+            "first page of {first}"
+        );
+        // Then by measured bytes: 64 KiB rows give 32 a page.
+        assert_eq!(next_limit(64, 16, 16 * 65_600, 16_384), 31);
+    }
+
+    #[test]
     fn page_size_follows_bytes() {
-        // 1 KiB rows: 8,192 fit the target, but the limit at most doubles per page.
-        assert_eq!(next_limit(1000, 1000, 1000 * 1024, 16_384), 2000);
-        assert_eq!(next_limit(8000, 8000, 8000 * 1024, 16_384), 8192);
-        // 64 KiB rows (a 16,384-d float vector): 128 per page.
-        assert_eq!(next_limit(1000, 1000, 1000 * 65_536, 16_384), 128);
+        // 1 KiB rows: 2,048 fit the target, but the limit at most doubles per page.
+        assert_eq!(next_limit(500, 500, 500 * 1024, 16_384), 1000);
+        assert_eq!(next_limit(2000, 2000, 2000 * 1024, 16_384), 2048);
+        // 64 KiB rows (a 16,384-d float vector): 32 per page.
+        assert_eq!(next_limit(1000, 1000, 1000 * 65_536, 16_384), 32);
         assert_eq!(next_limit(40, 40, 40, 50), 50, "never above the batch size");
         assert_eq!(next_limit(5, 0, 0, 16_384), 5);
     }

@@ -17,10 +17,11 @@ use std::time::Duration;
 use ::milvus::proto::common::{ConsistencyLevel, ErrorCode, LoadState, Status};
 use ::milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
 use ::milvus::proto::milvus::{
-    CreateCollectionRequest, CreateDatabaseRequest, CreateIndexRequest, CreatePartitionRequest,
-    DescribeCollectionRequest, DescribeIndexRequest, DropCollectionRequest, FlushRequest,
-    GetLoadStateRequest, InsertRequest, ListDatabasesRequest, LoadCollectionRequest, QueryRequest,
-    ReleaseCollectionRequest, ShowCollectionsRequest, ShowPartitionsRequest, UpsertRequest,
+    AlterCollectionRequest, CreateCollectionRequest, CreateDatabaseRequest, CreateIndexRequest,
+    CreatePartitionRequest, DescribeCollectionRequest, DescribeIndexRequest, DropCollectionRequest,
+    FlushRequest, GetLoadStateRequest, GetVersionRequest, InsertRequest, ListDatabasesRequest,
+    LoadCollectionRequest, QueryRequest, ReleaseCollectionRequest, ShowCollectionsRequest,
+    ShowPartitionsRequest, UpsertRequest,
 };
 use ::milvus::proto::schema::{field_data, scalar_field};
 use async_trait::async_trait;
@@ -30,10 +31,10 @@ use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-use super::batch::{after_filter, Batch};
+use super::batch::{after_filter, normalize_page, Batch};
 use super::{
     kv, Cluster, ClusterConnector, ClusterError, CollectionInfo, Credentials, IndexInfo,
-    PageRequest, Role, WriteMode,
+    PageRequest, Role, RowQuery, WriteMode, ALLOW_INSERT_AUTO_ID,
 };
 use crate::aws::TokenResolver;
 use crate::domain::{ClusterSpec, Secret};
@@ -108,6 +109,14 @@ impl ClusterConnector for MilvusConnector {
         open.insert(key, cluster.clone());
         Ok(cluster)
     }
+}
+
+/// A collection name no user has: for probes that create a collection and drop it at once.
+fn scratch_name() -> String {
+    format!(
+        "vecmigrate_probe_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// One Milvus cluster over gRPC.
@@ -456,6 +465,11 @@ impl Cluster for MilvusCluster {
         } else {
             0
         };
+        let mut properties = info.properties.clone();
+        if info.has_auto_id() && info.property(ALLOW_INSERT_AUTO_ID).is_none() {
+            // Keys are copied, not generated again; the finish step removes the property.
+            properties.push(kv(ALLOW_INSERT_AUTO_ID, "true"));
+        }
         self.check(
             || format!("create collection {database}.{collection}"),
             self.client
@@ -466,7 +480,7 @@ impl Cluster for MilvusCluster {
                     schema: schema.encode_to_vec(),
                     shards_num: info.shards_num,
                     consistency_level: info.consistency_level,
-                    properties: info.properties.clone(),
+                    properties,
                     num_partitions,
                     ..Default::default()
                 })
@@ -548,6 +562,7 @@ impl Cluster for MilvusCluster {
         };
         let mut fields = self.query(request, "read").await?;
         fields.retain(|f| !page.skip_fields.contains(&f.field_name));
+        normalize_page(&mut fields);
         Batch::from_columns(fields, &page.primary.name, page.after).map_err(|e| {
             ClusterError::Protocol(
                 format!("reading {}.{}: {e}", page.database, page.collection),
@@ -727,5 +742,187 @@ impl Cluster for MilvusCluster {
             itself,
         )
         .map(|_| ())
+    }
+
+    async fn query_rows(
+        &self,
+        query: &RowQuery<'_>,
+    ) -> Result<Vec<::milvus::proto::schema::FieldData>, ClusterError> {
+        self.query(
+            QueryRequest {
+                db_name: query.database.into(),
+                collection_name: query.collection.into(),
+                expr: query.filter.clone(),
+                output_fields: vec!["*".into()],
+                query_params: vec![kv("limit", &query.limit.to_string())],
+                consistency_level: ConsistencyLevel::Strong as i32,
+                use_default_consistency: false,
+                ..Default::default()
+            },
+            "compare entities of",
+        )
+        .await
+    }
+
+    async fn drop_properties(
+        &self,
+        database: &str,
+        collection: &str,
+        keys: &[String],
+    ) -> Result<(), ClusterError> {
+        self.check(
+            || format!("remove properties {keys:?} of {database}.{collection}"),
+            self.client
+                .clone()
+                .alter_collection(AlterCollectionRequest {
+                    db_name: database.into(),
+                    collection_name: collection.into(),
+                    delete_keys: keys.to_vec(),
+                    ..Default::default()
+                })
+                .await,
+            itself,
+        )
+        .map(|_| ())
+    }
+
+    async fn server_version(&self) -> Result<String, ClusterError> {
+        let response = self.check(
+            || "get the server version".into(),
+            self.client
+                .clone()
+                .get_version(GetVersionRequest::default())
+                .await,
+            |r| r.status.as_ref(),
+        )?;
+        Ok(response.version)
+    }
+
+    async fn probe_schema(
+        &self,
+        info: &CollectionInfo,
+    ) -> Result<Result<::milvus::proto::schema::CollectionSchema, String>, ClusterError> {
+        let name = scratch_name();
+        match self.create_collection("", &name, info).await {
+            Ok(()) => {}
+            Err(ClusterError::Call {
+                detail,
+                transient: false,
+                ..
+            }) => return Ok(Err(detail)),
+            Err(e) => return Err(e),
+        }
+        let described = self.describe_collection("", &name).await;
+        self.drop_collection("", &name).await?;
+        match described? {
+            Some(kept) => Ok(Ok(kept.schema)),
+            None => Ok(Err(
+                "the scratch collection vanished after its creation".into()
+            )),
+        }
+    }
+
+    async fn probe_explicit_auto_id(&self) -> Result<Result<(), String>, ClusterError> {
+        use ::milvus::proto::schema::{
+            field_data, i_ds, vector_field, FieldData, FloatArray, LongArray, ScalarField,
+            VectorField,
+        };
+        use ::milvus::proto::schema::{CollectionSchema, DataType, FieldSchema};
+        const KEY: i64 = 4_242_424_242;
+        let name = scratch_name();
+        let schema = CollectionSchema {
+            name: name.clone(),
+            fields: vec![
+                FieldSchema {
+                    name: "id".into(),
+                    data_type: DataType::Int64 as i32,
+                    is_primary_key: true,
+                    auto_id: true,
+                    ..Default::default()
+                },
+                FieldSchema {
+                    name: "v".into(),
+                    data_type: DataType::FloatVector as i32,
+                    type_params: vec![kv("dim", "2")],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let created = self.check(
+            || format!("create scratch collection {name}"),
+            self.client
+                .clone()
+                .create_collection(CreateCollectionRequest {
+                    collection_name: name.clone(),
+                    schema: schema.encode_to_vec(),
+                    shards_num: 1,
+                    properties: vec![kv(ALLOW_INSERT_AUTO_ID, "true")],
+                    ..Default::default()
+                })
+                .await,
+            itself,
+        );
+        if let Err(e) = created {
+            return match e {
+                ClusterError::Call {
+                    detail,
+                    transient: false,
+                    ..
+                } => Ok(Err(detail)),
+                e => Err(e),
+            };
+        }
+        let inserted = self
+            .client
+            .clone()
+            .insert(InsertRequest {
+                collection_name: name.clone(),
+                num_rows: 1,
+                fields_data: vec![
+                    FieldData {
+                        r#type: DataType::Int64 as i32,
+                        field_name: "id".into(),
+                        field: Some(field_data::Field::Scalars(ScalarField {
+                            data: Some(scalar_field::Data::LongData(LongArray { data: vec![KEY] })),
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    },
+                    FieldData {
+                        r#type: DataType::FloatVector as i32,
+                        field_name: "v".into(),
+                        field: Some(field_data::Field::Vectors(VectorField {
+                            dim: 2,
+                            data: Some(vector_field::Data::FloatVector(FloatArray {
+                                data: vec![0.5, 0.5],
+                            })),
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            })
+            .await;
+        // The scratch collection goes whatever the insert did.
+        let dropped = self.drop_collection("", &name).await;
+        let verdict = match inserted {
+            Err(status) => Err(status.message().to_owned()),
+            Ok(response) => {
+                let response = response.into_inner();
+                match ok_status(response.status.as_ref()) {
+                    Err((reason, _)) => Err(reason),
+                    Ok(()) => match response.i_ds.and_then(|ids| ids.id_field) {
+                        Some(i_ds::IdField::IntId(ids)) if ids.data == [KEY] => Ok(()),
+                        other => Err(format!(
+                            "it took the entity but gave it another key ({other:?})"
+                        )),
+                    },
+                }
+            }
+        };
+        dropped?;
+        Ok(verdict)
     }
 }

@@ -177,6 +177,7 @@ pub async fn put_tasks_keeps_existing(store: Arc<dyn JobStore>) {
         rows: 10,
         bytes: 80,
         next_limit: 100,
+        sample: None,
     };
     store
         .checkpoint(&claimed, &cp, now, Duration::seconds(30))
@@ -252,6 +253,7 @@ pub async fn expired_lease_is_taken_over_and_fenced(store: Arc<dyn JobStore>) {
         rows: 1,
         bytes: 1,
         next_limit: 100,
+        sample: None,
     };
     assert!(matches!(
         store.checkpoint(&a, &cp, later, ttl).await,
@@ -287,6 +289,7 @@ pub async fn checkpoint_release_complete(store: Arc<dyn JobStore>) {
         rows: 100,
         bytes: 800,
         next_limit: 50,
+        sample: None,
     };
     let a = store.checkpoint(&a, &cp1, now, ttl).await.unwrap();
     let cp2 = Checkpoint {
@@ -294,6 +297,7 @@ pub async fn checkpoint_release_complete(store: Arc<dyn JobStore>) {
         rows: 50,
         bytes: 400,
         next_limit: 50,
+        sample: None,
     };
     let a = store.checkpoint(&a, &cp2, now, ttl).await.unwrap();
     store.release_task(&a).await.unwrap();

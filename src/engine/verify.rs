@@ -1,0 +1,425 @@
+//! Content verification (`verify: "sample"` and `"full"`): entities read on both sides and
+//! compared field by field. Counts are compared for every mode, in `finish`.
+//!
+//! - `sample`: the copy keeps a uniform random sample of the keys it copied in each task (a
+//!   reservoir, checkpointed with the task), so choosing the sample costs no extra pass; the
+//!   chosen keys are read back from both sides by key.
+//! - `full`: the source is read again page by page in key order; each page's key range is read
+//!   from the target and every entity's canonical digest compared. Only a page is held at a
+//!   time, and the pass checkpoints its cursor in the job record, so it continues in the next
+//!   invocation when this one runs out of time.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::{retry_transient, Budget, Engine, EngineError};
+use crate::domain::{CollectionReport, ContentCheck, Cursor, Job, VerifyMode};
+use crate::milvus::batch::{
+    after_filter, first_limit, keys_filter, next_limit, primary_keys, range_filter,
+};
+use crate::milvus::rows::{digest, rows_by_key, Row};
+use crate::milvus::{Cluster, CollectionInfo, FieldData, PageRequest, RowQuery};
+
+/// Keys longer than this are left out of samples, so a task record stays small.
+const MAX_SAMPLED_KEY_BYTES: usize = 512;
+/// Keys fetched per query when comparing a sample.
+const KEYS_PER_QUERY: usize = 256;
+/// The most entities one query may return.
+const MAX_QUERY_LIMIT: u32 = 16_384;
+
+/// A small, fast pseudo-random generator (SplitMix64), seeded from the OS through UUID v4.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    /// A generator with a random seed.
+    pub(crate) fn new() -> Self {
+        Self(uuid::Uuid::new_v4().as_u64_pair().0)
+    }
+
+    /// A generator with a fixed seed (tests).
+    #[cfg(test)]
+    pub(crate) fn seeded(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The reservoir after `keys` follow the `seen` keys `sample` was drawn from: each of the
+/// `seen + keys.len()` keys is in it with the same probability (Vitter's algorithm R).
+pub(crate) fn reservoir(
+    sample: &[Cursor],
+    seen: u64,
+    keys: &[Cursor],
+    size: usize,
+    rng: &mut Rng,
+) -> Vec<Cursor> {
+    let mut out = sample.to_vec();
+    for (i, key) in keys.iter().enumerate() {
+        if matches!(key, Cursor::Str(s) if s.len() > MAX_SAMPLED_KEY_BYTES) {
+            continue;
+        }
+        let position = seen + i as u64;
+        if out.len() < size {
+            out.push(key.clone());
+        } else {
+            let j = rng.below(position + 1) as usize;
+            if j < size {
+                out[j] = key.clone();
+            }
+        }
+    }
+    out
+}
+
+/// Draws `size` keys from the tasks' samples, each task in proportion to the entities it
+/// copied; `(copied, sample)` per task.
+pub(crate) fn draw(tasks: &[(u64, Vec<Cursor>)], size: usize, rng: &mut Rng) -> Vec<Cursor> {
+    let mut pools: Vec<(u64, Vec<Cursor>)> = tasks
+        .iter()
+        .filter(|(n, s)| *n > 0 && !s.is_empty())
+        .cloned()
+        .collect();
+    let mut out = Vec::new();
+    while out.len() < size {
+        pools.retain(|(_, s)| !s.is_empty());
+        let total: u64 = pools.iter().map(|(n, _)| n).sum();
+        if total == 0 {
+            break;
+        }
+        let mut at = rng.below(total);
+        let pick = pools
+            .iter()
+            .position(|(n, _)| {
+                if at < *n {
+                    return true;
+                }
+                at -= n;
+                false
+            })
+            .unwrap_or(0);
+        let pool = &mut pools[pick].1;
+        let i = rng.below(pool.len() as u64) as usize;
+        out.push(pool.swap_remove(i));
+    }
+    out
+}
+
+/// The keys among `keys` whose entities differ between the two sides (or exist on one only).
+fn differing(
+    keys: impl IntoIterator<Item = Cursor>,
+    source: &BTreeMap<Cursor, Row>,
+    target: &BTreeMap<Cursor, Row>,
+) -> Vec<String> {
+    keys.into_iter()
+        .filter(|k| {
+            let (s, t) = (source.get(k), target.get(k));
+            match (s, t) {
+                (Some(s), Some(t)) => digest(s) != digest(t),
+                (None, None) => false,
+                _ => true,
+            }
+        })
+        .map(|k| k.to_string())
+        .collect()
+}
+
+/// What one side of a comparison leaves out: fields the target computes (function outputs),
+/// and the dynamic field where only an override gave the target one.
+fn ignored_fields(info: &CollectionInfo) -> Vec<String> {
+    let mut skip: Vec<String> = info
+        .schema
+        .fields
+        .iter()
+        .filter(|f| info.is_function_output(&f.name))
+        .map(|f| f.name.clone())
+        .collect();
+    if !info.schema.enable_dynamic_field {
+        skip.push("$meta".into());
+    }
+    skip
+}
+
+/// Where a comparison stands after one call.
+pub(crate) enum Progress {
+    /// Every entity to compare was compared.
+    Done(ContentCheck),
+    /// Out of time: continue from this state in another invocation.
+    Paused(ContentCheck),
+}
+
+/// One collection's two sides, as a comparison reads them.
+struct Sides<'a> {
+    source: &'a dyn Cluster,
+    target: &'a dyn Cluster,
+    report: &'a CollectionReport,
+    info: CollectionInfo,
+    skip: Vec<String>,
+}
+
+impl Sides<'_> {
+    fn primary(&self) -> Result<String, EngineError> {
+        self.info
+            .primary_field()
+            .map(|f| f.name.clone())
+            .ok_or_else(|| EngineError::Refused("the source collection has no primary key".into()))
+    }
+
+    async fn target_rows(&self, filter: String, limit: u32) -> Result<Vec<FieldData>, EngineError> {
+        let q = RowQuery {
+            database: &self.report.target_database,
+            collection: &self.report.target,
+            filter,
+            limit,
+        };
+        Ok(retry_transient(|| self.target.query_rows(&q)).await?)
+    }
+
+    fn rows(&self, fields: &[FieldData]) -> Result<BTreeMap<Cursor, Row>, EngineError> {
+        let primary = self.primary()?;
+        rows_by_key(fields, &primary, &self.skip).map_err(|e| {
+            EngineError::Refused(format!(
+                "cannot compare `{}.{}`: {e}",
+                self.report.database, self.report.source
+            ))
+        })
+    }
+}
+
+impl Engine {
+    /// Compares the content of one collection as the job's `verify` mode asks, continuing
+    /// `state`; stops when `budget` runs out.
+    pub(crate) async fn compare_content(
+        &self,
+        job: &Job,
+        report: &CollectionReport,
+        source: &dyn Cluster,
+        target: &dyn Cluster,
+        budget: &Budget,
+    ) -> Result<Progress, EngineError> {
+        let mode = job.request.options.verify;
+        let mut state = report
+            .content
+            .clone()
+            .unwrap_or_else(|| ContentCheck::new(mode));
+        let info = retry_transient(|| source.describe_collection(&report.database, &report.source))
+            .await?
+            .ok_or_else(|| {
+                EngineError::Refused(format!(
+                    "collection `{}.{}` disappeared from the source",
+                    report.database, report.source
+                ))
+            })?;
+        let (tdb, tname) = (&report.target_database, &report.target);
+        if !retry_transient(|| target.is_loaded(tdb, tname)).await? {
+            retry_transient(|| target.load(tdb, tname)).await?;
+        }
+        let sides = Sides {
+            source,
+            target,
+            report,
+            skip: ignored_fields(&info),
+            info,
+        };
+        match mode {
+            VerifyMode::Count => {
+                state.done = true;
+                Ok(Progress::Done(state))
+            }
+            VerifyMode::Sample => {
+                self.compare_sample(job, &sides, &mut state).await?;
+                state.done = true;
+                Ok(Progress::Done(state))
+            }
+            VerifyMode::Full => self.compare_all(job, &sides, state, budget).await,
+        }
+    }
+
+    async fn compare_sample(
+        &self,
+        job: &Job,
+        sides: &Sides<'_>,
+        state: &mut ContentCheck,
+    ) -> Result<(), EngineError> {
+        let report = sides.report;
+        let tasks: Vec<(u64, Vec<Cursor>)> = self
+            .store
+            .list_tasks(&job.id)
+            .await?
+            .into_iter()
+            .filter(|t| {
+                t.database == report.database
+                    && t.collection == report.source
+                    && t.generation == report.remigrations
+            })
+            .map(|t| (t.copied, t.sample))
+            .collect();
+        let size = job.request.options.verify_sample_size as usize;
+        let keys = draw(&tasks, size, &mut Rng::new());
+        let primary = sides.primary()?;
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let filter = keys_filter(&primary, chunk);
+            let q = RowQuery {
+                database: &report.database,
+                collection: &report.source,
+                filter: filter.clone(),
+                limit: chunk.len() as u32,
+            };
+            let source_rows =
+                sides.rows(&retry_transient(|| sides.source.query_rows(&q)).await?)?;
+            let target_rows = sides.rows(&sides.target_rows(filter, chunk.len() as u32).await?)?;
+            let bad = differing(chunk.iter().cloned(), &source_rows, &target_rows);
+            state.record(chunk.len() as u64, &bad);
+        }
+        Ok(())
+    }
+
+    async fn compare_all(
+        &self,
+        job: &Job,
+        sides: &Sides<'_>,
+        mut state: ContentCheck,
+        budget: &Budget,
+    ) -> Result<Progress, EngineError> {
+        let report = sides.report;
+        let primary_field = sides.info.primary_field().cloned().ok_or_else(|| {
+            EngineError::Refused("the source collection has no primary key".into())
+        })?;
+        let primary = primary_field.name.clone();
+        let max = job.request.options.batch_size.min(MAX_QUERY_LIMIT);
+        let mut limit = first_limit(&sides.info.schema, max);
+        loop {
+            let started = Instant::now();
+            let request = PageRequest {
+                database: &report.database,
+                collection: &report.source,
+                partition: None,
+                primary: &primary_field,
+                after: state.cursor.as_ref(),
+                limit,
+                skip_fields: &sides.skip,
+            };
+            let page = retry_transient(|| sides.source.read_page(&request)).await?;
+            let Some(last) = page.last.clone() else {
+                // Past the source's last key: the target must hold nothing more.
+                let extra = sides
+                    .target_rows(after_filter(&primary, state.cursor.as_ref()), 16)
+                    .await?;
+                let extra_keys: Vec<String> = extra
+                    .iter()
+                    .find(|f| f.field_name == primary)
+                    .and_then(primary_keys)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|k| k.to_string())
+                    .collect();
+                state.record(0, &extra_keys);
+                state.done = true;
+                return Ok(Progress::Done(state));
+            };
+            let source_rows = sides.rows(&page.fields)?;
+            let target_rows = sides.rows(
+                &sides
+                    .target_rows(
+                        range_filter(&primary, state.cursor.as_ref(), &last),
+                        (page.rows as u32 + 1).min(MAX_QUERY_LIMIT),
+                    )
+                    .await?,
+            )?;
+            let keys: Vec<Cursor> = source_rows
+                .keys()
+                .chain(target_rows.keys().filter(|k| !source_rows.contains_key(*k)))
+                .cloned()
+                .collect();
+            let bad = differing(keys, &source_rows, &target_rows);
+            state.record(page.rows as u64, &bad);
+            state.cursor = Some(last);
+            limit = next_limit(limit, page.rows, page.bytes, max);
+            if budget.exhausted(started.elapsed()) {
+                return Ok(Progress::Paused(state));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservoir_keeps_every_key_with_equal_chance() {
+        // 100 keys through a reservoir of 10, in pages of 7, 20,000 times: each key is kept
+        // about 2,000 times.
+        let keys: Vec<Cursor> = (0..100).map(Cursor::Int).collect();
+        let mut hits = vec![0u32; 100];
+        let mut rng = Rng::seeded(7);
+        for _ in 0..20_000 {
+            let mut sample = Vec::new();
+            for (n, page) in keys.chunks(7).enumerate() {
+                sample = reservoir(&sample, (n * 7) as u64, page, 10, &mut rng);
+            }
+            assert_eq!(sample.len(), 10);
+            for k in sample {
+                let Cursor::Int(i) = k else { unreachable!() };
+                hits[i as usize] += 1;
+            }
+        }
+        let (lo, hi) = (hits.iter().min().unwrap(), hits.iter().max().unwrap());
+        assert!(
+            *lo > 1_700 && *hi < 2_300,
+            "kept between {lo} and {hi} times"
+        );
+    }
+
+    #[test]
+    fn long_keys_stay_out_of_samples() {
+        let long = Cursor::Str("x".repeat(MAX_SAMPLED_KEY_BYTES + 1));
+        let s = reservoir(
+            &[],
+            0,
+            &[long, Cursor::Str("k".into())],
+            5,
+            &mut Rng::seeded(1),
+        );
+        assert_eq!(s, vec![Cursor::Str("k".into())]);
+    }
+
+    #[test]
+    fn draws_weigh_tasks_by_what_they_copied_and_never_repeat() {
+        let big: Vec<Cursor> = (0..50).map(Cursor::Int).collect();
+        let small: Vec<Cursor> = (1000..1050).map(Cursor::Int).collect();
+        let mut from_big = 0;
+        let mut rng = Rng::seeded(3);
+        for _ in 0..200 {
+            let keys = draw(
+                &[(9_000, big.clone()), (1_000, small.clone())],
+                10,
+                &mut rng,
+            );
+            let mut unique = keys.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), 10);
+            from_big += keys
+                .iter()
+                .filter(|k| matches!(k, Cursor::Int(i) if *i < 1000))
+                .count();
+        }
+        assert!(
+            (1_650..=1_950).contains(&from_big),
+            "{from_big} of 2,000 from the big task"
+        );
+        assert_eq!(draw(&[(5, vec![Cursor::Int(1)])], 10, &mut rng).len(), 1);
+    }
+}
