@@ -35,7 +35,7 @@ cat >"$spec" <<JSON
   "databases": [ { "name": "default", "target_name": "migrated",
                    "collections": [ { "name": "products" }, { "name": "reviews" },
                                     { "name": "users", "target_name": "customers" } ] } ],
-  "options": { "batch_size": 5000, "max_workers": 4 }
+  "options": { "batch_size": 5000, "max_workers": 4, "verify": "sample" }
 }
 JSON
 log "migrating (spec: $spec)"
@@ -59,5 +59,8 @@ for d in json.load(urllib.request.urlopen(sys.argv[1] + "/deliveries")):
     for c in data["job"]["collections"]:
         print(f'  {c["database"]}.{c["source"]} -> {c["target_database"]}.{c["target"]}: '
               f'source {c["source_count"]}, target {c["target_count"]}, match {c["match"]}')
+        if c.get("content"):
+            k = c["content"]
+            print(f'    {k["mode"]} comparison: {k["compared"]} compared field by field, {k["differing"]} differ')
 PY
 exit "$code"

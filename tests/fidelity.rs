@@ -297,6 +297,9 @@ type IndexSpec = (
     Vec<(&'static str, &'static str)>,
 );
 
+/// Builds the columns of the rows with these indexes.
+type Columns = dyn Fn(&[usize]) -> Vec<FieldData> + Send + Sync;
+
 /// One source collection of the suite.
 struct Case {
     /// Short name (also the collection's name prefix).
@@ -316,7 +319,7 @@ struct Case {
     empty_partitions: Vec<&'static str>,
     num_partitions: i64,
     rows: usize,
-    columns: fn(&[usize]) -> Vec<FieldData>,
+    columns: Box<Columns>,
     indexes: Vec<IndexSpec>,
 }
 
@@ -325,7 +328,7 @@ impl Case {
         key: &'static str,
         covers: &'static str,
         fields: Vec<FieldSchema>,
-        columns: fn(&[usize]) -> Vec<FieldData>,
+        columns: impl Fn(&[usize]) -> Vec<FieldData> + Send + Sync + 'static,
     ) -> Self {
         Self {
             key,
@@ -339,7 +342,7 @@ impl Case {
             empty_partitions: vec![],
             num_partitions: 0,
             rows: 150,
-            columns,
+            columns: Box::new(columns),
             indexes: vec![("vec", "FLAT", "L2", vec![])],
         }
     }
@@ -494,122 +497,36 @@ fn cases() -> Vec<Case> {
     );
     out.push(c);
 
-    let mut c = Case::new(
+    // The byte-packed vector types: Binary (a bit a dimension), Float16 and BFloat16 (two bytes;
+    // normal positive halves), Int8.
+    out.push(packed_vector_case(
         "binary_vector",
         "BinaryVector dim 128, HAMMING",
-        vec![
-            pk_int(),
-            field("vec", DataType::BinaryVector, &[("dim", "128")]),
-        ],
-        |ids| {
-            vec![
-                pk_column(ids),
-                vector(
-                    "vec",
-                    DataType::BinaryVector,
-                    128,
-                    vector_field::Data::BinaryVector(
-                        ids.iter()
-                            .flat_map(|i| (0..16).map(move |j| (i * 37 + j * 11) as u8))
-                            .collect(),
-                    ),
-                ),
-            ]
-        },
-    );
-    c.indexes = vec![("vec", "BIN_FLAT", "HAMMING", vec![])];
-    out.push(c);
-
-    let mut c = Case::new(
+        DataType::BinaryVector,
+        128,
+        ("BIN_FLAT", "HAMMING", vec![]),
+    ));
+    out.push(packed_vector_case(
         "float16_vector",
         "Float16Vector dim 8",
-        vec![
-            pk_int(),
-            field("vec", DataType::Float16Vector, &[("dim", "8")]),
-        ],
-        |ids| {
-            let data = ids
-                .iter()
-                .flat_map(|i| {
-                    (0..8u16).flat_map(move |j| {
-                        (0x3000 + ((*i as u16).wrapping_mul(13) + j * 7) % 0x400).to_le_bytes()
-                    })
-                })
-                .collect();
-            vec![
-                pk_column(ids),
-                vector(
-                    "vec",
-                    DataType::Float16Vector,
-                    8,
-                    vector_field::Data::Float16Vector(data),
-                ),
-            ]
-        },
-    );
-    c.indexes = vec![("vec", "FLAT", "L2", vec![])];
-    out.push(c);
-
-    let mut c = Case::new(
+        DataType::Float16Vector,
+        8,
+        ("FLAT", "L2", vec![]),
+    ));
+    out.push(packed_vector_case(
         "bfloat16_vector",
         "BFloat16Vector dim 8",
-        vec![
-            pk_int(),
-            field("vec", DataType::BFloat16Vector, &[("dim", "8")]),
-        ],
-        |ids| {
-            let data = ids
-                .iter()
-                .flat_map(|i| {
-                    (0..8u16).flat_map(move |j| {
-                        (0x3e00 + ((*i as u16).wrapping_mul(7) + j * 3) % 0x100).to_le_bytes()
-                    })
-                })
-                .collect();
-            vec![
-                pk_column(ids),
-                vector(
-                    "vec",
-                    DataType::BFloat16Vector,
-                    8,
-                    vector_field::Data::Bfloat16Vector(data),
-                ),
-            ]
-        },
-    );
-    c.indexes = vec![("vec", "FLAT", "L2", vec![])];
-    out.push(c);
-
-    let mut c = Case::new(
+        DataType::BFloat16Vector,
+        8,
+        ("FLAT", "L2", vec![]),
+    ));
+    out.push(packed_vector_case(
         "int8_vector",
         "Int8Vector dim 8",
-        vec![
-            pk_int(),
-            field("vec", DataType::Int8Vector, &[("dim", "8")]),
-        ],
-        |ids| {
-            let data = ids
-                .iter()
-                .flat_map(|i| (0..8).map(move |j| ((i * 5 + j * 29) % 256) as u8))
-                .collect();
-            vec![
-                pk_column(ids),
-                vector(
-                    "vec",
-                    DataType::Int8Vector,
-                    8,
-                    vector_field::Data::Int8Vector(data),
-                ),
-            ]
-        },
-    );
-    c.indexes = vec![(
-        "vec",
-        "HNSW",
-        "L2",
-        vec![("M", "8"), ("efConstruction", "64")],
-    )];
-    out.push(c);
+        DataType::Int8Vector,
+        8,
+        ("HNSW", "L2", vec![("M", "8"), ("efConstruction", "64")]),
+    ));
 
     let mut c = Case::new(
         "sparse_vector",
@@ -846,6 +763,49 @@ fn cases() -> Vec<Case> {
     out.push(c);
 
     out
+}
+
+/// One byte-packed vector of `t` for row `i`.
+fn packed(t: DataType, dim: usize, i: usize) -> Vec<u8> {
+    let half = |base: u16, j: usize| (base + ((i * 13 + j * 7) % 0x400) as u16).to_le_bytes();
+    match t {
+        DataType::BinaryVector => (0..dim / 8).map(|j| (i * 37 + j * 11) as u8).collect(),
+        DataType::Float16Vector => (0..dim).flat_map(|j| half(0x3000, j)).collect(),
+        DataType::BFloat16Vector => (0..dim).flat_map(|j| half(0x3c00, j)).collect(),
+        DataType::Int8Vector => (0..dim).map(|j| ((i * 5 + j * 29) % 256) as u8).collect(),
+        other => panic!("{other:?} is not byte-packed"),
+    }
+}
+
+/// A collection whose one vector field is of a byte-packed type.
+fn packed_vector_case(
+    key: &'static str,
+    covers: &'static str,
+    t: DataType,
+    dim: usize,
+    (index, metric, params): (
+        &'static str,
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+    ),
+) -> Case {
+    let mut c = Case::new(
+        key,
+        covers,
+        vec![pk_int(), field("vec", t, &[("dim", &dim.to_string())])],
+        move |ids| {
+            let bytes: Vec<u8> = ids.iter().flat_map(|i| packed(t, dim, *i)).collect();
+            let data = match t {
+                DataType::BinaryVector => vector_field::Data::BinaryVector(bytes),
+                DataType::Float16Vector => vector_field::Data::Float16Vector(bytes),
+                DataType::BFloat16Vector => vector_field::Data::Bfloat16Vector(bytes),
+                _ => vector_field::Data::Int8Vector(bytes),
+            };
+            vec![pk_column(ids), vector("vec", t, dim as i64, data)]
+        },
+    );
+    c.indexes = vec![("vec", index, metric, params)];
+    c
 }
 
 /// The `auto_id` case: keys generated by the source, which the target must keep.

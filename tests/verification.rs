@@ -256,111 +256,97 @@ async fn wide_rows_stay_under_the_response_limit_without_tuning() {
     assert_eq!(count(&h.servers.target, "default", &target).await, 160);
 }
 
-/// Partitions a server gives a partition-key collection created with `num_partitions` (Milvus
-/// Lite ignores the number): asked on a scratch collection.
-async fn partitions_for(server: &Server, num_partitions: i64) -> usize {
+/// Creates a scratch collection (an Int64 key `id`, a 2-d vector `v`, and a partition key `k`
+/// when `num_partitions` is given), hands it to `ask`, and drops it.
+async fn on_scratch<T>(
+    server: &Server,
+    description: &str,
+    num_partitions: Option<i64>,
+    ask: impl AsyncFnOnce(&mut Raw, &str) -> T,
+) -> T {
     let mut c = raw(server).await;
-    let name = unique("probe_pk");
+    let name = unique("probe");
+    let field = |name: &str, t: DataType| FieldSchema {
+        name: name.into(),
+        data_type: t as i32,
+        ..Default::default()
+    };
+    let mut fields = vec![
+        FieldSchema {
+            is_primary_key: true,
+            ..field("id", DataType::Int64)
+        },
+        FieldSchema {
+            type_params: vec![kv("dim", "2")],
+            ..field("v", DataType::FloatVector)
+        },
+    ];
+    if num_partitions.is_some() {
+        fields.push(FieldSchema {
+            is_partition_key: true,
+            ..field("k", DataType::Int64)
+        });
+    }
     let schema = CollectionSchema {
         name: name.clone(),
-        fields: vec![
-            FieldSchema {
-                name: "id".into(),
-                data_type: DataType::Int64 as i32,
-                is_primary_key: true,
-                ..Default::default()
-            },
-            FieldSchema {
-                name: "v".into(),
-                data_type: DataType::FloatVector as i32,
-                type_params: vec![kv("dim", "2")],
-                ..Default::default()
-            },
-            FieldSchema {
-                name: "k".into(),
-                data_type: DataType::Int64 as i32,
-                is_partition_key: true,
-                ..Default::default()
-            },
-        ],
+        description: description.into(),
+        fields,
         ..Default::default()
     };
     c.create_collection(CreateCollectionRequest {
         collection_name: name.clone(),
         schema: schema.encode_to_vec(),
-        num_partitions,
+        num_partitions: num_partitions.unwrap_or(0),
         ..Default::default()
     })
     .await
     .unwrap();
-    let n = c
-        .show_partitions(ShowPartitionsRequest {
-            collection_name: name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .partition_names
-        .len();
+    let answer = ask(&mut c, &name).await;
     c.drop_collection(DropCollectionRequest {
         collection_name: name,
         ..Default::default()
     })
     .await
     .unwrap();
-    n
+    answer
 }
 
-/// Whether a server keeps a collection's description (Milvus Lite keeps none): asked on a
-/// scratch collection.
-async fn keeps_descriptions(server: &Server) -> bool {
-    let mut c = raw(server).await;
-    let name = unique("probe_desc");
-    let schema = CollectionSchema {
-        name: name.clone(),
-        description: "kept?".into(),
-        fields: vec![
-            FieldSchema {
-                name: "id".into(),
-                data_type: DataType::Int64 as i32,
-                is_primary_key: true,
+/// Partitions a server gives a partition-key collection created with `num_partitions` (Milvus
+/// Lite ignores the number).
+async fn partitions_for(server: &Server, num_partitions: i64) -> usize {
+    on_scratch(
+        server,
+        "",
+        Some(num_partitions),
+        async |c: &mut Raw, name: &str| {
+            c.show_partitions(ShowPartitionsRequest {
+                collection_name: name.into(),
                 ..Default::default()
-            },
-            FieldSchema {
-                name: "v".into(),
-                data_type: DataType::FloatVector as i32,
-                type_params: vec![kv("dim", "2")],
-                ..Default::default()
-            },
-        ],
-        ..Default::default()
-    };
-    c.create_collection(CreateCollectionRequest {
-        collection_name: name.clone(),
-        schema: schema.encode_to_vec(),
-        ..Default::default()
-    })
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .partition_names
+            .len()
+        },
+    )
     .await
-    .unwrap();
-    let kept = c
-        .describe_collection(DescribeCollectionRequest {
-            collection_name: name.clone(),
+}
+
+/// Whether a server keeps a collection's description (Milvus Lite keeps none).
+async fn keeps_descriptions(server: &Server) -> bool {
+    on_scratch(server, "kept?", None, async |c: &mut Raw, name: &str| {
+        c.describe_collection(DescribeCollectionRequest {
+            collection_name: name.into(),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner()
         .schema
-        .unwrap()
-        .description;
-    c.drop_collection(DropCollectionRequest {
-        collection_name: name,
-        ..Default::default()
+        .is_some_and(|s| s.description == "kept?")
     })
     .await
-    .unwrap();
-    kept == "kept?"
 }
 
 #[tokio::test]

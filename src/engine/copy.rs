@@ -11,7 +11,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use super::verify::{reservoir, Rng};
-use super::{page_limit, Budget, Engine, EngineError, Handled};
+use super::{page_limit, source_collection, Budget, Engine, EngineError, Handled};
 use crate::domain::{Checkpoint, Job, Phase, Task, TaskStatus, VerifyMode};
 use crate::milvus::batch::primary_keys;
 use crate::milvus::{Batch, Cluster, PageRequest, WriteMode};
@@ -155,14 +155,7 @@ impl Engine {
         budget: Budget,
     ) -> Result<Stop, EngineError> {
         let (source, target) = self.clusters(job).await?;
-        let info = retry_transient(|| source.describe_collection(&task.database, &task.collection))
-            .await?
-            .ok_or_else(|| {
-                EngineError::Refused(format!(
-                    "collection `{}.{}` disappeared from the source",
-                    task.database, task.collection
-                ))
-            })?;
+        let info = source_collection(&*source, &task.database, &task.collection).await?;
         let primary = info.primary_field().cloned().ok_or_else(|| {
             EngineError::Refused(format!(
                 "collection `{}.{}` has no primary key",

@@ -4,7 +4,7 @@
 use chrono::Utc;
 
 use super::verify::Progress;
-use super::{retry_transient, Budget, Engine, EngineError, Handled};
+use super::{retry_transient, source_collection, Budget, Engine, EngineError, Handled};
 use crate::domain::{CollectionStatus, JobStatus, Level, OnCountMismatch, Phase, VerifyMode};
 use crate::milvus::{kv, Cluster, CollectionInfo, DataType, IndexInfo, ALLOW_INSERT_AUTO_ID};
 use crate::queue::WorkMessage;
@@ -108,14 +108,7 @@ impl Engine {
                 }
                 let (tdb, tname) = (&c.target_database, &c.target);
                 retry_transient(|| target.flush(tdb, tname)).await?;
-                let info = retry_transient(|| source.describe_collection(&c.database, &c.source))
-                    .await?
-                    .ok_or_else(|| {
-                        EngineError::Refused(format!(
-                            "collection `{}.{}` disappeared from the source",
-                            c.database, c.source
-                        ))
-                    })?;
+                let info = source_collection(&*source, &c.database, &c.source).await?;
                 if info.has_auto_id() && info.property(ALLOW_INSERT_AUTO_ID).is_none() {
                     // Set for the copy only: the target ends with the source's properties.
                     let keys = [ALLOW_INSERT_AUTO_ID.to_owned()];

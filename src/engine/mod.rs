@@ -98,6 +98,21 @@ impl Default for EngineConfig {
     }
 }
 
+/// Describes a source collection a job is migrating; it vanishing is the job's failure.
+pub(crate) async fn source_collection(
+    source: &dyn crate::milvus::Cluster,
+    database: &str,
+    collection: &str,
+) -> Result<crate::milvus::CollectionInfo, EngineError> {
+    retry_transient(|| source.describe_collection(database, collection))
+        .await?
+        .ok_or_else(|| {
+            EngineError::Refused(format!(
+                "collection `{database}.{collection}` disappeared from the source"
+            ))
+        })
+}
+
 /// Fault injection for tests of crash recovery: make the N-th page write of this engine "die"
 /// before its checkpoint, leaving its lease held. Production code never sets it.
 #[derive(Debug, Default)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{retry_transient, Engine, EngineError, Handled};
+use super::{retry_transient, source_collection, Engine, EngineError, Handled};
 use crate::domain::{CollectionReport, CollectionStatus, Job, Level, Phase, Task};
 use crate::milvus::batch::first_limit;
 use crate::milvus::compat::{schema_differences, too_old_for};
@@ -389,13 +389,7 @@ impl Engine {
             }
             let (db, name) = (&report.database, &report.source);
             let (tdb, tname) = (&report.target_database, &report.target);
-            let info = retry_transient(|| source.describe_collection(db, name))
-                .await?
-                .ok_or_else(|| {
-                    EngineError::Refused(format!(
-                        "collection `{db}.{name}` disappeared from the source"
-                    ))
-                })?;
+            let info = source_collection(source, db, name).await?;
             let partitions = retry_transient(|| source.list_partitions(db, name)).await?;
             // What the target gets: the source's collection with the request's overrides
             // (checked in preflight).

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{retry_transient, Budget, Engine, EngineError};
+use super::{retry_transient, source_collection, Budget, Engine, EngineError};
 use crate::domain::{CollectionReport, ContentCheck, Cursor, Job, VerifyMode};
 use crate::milvus::batch::{
     after_filter, first_limit, keys_filter, next_limit, primary_keys, range_filter,
@@ -213,14 +213,7 @@ impl Engine {
             .content
             .clone()
             .unwrap_or_else(|| ContentCheck::new(mode));
-        let info = retry_transient(|| source.describe_collection(&report.database, &report.source))
-            .await?
-            .ok_or_else(|| {
-                EngineError::Refused(format!(
-                    "collection `{}.{}` disappeared from the source",
-                    report.database, report.source
-                ))
-            })?;
+        let info = source_collection(source, &report.database, &report.source).await?;
         let (tdb, tname) = (&report.target_database, &report.target);
         if !retry_transient(|| target.is_loaded(tdb, tname)).await? {
             retry_transient(|| target.load(tdb, tname)).await?;

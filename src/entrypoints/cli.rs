@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::domain::request::WebhookSpec;
 use crate::domain::{
     ClusterSpec, CollectionSpec, DatabaseSpec, FieldError, JobStatus, MigrationRequest, Options,
-    Report, Secret,
+    Report, Secret, VerifyMode,
 };
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::entrypoints::local::{LocalRunner, LocalSettings};
@@ -55,7 +55,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start a migration and run it to the end.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show a job's status and verification.
     Status {
         /// The job id.
@@ -132,6 +132,12 @@ pub struct RunArgs {
     /// Load the target collections at the end.
     #[arg(long)]
     pub load_after: bool,
+    /// What verification compares besides counts: `count`, `sample` or `full`.
+    #[arg(long, value_parser = parse_verify)]
+    pub verify: Option<VerifyMode>,
+    /// Keys compared per collection by `--verify sample` (default 100).
+    #[arg(long)]
+    pub verify_sample_size: Option<u32>,
     /// Idempotency key: the same key returns the job it started first.
     #[arg(long)]
     pub idempotency_key: Option<String>,
@@ -144,6 +150,11 @@ pub struct RunArgs {
     /// Tokens and worker settings.
     #[command(flatten)]
     pub run: RunSettings,
+}
+
+fn parse_verify(s: &str) -> Result<VerifyMode, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("`{s}` is not a verify mode: use count, sample or full"))
 }
 
 /// A CLI failure with its exit code.
@@ -249,6 +260,12 @@ pub fn request_from_args(args: &RunArgs) -> Result<MigrationRequest, Failure> {
     }
     if args.load_after {
         request.options.load_after = true;
+    }
+    if let Some(mode) = args.verify {
+        request.options.verify = mode;
+    }
+    if let Some(n) = args.verify_sample_size {
+        request.options.verify_sample_size = n;
     }
     if request.source.token.is_none() {
         request.source.token = args.run.source_token.clone().map(Secret::new);
@@ -591,6 +608,21 @@ pub fn render_table(report: &Report) -> String {
                 count(c.source_count),
                 count(c.target_count),
             );
+            if let Some(check) = &c.content {
+                let keys = if check.keys.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (keys {})", check.keys.join(", "))
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} comparison{}: {} entities compared field by field, {} differ{keys}",
+                    format!("{:?}", check.mode).to_lowercase(),
+                    if check.done { "" } else { " (in progress)" },
+                    check.compared,
+                    check.differing,
+                );
+            }
         }
     }
     if let Some(e) = &job.error {
