@@ -236,8 +236,14 @@ impl Engine {
                 return Ok(Stop::OutOfTime(task));
             }
             let started = Instant::now();
-            let following =
-                page_limit(limit, page.rows, page.bytes, page_time, &budget, batch_size);
+            let following = page_limit(
+                limit,
+                page.rows,
+                page.sizing_bytes,
+                page_time,
+                &budget,
+                batch_size,
+            );
             let lose = self.faults.loses_next_write();
             let (written, next_page) = tokio::join!(
                 async {

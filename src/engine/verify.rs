@@ -338,7 +338,7 @@ impl Engine {
             let bad = differing(keys, &source_rows, &target_rows);
             state.record(page.rows as u64, &bad);
             state.cursor = Some(last);
-            limit = next_limit(limit, page.rows, page.bytes, max);
+            limit = next_limit(limit, page.rows, page.sizing_bytes, max);
             if budget.exhausted(started.elapsed()) {
                 return Ok(Progress::Paused(state));
             }

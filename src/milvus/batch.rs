@@ -10,10 +10,11 @@ use crate::domain::Cursor;
 /// The response size many Milvus deployments and SDKs still cap a query at.
 pub const RESPONSE_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 
-/// Bytes a page aims at: half the 4 MiB response limit (so a page of rows twice the size of the
-/// last page's average still fits), far under Milvus's 64 MB request limit, and small enough that
-/// the prefetched page and the one being written sit comfortably in a Lambda's memory.
-pub const TARGET_PAGE_BYTES: usize = RESPONSE_LIMIT_BYTES / 2;
+/// Bytes a page aims at: the 4 MiB response limit less 512 KiB for the response's own framing.
+/// Pages are sized by the widest entity seen in the last page (not the average), so a page stays
+/// under it unless entities grow wider than any seen before; it is far under Milvus's 64 MB
+/// request limit, and the prefetched page and the one being written sit easily in a Lambda.
+pub const TARGET_PAGE_BYTES: usize = RESPONSE_LIMIT_BYTES - 512 * 1024;
 
 /// One page read from the source, written to the target as it came.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -26,6 +27,9 @@ pub struct Batch {
     pub last: Option<Cursor>,
     /// Encoded size of the columns.
     pub bytes: usize,
+    /// `rows` times the widest entity's size: what sizes the next page, so that a page of
+    /// entities as wide as the widest one seen still fits [`TARGET_PAGE_BYTES`].
+    pub sizing_bytes: usize,
 }
 
 /// A page that breaks the paging invariant.
@@ -71,13 +75,48 @@ impl Batch {
             }
         }
         let bytes = fields.iter().map(|f| f.encoded_len()).sum();
+        let sizing_bytes = widest_row(&fields, rows).saturating_mul(rows).max(bytes);
         Ok(Self {
             fields,
             rows,
             last: keys.into_iter().last(),
             bytes,
+            sizing_bytes,
         })
     }
+}
+
+/// An upper bound of one entity's encoded size: the widest value of each variable-width column
+/// (strings, JSON, bytes, arrays, sparse vectors) plus the even share of each fixed-width one.
+fn widest_row(fields: &[FieldData], rows: usize) -> usize {
+    use scalar_field::Data as S;
+    if rows == 0 {
+        return 0;
+    }
+    // Field tag and length prefix of one value.
+    const FRAMING: usize = 8;
+    let widest = |lens: &mut dyn Iterator<Item = usize>| lens.max().unwrap_or(0) + FRAMING;
+    fields
+        .iter()
+        .map(|f| match &f.field {
+            Some(field_data::Field::Scalars(s)) => match &s.data {
+                Some(S::StringData(d)) => widest(&mut d.data.iter().map(String::len)),
+                Some(S::GeometryWktData(d)) => widest(&mut d.data.iter().map(String::len)),
+                Some(S::JsonData(d)) => widest(&mut d.data.iter().map(Vec::len)),
+                Some(S::BytesData(d)) => widest(&mut d.data.iter().map(Vec::len)),
+                Some(S::GeometryData(d)) => widest(&mut d.data.iter().map(Vec::len)),
+                Some(S::ArrayData(d)) => widest(&mut d.data.iter().map(|a| a.encoded_len())),
+                _ => f.encoded_len().div_ceil(rows),
+            },
+            Some(field_data::Field::Vectors(v)) => match &v.data {
+                Some(vector_field::Data::SparseFloatVector(d)) => {
+                    widest(&mut d.contents.iter().map(Vec::len))
+                }
+                _ => f.encoded_len().div_ceil(rows),
+            },
+            _ => f.encoded_len().div_ceil(rows),
+        })
+        .sum()
 }
 
 fn cursor_less(a: &Cursor, b: &Cursor) -> bool {
@@ -349,6 +388,37 @@ mod tests {
     }
 
     #[test]
+    fn pages_are_sized_by_their_widest_entity() {
+        let text = |values: Vec<String>| FieldData {
+            field_name: "t".into(),
+            field: Some(field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::StringData(StringArray { data: values })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        // Nine short texts and one of 100 KiB: sized as ten of 100 KiB, not by the average.
+        let mut values = vec!["x".to_owned(); 9];
+        values.push("y".repeat(100 * 1024));
+        let b = Batch::from_columns(
+            vec![
+                long_column("id", &(0..10).collect::<Vec<_>>()),
+                text(values),
+            ],
+            "id",
+            None,
+        )
+        .unwrap();
+        assert!(b.bytes < 11 * 1024 * 10);
+        assert!(b.sizing_bytes >= 10 * 100 * 1024, "{}", b.sizing_bytes);
+        let next = next_limit(10, b.rows, b.sizing_bytes, 16_384) as usize;
+        assert!(
+            next * 100 * 1024 <= TARGET_PAGE_BYTES,
+            "{next} such entities fit"
+        );
+    }
+
+    #[test]
     fn page_takes_last_key_and_size() {
         let b = Batch::from_columns(
             vec![long_column("id", &[3, 5, 9]), vector_column("v", 3, 4)],
@@ -531,17 +601,17 @@ mod tests {
             first * (65_536 + 65_535) <= RESPONSE_LIMIT_BYTES,
             "first page of {first}"
         );
-        // Then by measured bytes: 64 KiB rows give 32 a page.
-        assert_eq!(next_limit(64, 16, 16 * 65_600, 16_384), 31);
+        // Then by measured bytes: 64 KiB rows give 55 a page.
+        assert_eq!(next_limit(64, 16, 16 * 65_600, 16_384), 55);
     }
 
     #[test]
     fn page_size_follows_bytes() {
-        // 1 KiB rows: 2,048 fit the target, but the limit at most doubles per page.
+        // 1 KiB rows: 3,584 fit the target, but the limit at most doubles per page.
         assert_eq!(next_limit(500, 500, 500 * 1024, 16_384), 1000);
-        assert_eq!(next_limit(2000, 2000, 2000 * 1024, 16_384), 2048);
-        // 64 KiB rows (a 16,384-d float vector): 32 per page.
-        assert_eq!(next_limit(1000, 1000, 1000 * 65_536, 16_384), 32);
+        assert_eq!(next_limit(3000, 3000, 3000 * 1024, 16_384), 3584);
+        // 64 KiB rows (a 16,384-d float vector): 56 per page.
+        assert_eq!(next_limit(1000, 1000, 1000 * 65_536, 16_384), 56);
         assert_eq!(next_limit(40, 40, 40, 50), 50, "never above the batch size");
         assert_eq!(next_limit(5, 0, 0, 16_384), 5);
     }
