@@ -41,7 +41,7 @@ async fn a_garbled_value_fails_sample_and_full_verification_naming_its_key() {
         request.options.batch_size = 200;
         request.options.verify = mode;
         // Larger than the collection: every key is in the sample.
-        request.options.verify_sample_size = 5_000;
+        request.options.verify_sample_size = 1_000;
 
         // WHEN the job runs and verifies in this mode
         let (job, report) = h.run(request).await;

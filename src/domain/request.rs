@@ -261,8 +261,8 @@ pub enum VerifyMode {
 
 /// The default `verify_sample_size`.
 pub const DEFAULT_SAMPLE_SIZE: u32 = 100;
-/// The largest `verify_sample_size`.
-pub const MAX_SAMPLE_SIZE: u32 = 10_000;
+/// The largest `verify_sample_size` (each task keeps its sample in its record).
+pub const MAX_SAMPLE_SIZE: u32 = 1_000;
 
 impl Default for Options {
     fn default() -> Self {
@@ -647,6 +647,66 @@ mod tests {
         let err = MigrationRequest::from_json(&text).unwrap_err();
         assert_eq!(err.field, "source.token");
         assert!(!err.to_string().contains("987654321"), "{err}");
+    }
+
+    #[test]
+    fn verify_options_and_overrides_are_checked_by_path() {
+        let with = |options: &str, overrides: &str| {
+            let text = minimal()
+                .replace(
+                    r#""databases""#,
+                    &format!(r#""options":{options},"databases""#),
+                )
+                .replace(
+                    r#""target_name":"p2""#,
+                    &format!(r#""target_name":"p2","schema_overrides":{overrides}"#),
+                );
+            MigrationRequest::from_json(&text)
+        };
+        let ok = with(
+            r#"{"verify":"sample","verify_sample_size":1000}"#,
+            r#"{"enable_dynamic_field":true,"partition_key":{"field":"tenant","num_partitions":16},"description":"d"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.options.verify, VerifyMode::Sample);
+        let o = ok.overrides("default", "products").unwrap();
+        assert_eq!(o.partition_key.as_ref().unwrap().num_partitions, Some(16));
+        for (options, overrides, field) in [
+            (r#"{"verify":"all"}"#, "{}", "options.verify"),
+            (
+                r#"{"verify_sample_size":1001}"#,
+                "{}",
+                "options.verify_sample_size",
+            ),
+            (
+                r#"{"verify_sample_size":0}"#,
+                "{}",
+                "options.verify_sample_size",
+            ),
+            (
+                "{}",
+                r#"{"partition_key":{"field":"t","num_partitions":0}}"#,
+                "databases[0].collections[0].schema_overrides.partition_key.num_partitions",
+            ),
+            (
+                "{}",
+                r#"{"partition_key":{"field":" "}}"#,
+                "databases[0].collections[0].schema_overrides.partition_key.field",
+            ),
+            (
+                "{}",
+                r#"{"partition_key":"tenant"}"#,
+                "databases[0].collections[0].schema_overrides.partition_key",
+            ),
+            (
+                "{}",
+                r#"{"shards_num":2}"#,
+                "databases[0].collections[0].schema_overrides.shards_num",
+            ),
+        ] {
+            let err = with(options, overrides).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
     }
 
     #[test]

@@ -594,14 +594,16 @@ impl Engine {
         }))
     }
 
-    /// Gives up `owner`'s step lease, so the next invocation can take the step at once.
+    /// Gives up `owner`'s step lease by expiring it, so the next invocation can take the step
+    /// at once, and the sweep restarts it should the continuation message be lost.
     pub(crate) async fn release_step(&self, job_id: &str, owner: &str) -> Result<(), EngineError> {
-        self.update_job(job_id, |job| {
-            if job.step_lease.as_ref().is_some_and(|l| l.owner == owner) {
-                job.step_lease = None;
-                return Ok(true);
+        let now = Utc::now();
+        self.update_job(job_id, |job| match job.step_lease.as_mut() {
+            Some(l) if l.owner == owner && l.expires_at > now => {
+                l.expires_at = now;
+                Ok(true)
             }
-            Ok(false)
+            _ => Ok(false),
         })
         .await
         .map(|_| ())

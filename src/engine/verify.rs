@@ -20,8 +20,9 @@ use crate::milvus::batch::{
 use crate::milvus::rows::{digest, rows_by_key, Row};
 use crate::milvus::{Cluster, CollectionInfo, FieldData, PageRequest, RowQuery};
 
-/// Keys longer than this are left out of samples, so a task record stays small.
-const MAX_SAMPLED_KEY_BYTES: usize = 512;
+/// Keys longer than this are left out of samples, so that a task record with a full sample
+/// (at most `MAX_SAMPLE_SIZE` keys) stays well under DynamoDB's 400 KB item limit.
+const MAX_SAMPLED_KEY_BYTES: usize = 256;
 /// Keys fetched per query when comparing a sample.
 const KEYS_PER_QUERY: usize = 256;
 /// The most entities one query may return.
