@@ -111,8 +111,14 @@ impl Engine {
                 let info = source_collection(&*source, &c.database, &c.source).await?;
                 if info.has_auto_id() && info.property(ALLOW_INSERT_AUTO_ID).is_none() {
                     // Set for the copy only: the target ends with the source's properties.
-                    let keys = [ALLOW_INSERT_AUTO_ID.to_owned()];
-                    retry_transient(|| target.drop_properties(tdb, tname, &keys)).await?;
+                    // (Asked first: a finish run again after a crash finds it gone.)
+                    let set = retry_transient(|| target.describe_collection(tdb, tname))
+                        .await?
+                        .is_some_and(|t| t.property(ALLOW_INSERT_AUTO_ID).is_some());
+                    if set {
+                        let keys = [ALLOW_INSERT_AUTO_ID.to_owned()];
+                        retry_transient(|| target.drop_properties(tdb, tname, &keys)).await?;
+                    }
                 }
                 let source_indexes =
                     retry_transient(|| source.list_indexes(&c.database, &c.source)).await?;

@@ -388,6 +388,38 @@ mod tests {
     }
 
     #[test]
+    fn pages_of_every_packed_vector_type_pass_as_they_came() {
+        // Float16, BFloat16 and Int8 vectors no local server accepts: the page keeps the
+        // columns untouched, normalizing leaves them alone, and they count in its size.
+        for data in [
+            vector_field::Data::Float16Vector(vec![1; 3 * 8]),
+            vector_field::Data::Bfloat16Vector(vec![2; 3 * 8]),
+            vector_field::Data::Int8Vector(vec![3; 3 * 4]),
+            vector_field::Data::BinaryVector(vec![4; 3 * 2]),
+        ] {
+            let column = FieldData {
+                field_name: "v".into(),
+                field: Some(field_data::Field::Vectors(VectorField {
+                    dim: if matches!(data, vector_field::Data::BinaryVector(_)) {
+                        16
+                    } else {
+                        4
+                    },
+                    data: Some(data),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            };
+            let mut fields = vec![long_column("id", &[1, 2, 3]), column.clone()];
+            assert_eq!(normalize_page(&mut fields), 0);
+            let b = Batch::from_columns(fields, "id", None).unwrap();
+            assert_eq!(b.fields[1], column);
+            assert_eq!(b.rows, 3);
+            assert!(b.sizing_bytes >= b.bytes && b.bytes > column.encoded_len());
+        }
+    }
+
+    #[test]
     fn pages_are_sized_by_their_widest_entity() {
         let text = |values: Vec<String>| FieldData {
             field_name: "t".into(),
