@@ -15,12 +15,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use common::{fast_settings, harness, load, raw, unique, Raw, Server, Servers};
-use milvus::proto::common::{ConsistencyLevel, KeyValuePair};
+use common::{
+    fast_settings, field, harness, kv, load, raw, render, scalar, scalar_len, unique, Raw, Server,
+    Servers,
+};
+use milvus::proto::common::ConsistencyLevel;
 use milvus::proto::milvus::{
     CreateCollectionRequest, CreateDatabaseRequest, CreateIndexRequest, CreatePartitionRequest,
-    DescribeCollectionRequest, DescribeIndexRequest, DropCollectionRequest, InsertRequest,
-    ListDatabasesRequest, QueryRequest, ShowPartitionsRequest,
+    DescribeCollectionRequest, DropCollectionRequest, InsertRequest, ListDatabasesRequest,
+    QueryRequest,
 };
 use milvus::proto::schema::{
     field_data, scalar_field, value_field, vector_field, ArrayArray, BoolArray, CollectionSchema,
@@ -35,22 +38,6 @@ use vecmigrate::engine::EngineConfig;
 // ---------------------------------------------------------------------------------------------
 // Building blocks
 
-fn kv(k: &str, v: &str) -> KeyValuePair {
-    KeyValuePair {
-        key: k.into(),
-        value: v.into(),
-    }
-}
-
-fn field(name: &str, t: DataType, params: &[(&str, &str)]) -> FieldSchema {
-    FieldSchema {
-        name: name.into(),
-        data_type: t as i32,
-        type_params: params.iter().map(|(k, v)| kv(k, v)).collect(),
-        ..Default::default()
-    }
-}
-
 fn pk_int() -> FieldSchema {
     FieldSchema {
         is_primary_key: true,
@@ -64,18 +51,6 @@ fn array(name: &str, element: DataType, extra: &[(&str, &str)]) -> FieldSchema {
     FieldSchema {
         element_type: element as i32,
         ..field(name, DataType::Array, &params)
-    }
-}
-
-fn scalar(name: &str, t: DataType, data: scalar_field::Data) -> FieldData {
-    FieldData {
-        r#type: t as i32,
-        field_name: name.into(),
-        field: Some(field_data::Field::Scalars(ScalarField {
-            data: Some(data),
-            ..Default::default()
-        })),
-        ..Default::default()
     }
 }
 
@@ -1052,143 +1027,6 @@ async fn target_keeps_auto_id_keys(target: &Server) -> Result<(), String> {
 /// A row's fields, each rendered canonically.
 type Rendered = BTreeMap<String, String>;
 
-fn slot(valid: &[bool], values: usize, i: usize) -> Option<usize> {
-    if valid.is_empty() {
-        return Some(i);
-    }
-    if !valid[i] {
-        return None;
-    }
-    Some(if values == valid.len() {
-        i
-    } else {
-        valid[..i].iter().filter(|v| **v).count()
-    })
-}
-
-fn render_scalar(d: &scalar_field::Data, i: usize) -> String {
-    use scalar_field::Data as S;
-    match d {
-        S::BoolData(a) => a.data[i].to_string(),
-        S::IntData(a) => a.data[i].to_string(),
-        S::LongData(a) => a.data[i].to_string(),
-        S::FloatData(a) => format!("f32:{:08x}", a.data[i].to_bits()),
-        S::DoubleData(a) => format!("f64:{:016x}", a.data[i].to_bits()),
-        S::StringData(a) => format!("{:?}", a.data[i]),
-        S::JsonData(a) => {
-            // Milvus Lite returns a top-level string without its quotes.
-            match serde_json::from_slice::<serde_json::Value>(&a.data[i]) {
-                Ok(v) => format!("json:{v}"),
-                Err(_) => format!(
-                    "json:{}",
-                    serde_json::Value::String(String::from_utf8_lossy(&a.data[i]).into())
-                ),
-            }
-        }
-        S::ArrayData(a) => {
-            let el = &a.data[i];
-            let n = match &el.data {
-                None => 0,
-                Some(S::BoolData(x)) => x.data.len(),
-                Some(S::IntData(x)) => x.data.len(),
-                Some(S::LongData(x)) => x.data.len(),
-                Some(S::FloatData(x)) => x.data.len(),
-                Some(S::DoubleData(x)) => x.data.len(),
-                Some(S::StringData(x)) => x.data.len(),
-                Some(other) => panic!("array of {other:?}"),
-            };
-            let items: Vec<String> = (0..n)
-                .map(|j| render_scalar(el.data.as_ref().unwrap(), j))
-                .collect();
-            format!("[{}]", items.join(","))
-        }
-        S::TimestamptzData(a) => format!("ts:{}", a.data[i]),
-        S::GeometryWktData(a) => format!("wkt:{}", a.data[i]),
-        S::GeometryData(a) => format!("wkb:{:02x?}", a.data[i]),
-        other => panic!("unexpected column {other:?}"),
-    }
-}
-
-fn scalar_len(d: &scalar_field::Data) -> usize {
-    use scalar_field::Data as S;
-    match d {
-        S::BoolData(a) => a.data.len(),
-        S::IntData(a) => a.data.len(),
-        S::LongData(a) => a.data.len(),
-        S::FloatData(a) => a.data.len(),
-        S::DoubleData(a) => a.data.len(),
-        S::StringData(a) => a.data.len(),
-        S::JsonData(a) => a.data.len(),
-        S::ArrayData(a) => a.data.len(),
-        S::TimestamptzData(a) => a.data.len(),
-        S::GeometryWktData(a) => a.data.len(),
-        S::GeometryData(a) => a.data.len(),
-        _ => 0,
-    }
-}
-
-fn render(fd: &FieldData, i: usize) -> String {
-    match &fd.field {
-        Some(field_data::Field::Scalars(s)) => {
-            let d = s.data.as_ref().expect("scalar data");
-            match slot(&fd.valid_data, scalar_len(d), i) {
-                None => "null".into(),
-                Some(k) => render_scalar(d, k),
-            }
-        }
-        Some(field_data::Field::Vectors(v)) => {
-            let dim = v.dim as usize;
-            let d = v.data.as_ref().expect("vector data");
-            let (count, width) = match d {
-                vector_field::Data::FloatVector(a) => (a.data.len() / dim.max(1), dim),
-                vector_field::Data::BinaryVector(b) => (b.len() / (dim / 8), dim / 8),
-                vector_field::Data::Float16Vector(b) | vector_field::Data::Bfloat16Vector(b) => {
-                    (b.len() / (dim * 2), dim * 2)
-                }
-                vector_field::Data::Int8Vector(b) => (b.len() / dim, dim),
-                vector_field::Data::SparseFloatVector(s) => (s.contents.len(), 0),
-                other => panic!("unexpected vector {other:?}"),
-            };
-            let valid = if fd.valid_data.is_empty() {
-                &v.valid_data
-            } else {
-                &fd.valid_data
-            };
-            let Some(k) = slot(valid, count, i) else {
-                return "null".into();
-            };
-            match d {
-                vector_field::Data::FloatVector(a) => a.data[k * dim..(k + 1) * dim]
-                    .iter()
-                    .map(|x| format!("{:08x}", x.to_bits()))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                vector_field::Data::BinaryVector(b)
-                | vector_field::Data::Float16Vector(b)
-                | vector_field::Data::Bfloat16Vector(b)
-                | vector_field::Data::Int8Vector(b) => {
-                    format!("{:02x?}", &b[k * width..(k + 1) * width])
-                }
-                vector_field::Data::SparseFloatVector(s) => {
-                    let mut pairs: Vec<(u32, String)> = s.contents[k]
-                        .chunks(8)
-                        .map(|c| {
-                            (
-                                u32::from_le_bytes(c[..4].try_into().unwrap()),
-                                format!("{:08x}", u32::from_le_bytes(c[4..].try_into().unwrap())),
-                            )
-                        })
-                        .collect();
-                    pairs.sort();
-                    format!("{pairs:?}")
-                }
-                _ => unreachable!(),
-            }
-        }
-        other => panic!("unexpected field {other:?}"),
-    }
-}
-
 /// Every row of a collection (at most 16,384), by rendered primary key.
 async fn rows_of(server: &Server, db: &str, name: &str) -> BTreeMap<String, Rendered> {
     let mut c = raw(server).await;
@@ -1272,52 +1110,9 @@ async fn described(server: &Server, db: &str, name: &str) -> String {
     )
 }
 
-async fn partitions(server: &Server, db: &str, name: &str) -> Vec<String> {
-    let mut c = raw(server).await;
-    let r = c
-        .show_partitions(ShowPartitionsRequest {
-            db_name: db.into(),
-            collection_name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut p = r.partition_names;
-    p.sort();
-    p
-}
-
 /// (field, index type, metric) of every index, sorted.
-async fn indexes(server: &Server, db: &str, name: &str) -> Vec<(String, String, String)> {
-    let mut c = raw(server).await;
-    let r = c
-        .describe_index(DescribeIndexRequest {
-            db_name: db.into(),
-            collection_name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let get = |d: &milvus::proto::milvus::IndexDescription, k: &str| {
-        d.params
-            .iter()
-            .find(|p| p.key == k)
-            .map(|p| p.value.clone())
-            .unwrap_or_default()
-    };
-    let mut out: Vec<_> = r
-        .index_descriptions
-        .iter()
-        .map(|d| {
-            (
-                d.field_name.clone(),
-                get(d, "index_type"),
-                get(d, "metric_type"),
-            )
-        })
-        .collect();
+async fn sorted_indexes(server: &Server, db: &str, name: &str) -> Vec<(String, String, String)> {
+    let mut out = common::indexes_of(server, db, name).await;
     out.sort();
     out
 }
@@ -1448,12 +1243,12 @@ async fn every_type_and_feature_round_trips_bit_exact() {
             "{what}: schema"
         );
         assert_eq!(
-            partitions(&servers.target, tdb, name).await,
-            partitions(&servers.source, db, name).await,
+            common::partitions_of(&servers.target, tdb, name).await,
+            common::partitions_of(&servers.source, db, name).await,
             "{what}: partitions"
         );
         let expected: Vec<(String, String, String)> = {
-            let mut e: Vec<_> = indexes(&servers.source, db, name)
+            let mut e: Vec<_> = sorted_indexes(&servers.source, db, name)
                 .await
                 .into_iter()
                 .map(|(f, t, m)| {
@@ -1500,7 +1295,7 @@ async fn every_type_and_feature_round_trips_bit_exact() {
             e
         };
         assert_eq!(
-            indexes(&servers.target, tdb, name).await,
+            sorted_indexes(&servers.target, tdb, name).await,
             expected,
             "{what}: indexes"
         );

@@ -504,10 +504,3 @@ async fn overrides_that_cannot_be_honoured_are_refused_before_anything_is_writte
         );
     }
 }
-
-fn kv(k: &str, v: &str) -> milvus::proto::common::KeyValuePair {
-    milvus::proto::common::KeyValuePair {
-        key: k.into(),
-        value: v.into(),
-    }
-}

@@ -115,7 +115,7 @@ pub async fn raw(server: &Server) -> Raw {
         .max_encoding_message_size(512 << 20)
 }
 
-fn kv(k: &str, v: &str) -> KeyValuePair {
+pub fn kv(k: &str, v: &str) -> KeyValuePair {
     KeyValuePair {
         key: k.into(),
         value: v.into(),
@@ -164,7 +164,7 @@ pub fn pk_of(seed: &Seed, i: usize) -> String {
     }
 }
 
-fn field(name: &str, t: DataType, params: &[(&str, &str)]) -> FieldSchema {
+pub fn field(name: &str, t: DataType, params: &[(&str, &str)]) -> FieldSchema {
     FieldSchema {
         name: name.into(),
         data_type: t as i32,
@@ -173,7 +173,7 @@ fn field(name: &str, t: DataType, params: &[(&str, &str)]) -> FieldSchema {
     }
 }
 
-fn scalar(name: &str, t: DataType, data: scalar_field::Data) -> FieldData {
+pub fn scalar(name: &str, t: DataType, data: scalar_field::Data) -> FieldData {
     FieldData {
         r#type: t as i32,
         field_name: name.into(),
@@ -396,36 +396,142 @@ pub async fn load_state(c: &mut Raw, db: &str, name: &str) -> i32 {
 /// Every row of a collection, keyed by primary key, each field rendered canonically.
 pub type Rows = BTreeMap<String, BTreeMap<String, String>>;
 
-fn render(fd: &FieldData, i: usize) -> String {
-    if !fd.valid_data.is_empty() && !fd.valid_data[i] {
-        return "null".into();
+pub fn slot(valid: &[bool], values: usize, i: usize) -> Option<usize> {
+    if valid.is_empty() {
+        return Some(i);
     }
-    match &fd.field {
-        Some(field_data::Field::Scalars(s)) => match &s.data {
-            Some(scalar_field::Data::BoolData(d)) => d.data[i].to_string(),
-            Some(scalar_field::Data::IntData(d)) => d.data[i].to_string(),
-            Some(scalar_field::Data::LongData(d)) => d.data[i].to_string(),
-            Some(scalar_field::Data::FloatData(d)) => format!("f32:{:08x}", d.data[i].to_bits()),
-            Some(scalar_field::Data::DoubleData(d)) => format!("f64:{:016x}", d.data[i].to_bits()),
-            Some(scalar_field::Data::StringData(d)) => format!("{:?}", d.data[i]),
-            Some(scalar_field::Data::JsonData(d)) => {
-                let v: serde_json::Value = serde_json::from_slice(&d.data[i]).expect("valid JSON");
-                v.to_string()
+    if !valid[i] {
+        return None;
+    }
+    Some(if values == valid.len() {
+        i
+    } else {
+        valid[..i].iter().filter(|v| **v).count()
+    })
+}
+
+pub fn render_scalar(d: &scalar_field::Data, i: usize) -> String {
+    use scalar_field::Data as S;
+    match d {
+        S::BoolData(a) => a.data[i].to_string(),
+        S::IntData(a) => a.data[i].to_string(),
+        S::LongData(a) => a.data[i].to_string(),
+        S::FloatData(a) => format!("f32:{:08x}", a.data[i].to_bits()),
+        S::DoubleData(a) => format!("f64:{:016x}", a.data[i].to_bits()),
+        S::StringData(a) => format!("{:?}", a.data[i]),
+        S::JsonData(a) => {
+            // Milvus Lite returns a top-level string without its quotes.
+            match serde_json::from_slice::<serde_json::Value>(&a.data[i]) {
+                Ok(v) => format!("json:{v}"),
+                Err(_) => format!(
+                    "json:{}",
+                    serde_json::Value::String(String::from_utf8_lossy(&a.data[i]).into())
+                ),
             }
-            other => format!("{other:?}"),
-        },
-        Some(field_data::Field::Vectors(v)) => match &v.data {
-            Some(vector_field::Data::FloatVector(d)) => {
-                let dim = v.dim as usize;
-                d.data[i * dim..(i + 1) * dim]
+        }
+        S::ArrayData(a) => {
+            let el = &a.data[i];
+            let n = match &el.data {
+                None => 0,
+                Some(S::BoolData(x)) => x.data.len(),
+                Some(S::IntData(x)) => x.data.len(),
+                Some(S::LongData(x)) => x.data.len(),
+                Some(S::FloatData(x)) => x.data.len(),
+                Some(S::DoubleData(x)) => x.data.len(),
+                Some(S::StringData(x)) => x.data.len(),
+                Some(other) => panic!("array of {other:?}"),
+            };
+            let items: Vec<String> = (0..n)
+                .map(|j| render_scalar(el.data.as_ref().unwrap(), j))
+                .collect();
+            format!("[{}]", items.join(","))
+        }
+        S::TimestamptzData(a) => format!("ts:{}", a.data[i]),
+        S::GeometryWktData(a) => format!("wkt:{}", a.data[i]),
+        S::GeometryData(a) => format!("wkb:{:02x?}", a.data[i]),
+        other => panic!("unexpected column {other:?}"),
+    }
+}
+
+pub fn scalar_len(d: &scalar_field::Data) -> usize {
+    use scalar_field::Data as S;
+    match d {
+        S::BoolData(a) => a.data.len(),
+        S::IntData(a) => a.data.len(),
+        S::LongData(a) => a.data.len(),
+        S::FloatData(a) => a.data.len(),
+        S::DoubleData(a) => a.data.len(),
+        S::StringData(a) => a.data.len(),
+        S::JsonData(a) => a.data.len(),
+        S::ArrayData(a) => a.data.len(),
+        S::TimestamptzData(a) => a.data.len(),
+        S::GeometryWktData(a) => a.data.len(),
+        S::GeometryData(a) => a.data.len(),
+        _ => 0,
+    }
+}
+
+/// Row `i` of a column, rendered canonically: floats by their bits, JSON by value, sparse
+/// vectors as sorted index/value pairs, nulls as `null` (full or compact nullable columns).
+pub fn render(fd: &FieldData, i: usize) -> String {
+    match &fd.field {
+        Some(field_data::Field::Scalars(s)) => {
+            let d = s.data.as_ref().expect("scalar data");
+            match slot(&fd.valid_data, scalar_len(d), i) {
+                None => "null".into(),
+                Some(k) => render_scalar(d, k),
+            }
+        }
+        Some(field_data::Field::Vectors(v)) => {
+            let dim = v.dim as usize;
+            let d = v.data.as_ref().expect("vector data");
+            let (count, width) = match d {
+                vector_field::Data::FloatVector(a) => (a.data.len() / dim.max(1), dim),
+                vector_field::Data::BinaryVector(b) => (b.len() / (dim / 8), dim / 8),
+                vector_field::Data::Float16Vector(b) | vector_field::Data::Bfloat16Vector(b) => {
+                    (b.len() / (dim * 2), dim * 2)
+                }
+                vector_field::Data::Int8Vector(b) => (b.len() / dim, dim),
+                vector_field::Data::SparseFloatVector(s) => (s.contents.len(), 0),
+                other => panic!("unexpected vector {other:?}"),
+            };
+            let valid = if fd.valid_data.is_empty() {
+                &v.valid_data
+            } else {
+                &fd.valid_data
+            };
+            let Some(k) = slot(valid, count, i) else {
+                return "null".into();
+            };
+            match d {
+                vector_field::Data::FloatVector(a) => a.data[k * dim..(k + 1) * dim]
                     .iter()
                     .map(|x| format!("{:08x}", x.to_bits()))
                     .collect::<Vec<_>>()
-                    .join(",")
+                    .join(","),
+                vector_field::Data::BinaryVector(b)
+                | vector_field::Data::Float16Vector(b)
+                | vector_field::Data::Bfloat16Vector(b)
+                | vector_field::Data::Int8Vector(b) => {
+                    format!("{:02x?}", &b[k * width..(k + 1) * width])
+                }
+                vector_field::Data::SparseFloatVector(s) => {
+                    let mut pairs: Vec<(u32, String)> = s.contents[k]
+                        .chunks(8)
+                        .map(|c| {
+                            (
+                                u32::from_le_bytes(c[..4].try_into().unwrap()),
+                                format!("{:08x}", u32::from_le_bytes(c[4..].try_into().unwrap())),
+                            )
+                        })
+                        .collect();
+                    pairs.sort();
+                    format!("{pairs:?}")
+                }
+                _ => unreachable!(),
             }
-            other => format!("{other:?}"),
-        },
-        other => format!("{other:?}"),
+        }
+        other => panic!("unexpected field {other:?}"),
     }
 }
 
