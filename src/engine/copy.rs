@@ -162,13 +162,7 @@ impl Engine {
                 task.database, task.collection
             ))
         })?;
-        let skip: Vec<String> = info
-            .schema
-            .fields
-            .iter()
-            .filter(|f| info.is_function_output(&f.name))
-            .map(|f| f.name.clone())
-            .collect();
+        let skip = info.function_outputs();
         // A target with a partition key routes entities itself (also when an override gave
         // it one): pages read from a source partition are written without a partition name.
         let routed = info.has_partition_key()

@@ -139,13 +139,7 @@ fn differing(
 /// What one side of a comparison leaves out: fields the target computes (function outputs),
 /// and the dynamic field where only an override gave the target one.
 fn ignored_fields(info: &CollectionInfo) -> Vec<String> {
-    let mut skip: Vec<String> = info
-        .schema
-        .fields
-        .iter()
-        .filter(|f| info.is_function_output(&f.name))
-        .map(|f| f.name.clone())
-        .collect();
+    let mut skip = info.function_outputs();
     if !info.schema.enable_dynamic_field {
         skip.push("$meta".into());
     }

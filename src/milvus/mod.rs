@@ -237,6 +237,16 @@ impl CollectionInfo {
         Ok(out)
     }
 
+    /// The names of the fields the target computes (function outputs): never read, never written.
+    pub fn function_outputs(&self) -> Vec<String> {
+        self.schema
+            .fields
+            .iter()
+            .filter(|f| self.is_function_output(&f.name))
+            .map(|f| f.name.clone())
+            .collect()
+    }
+
     /// The vector fields.
     pub fn vector_fields(&self) -> impl Iterator<Item = &FieldSchema> {
         self.schema
