@@ -4,6 +4,10 @@
 #   ensure_venv                      create .venv and install scripts/requirements.txt (once)
 #   start_milvus BACKEND NAME        start a server (lite | standalone); sets NAME_URI
 #   start_moto                       start the AWS API emulator; exports AWS_ENDPOINT_URL_*
+#   make_test_certs                  a test CA and certificates; exports VECMIGRATE_TEST_TLS_DIR
+#   start_grpc_proxy NAME UPSTREAM [ARGS]
+#                                    the test gRPC proxy in front of UPSTREAM; sets NAME_PORT
+#   start_tls_proxies                TLS proxies in front of SOURCE and TARGET for the TLS tests
 #   stop_servers                     stop every server this shell started (also on exit)
 
 VM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -127,6 +131,52 @@ EOF
   unset AWS_PROFILE AWS_SESSION_TOKEN
   export VECMIGRATE_TEST_MOTO="$url"
   log "moto (DynamoDB, SQS, Secrets Manager) ready at $url"
+}
+
+# make_test_certs: the certificates of the TLS tests (scripts/make_certs.py), made fresh.
+make_test_certs() {
+  export VECMIGRATE_TEST_TLS_DIR="$VM_RUN_DIR/tls"
+  "$VM_PY" "$VM_ROOT/scripts/make_certs.py" "$VECMIGRATE_TEST_TLS_DIR"
+}
+
+# start_grpc_proxy NAME UPSTREAM_URI [grpc_proxy.py ARGS...]: the test gRPC proxy on a free
+# port in front of a server; sets ${NAME}_PORT.
+start_grpc_proxy() {
+  local name="$1" upstream="$2" dir="$VM_RUN_DIR/$1"
+  shift 2
+  mkdir -p "$dir"
+  "$VM_PY" "$VM_ROOT/scripts/grpc_proxy.py" --upstream "${upstream#*://}" "$@" \
+    >"$dir/port" 2>"$dir/proxy.log" &
+  VM_PIDS+=("$!:TERM")
+  disown "$!"
+  local port=""
+  for _ in $(seq 1 200); do
+    port=$(head -n 1 "$dir/port" 2>/dev/null || true)
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  if [ -z "$port" ]; then
+    log "the gRPC proxy '$name' did not start; its log:"
+    tail -n 30 "$dir/proxy.log" >&2
+    return 1
+  fi
+  printf -v "${name}_PORT" '%s' "$port"
+}
+
+# start_tls_proxies: what the TLS tests reach (after start_milvus SOURCE and TARGET):
+# the source behind one-way TLS, the target behind two-way TLS (a client certificate
+# required), and the source again behind an expired certificate. Exports their ports.
+start_tls_proxies() {
+  make_test_certs
+  local d="$VECMIGRATE_TEST_TLS_DIR"
+  start_grpc_proxy TLS_SOURCE "$SOURCE_URI" --cert "$d/server.pem" --key "$d/server.key"
+  start_grpc_proxy TLS_TARGET "$TARGET_URI" --cert "$d/server.pem" --key "$d/server.key" \
+    --client-ca "$d/ca.pem"
+  start_grpc_proxy TLS_EXPIRED "$SOURCE_URI" --cert "$d/expired.pem" --key "$d/expired.key"
+  export VECMIGRATE_TEST_TLS_SOURCE_PORT="$TLS_SOURCE_PORT" \
+    VECMIGRATE_TEST_TLS_TARGET_PORT="$TLS_TARGET_PORT" \
+    VECMIGRATE_TEST_TLS_EXPIRED_PORT="$TLS_EXPIRED_PORT"
+  log "TLS proxies: source https://localhost:$TLS_SOURCE_PORT, target (two-way) https://localhost:$TLS_TARGET_PORT, expired https://localhost:$TLS_EXPIRED_PORT"
 }
 
 stop_servers() {

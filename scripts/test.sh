@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, then the integration suite once per Milvus backend
 # (two Milvus Lite servers, then two embedded Milvus 2.3.5 servers), each pair started on free
-# loopback ports with a moto server (DynamoDB, SQS, Secrets Manager) beside it, and stopped on
-# exit.
+# loopback ports with a moto server (DynamoDB, SQS, Secrets Manager) beside it and TLS proxies
+# in front of them (scripts/grpc_proxy.py, with a CA made by scripts/make_certs.py), and
+# stopped on exit.
 #
 #   scripts/test.sh                         everything
 #   VECMIGRATE_BACKENDS=lite scripts/test.sh   one backend
@@ -15,11 +16,13 @@ extra=()
 if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi
 
 ensure_venv
+# The integration tests use the engine's fault hooks, which only `test-support` builds have.
+features=(--features test-support)
 log "building"
-cargo build --tests --bins --quiet
+cargo build --tests --bins --quiet "${features[@]}"
 
 log "unit tests"
-cargo test --quiet --lib --bins "${extra[@]}"
+cargo test --quiet --lib --bins "${features[@]}" "${extra[@]}"
 
 log "template.yaml: SAM transform, then cfn-lint"
 "$VM_PY" scripts/validate_template.py template.yaml
@@ -43,11 +46,12 @@ for backend in ${VECMIGRATE_BACKENDS:-lite standalone}; do
   start_moto
   start_milvus "$backend" SOURCE
   start_milvus "$backend" TARGET
+  start_tls_proxies
   VECMIGRATE_TEST_BACKEND="$backend" \
   VECMIGRATE_TEST_SOURCE_URI="$SOURCE_URI" VECMIGRATE_TEST_SOURCE_TOKEN="$SOURCE_TOKEN" \
   VECMIGRATE_TEST_TARGET_URI="$TARGET_URI" VECMIGRATE_TEST_TARGET_TOKEN="$TARGET_TOKEN" \
   RUST_TEST_THREADS="${RUST_TEST_THREADS:-$threads}" \
-    cargo test --quiet --test '*' "${extra[@]}"
+    cargo test --quiet --test '*' "${features[@]}" "${extra[@]}"
   stop_servers
 done
 log "smoke test: the bootstrap binary under cargo lambda watch"

@@ -12,4 +12,5 @@ pub mod entrypoints;
 pub mod milvus;
 pub mod queue;
 pub mod store;
+pub mod tls;
 pub mod webhook;

@@ -201,3 +201,121 @@ async fn a_token_in_secrets_manager_is_read_with_the_usual_aws_credentials() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_spec_over_tls_with_an_inline_client_key_runs_and_never_stores_the_key() {
+    // GIVEN a spec whose source is behind one-way TLS (CA file given by flag) and whose target
+    // requires a client certificate, its key inline in the spec
+    let servers = Servers::from_env();
+    let tls = TlsServers::from_env();
+    let s = Seed::new(&unique("cli_tls"), 1_200);
+    seed(&servers.source, "default", &s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.json");
+    let key = tls.pem("client.key");
+    std::fs::write(
+        &spec,
+        serde_json::json!({
+            "source": { "uri": format!("https://localhost:{}", tls.source_port),
+                        "token": servers.source.token.clone().unwrap_or_default() },
+            "target": { "uri": format!("https://localhost:{}", tls.target_port),
+                        "token": servers.target.token.clone().unwrap_or_default(),
+                        "tls": { "ca_cert": tls.pem("ca.pem"), "client_cert": tls.pem("client.pem"),
+                                 "client_key": key } },
+            "databases": [{ "name": "default", "collections": [{ "name": s.name }] }]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let store = dir.path().join("jobs.sqlite3");
+    let ca = tls.file("ca.pem");
+    // WHEN the CLI runs it
+    let out = {
+        let (store, spec) = (store.clone(), spec.clone());
+        tokio::task::spawn_blocking(move || {
+            vecmigrate(
+                &store,
+                &[
+                    "--json",
+                    "run",
+                    "--spec",
+                    spec.to_str().unwrap(),
+                    "--source-ca-cert",
+                    &ca,
+                ],
+            )
+        })
+        .await
+        .unwrap()
+    };
+    // THEN it succeeds, every row arrived, and the key is neither printed nor in the store's
+    // file
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_same_rows(&servers, &s, "default", &s.name).await;
+    let key_line = key.lines().nth(1).expect("a PEM body line");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(key_line));
+    let bytes = std::fs::read(&store).unwrap();
+    let wal = std::fs::read(store.with_extension("sqlite3-wal")).unwrap_or_default();
+    for file in [&bytes, &wal] {
+        assert!(
+            !String::from_utf8_lossy(file).contains(key_line),
+            "the client key is in the store"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_step_that_keeps_panicking_fails_the_job_and_the_cli_exits_1() {
+    // GIVEN a plan step that panics every time (a named fault hook of test builds) and short
+    // leases, so that each panic is retried as soon as its lease expires
+    let servers = Servers::from_env();
+    let s = Seed::new(&unique("cli_panic"), 10);
+    seed(&servers.source, "default", &s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("jobs.sqlite3");
+    let mut args = vec![
+        "--json".to_owned(),
+        "run".into(),
+        "--source-uri".into(),
+        servers.source.uri.clone(),
+        "--target-uri".into(),
+        servers.target.uri.clone(),
+        "--collection".into(),
+        s.name.clone(),
+    ];
+    for (flag, token) in [
+        ("--source-token", &servers.source.token),
+        ("--target-token", &servers.target.token),
+    ] {
+        if let Some(t) = token {
+            args.extend([flag.to_owned(), t.clone()]);
+        }
+    }
+    // WHEN the CLI runs it (a hang, as before, fails the test instead of blocking it)
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_vecmigrate"))
+            .arg("--store")
+            .arg(&store)
+            .args(&args)
+            .env("VECMIGRATE_TEST_FAULTS", "panic:plan")
+            .env("VECMIGRATE_LEASE_TTL", "1s")
+            .output()
+            .expect("the binary runs")
+    });
+    let out = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("the CLI returns instead of hanging")
+        .unwrap();
+    // THEN the job ends FAILED with the panic's message after the bounded retries, and the CLI
+    // exits with the failed job's code instead of hanging
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["job"]["status"], "FAILED");
+    assert_eq!(report["job"]["panics"], 5);
+    let error = report["job"]["error"]["message"].as_str().unwrap();
+    assert!(
+        error.contains("the plan step panicked 5 times")
+            && error.contains("injected panic in the plan step"),
+        "{error}"
+    );
+}

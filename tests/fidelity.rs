@@ -1187,10 +1187,8 @@ async fn every_type_and_feature_round_trips_bit_exact() {
     // One job: both databases, every proved collection, small pages, full verification.
     let h = harness(fast_settings(), EngineConfig::default(), None);
     let spec = |s: &Server| vecmigrate::domain::ClusterSpec {
-        uri: s.uri.clone(),
         token: s.token.clone().map(vecmigrate::domain::Secret::new),
-        token_secret_arn: None,
-        sealed_token: None,
+        ..vecmigrate::domain::ClusterSpec::new(s.uri.clone())
     };
     let mut request = MigrationRequest {
         idempotency_key: None,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::aws::{create_queue, create_secret, create_table, scan};
-use common::{assert_same_rows, seed, unique, Seed, Servers};
+use common::{assert_same_rows, seed, unique, Seed, Servers, TlsServers};
 use serde_json::{json, Value};
 use vecmigrate::domain::JobStatus;
 use vecmigrate::engine::Faults;
@@ -395,6 +395,18 @@ async fn http_errors_are_json_with_the_right_status() {
         error(&d.invoke(start_with(&unknown.to_string(), true)).await).2,
         json!("source.tokn")
     );
+    // A function cannot read the caller's files
+    let mut file = request.clone();
+    file["source"]["uri"] = json!("https://milvus.internal");
+    file["source"]["tls"] = json!({ "ca_cert_file": "/etc/ca.pem" });
+    assert_eq!(
+        error(&d.invoke(start_with(&file.to_string(), true)).await),
+        (
+            400,
+            "invalid_request".into(),
+            json!("source.tls.ca_cert_file")
+        )
+    );
     // A caller may not set a sealed token
     let mut sealed = request.clone();
     sealed["target"]["sealed_token"] = json!("v1.AAAA");
@@ -582,4 +594,43 @@ async fn webhook_retries_that_outlive_an_invocation_are_resumed_by_the_sweep() {
     );
     assert!(seen.invocations["deliver"] >= 3, "{seen:?}");
     assert!(seen.sweeps >= 1, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_over_tls_seals_the_client_key_and_runs_to_success() {
+    // GIVEN a source behind one-way TLS and a target behind two-way TLS, with the CA and the
+    // client certificate and key inline in the request (as a scheduler would send them)
+    let d = Deployment::new(Duration::from_secs(5), None, None).await;
+    let tls = TlsServers::from_env();
+    let source = Seed::new(&unique("lam_tls"), 2_000);
+    seed(&d.servers.source, "default", &source).await;
+    let mut request = d.request(&source.name, &source.name);
+    request["source"]["uri"] = json!(format!("https://localhost:{}", tls.source_port));
+    request["source"]["tls"] = json!({ "ca_cert": tls.pem("ca.pem") });
+    request["target"]["uri"] = json!(format!("https://localhost:{}", tls.target_port));
+    let key = tls.pem("client.key");
+    request["target"]["tls"] = json!({
+        "ca_cert": tls.pem("ca.pem"), "client_cert": tls.pem("client.pem"), "client_key": key
+    });
+    // WHEN it is started and its messages delivered
+    let mut start = event("http-start.json");
+    start["body"] = json!(request.to_string());
+    let (code, body) = http_response(&d.invoke(start).await);
+    assert_eq!(code, 202, "{body}");
+    let job_id = body["job"]["id"].as_str().unwrap().to_owned();
+    pump(&d, &job_id, 2).await;
+    // THEN it succeeds over TLS on both sides, every row arrived, and the key is only ever
+    // in the table sealed, and never in an answer
+    let report = d.status(&job_id).await;
+    assert_eq!(report["job"]["status"], "SUCCESSFUL", "{report:#}");
+    assert_same_rows(&d.servers, &source, "default", &source.name).await;
+    let key_line = key.lines().nth(1).unwrap();
+    let items = scan(&d.dynamo, &d.table).await.join("\n");
+    assert!(!items.contains(key_line), "the client key is in the table");
+    assert!(items.contains("sealed_client_key"));
+    let shown = report.to_string();
+    assert!(
+        !shown.contains(key_line) && !shown.contains("sealed_client_key"),
+        "{shown}"
+    );
 }

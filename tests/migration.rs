@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use vecmigrate::domain::{CollectionStatus, JobStatus, TaskStatus};
 use vecmigrate::engine::{Budget, EngineConfig, Faults};
-use vecmigrate::queue::WorkMessage;
+use vecmigrate::queue::{Step, WorkMessage};
 
 #[tokio::test]
 async fn migrates_collections_partitions_and_fields_row_by_row() {
@@ -259,16 +259,9 @@ async fn target_name_clash_is_refused_before_anything_is_written() {
         error.message
     );
     // and nothing was written: the other collection was not created, the clashing one untouched
-    let mut c = raw(&h.servers.target).await;
-    let listed = c
-        .show_collections(milvus::proto::milvus::ShowCollectionsRequest {
-            db_name: "default".into(),
-            ..Default::default()
-        })
+    assert!(!collection_names(&h.servers.target, "default")
         .await
-        .unwrap()
-        .into_inner();
-    assert!(!listed.collection_names.contains(&a.name));
+        .contains(&a.name));
     assert_eq!(count(&h.servers.target, "default", &b.name).await, 7);
     assert!(h.store.list_tasks(&job.id).await.unwrap().is_empty());
 }
@@ -388,8 +381,9 @@ async fn wrong_token_is_a_clear_error() {
     // Milvus Lite has no authentication: ask the backend rather than assume.
     let probe = vecmigrate::milvus::grpc::MilvusCluster::connect(
         vecmigrate::milvus::Role::Source,
-        &servers.source.uri,
+        &vecmigrate::domain::Address::parse(&servers.source.uri).unwrap(),
         Some(&vecmigrate::domain::Secret::new("root:certainly-wrong")),
+        &Default::default(),
     )
     .await;
     if probe.is_ok() {
@@ -581,4 +575,72 @@ async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     assert!(tasks.iter().any(|t| t.runs >= 2), "{tasks:?}");
+}
+
+#[tokio::test]
+async fn a_copy_that_panics_is_retried_like_a_crash_and_loses_nothing() {
+    // GIVEN a copy step that panics twice right after a page write, before its checkpoint
+    // (a bug, as far as the runner can tell), with short leases
+    let config = EngineConfig {
+        lease_ttl: Duration::from_secs(2),
+        ..EngineConfig::default()
+    };
+    let h = harness(
+        fast_settings(),
+        config,
+        Some(Faults::panic_in(Step::Work, 2)),
+    );
+    let s = Seed::new(&unique("panicky"), 3_000);
+    seed(&h.servers.source, "default", &s).await;
+    let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
+    req.options.batch_size = 500;
+    // WHEN it runs
+    let (job, report) = h.run(req).await;
+    // THEN each panic ended its step as a crash would (the task was claimed again once its
+    // lease expired), both are in the job's log, and every row arrived exactly once
+    assert_eq!(
+        report.job.status,
+        JobStatus::Successful,
+        "{:?}",
+        report.job.error
+    );
+    assert_eq!(report.job.panics, 2);
+    let panics = report
+        .log
+        .iter()
+        .filter(|l| l.message.contains("the copy step panicked"))
+        .count();
+    assert_eq!(panics, 2, "{:?}", report.log);
+    let tasks = h.store.list_tasks(&job.id).await.unwrap();
+    assert!(tasks[0].runs >= 3, "claimed again after each panic");
+    assert_same_rows(&h.servers, &s, "default", &s.name).await;
+}
+
+#[tokio::test]
+async fn a_finish_that_keeps_panicking_fails_the_job_with_the_panic() {
+    // GIVEN a finish step that always panics, with short step leases
+    let config = EngineConfig {
+        lease_ttl: Duration::from_secs(1),
+        ..EngineConfig::default()
+    };
+    let h = harness(
+        fast_settings(),
+        config,
+        Some(Faults::panic_in(Step::Finish, u64::MAX)),
+    );
+    let s = Seed::new(&unique("panics_always"), 100);
+    seed(&h.servers.source, "default", &s).await;
+    // WHEN it runs
+    let (_, report) = h
+        .run(request(&h.servers, None, &[(&s.name, &s.name)]))
+        .await;
+    // THEN the job ends FAILED at the limit, with the panic's message, instead of hanging
+    assert_eq!(report.job.status, JobStatus::Failed);
+    assert_eq!(report.job.panics, vecmigrate::domain::MAX_STEP_PANICS);
+    let message = report.job.error.unwrap().message;
+    assert!(
+        message.contains("the finish step panicked 5 times")
+            && message.contains("injected panic in the finish step"),
+        "{message}"
+    );
 }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::Sealer;
 use crate::domain::request::WebhookSpec;
 use crate::domain::{ClusterSpec, Secret};
-use crate::milvus::{ClusterError, Credentials, Role};
+use crate::milvus::{ClusterError, Credentials, Role, TlsMaterial};
 
 /// How long a secret read from Secrets Manager is reused before it is read again (rotation).
 const CACHE_FOR: Duration = Duration::from_secs(300);
@@ -74,9 +74,10 @@ fn token_of(secret: &Secret) -> Secret {
     }
 }
 
-/// Finds the token of each cluster of a job.
+/// Finds the token and the TLS material of each cluster of a job.
 pub struct TokenResolver {
     fixed: HashMap<Role, Secret>,
+    client_keys: HashMap<Role, Secret>,
     webhook: Option<Secret>,
     sealer: Option<Sealer>,
     secrets: OnceCell<std::sync::Arc<SecretsClient>>,
@@ -90,6 +91,7 @@ impl TokenResolver {
         fixed.extend(target.map(|t| (Role::Target, t)));
         Self {
             fixed,
+            client_keys: HashMap::new(),
             webhook: None,
             sealer: None,
             secrets: OnceCell::new(),
@@ -99,6 +101,14 @@ impl TokenResolver {
     /// Signs webhooks with this secret when a job names none it can read (the CLI's flag).
     pub fn with_webhook_secret(mut self, secret: Option<Secret>) -> Self {
         self.webhook = secret;
+        self
+    }
+
+    /// Client keys given directly (the CLI's flags on resume), used when a job's TLS settings
+    /// named a key that was redacted in its record.
+    pub fn with_client_keys(mut self, source: Option<Secret>, target: Option<Secret>) -> Self {
+        self.client_keys.extend(source.map(|k| (Role::Source, k)));
+        self.client_keys.extend(target.map(|k| (Role::Target, k)));
         self
     }
 
@@ -144,6 +154,75 @@ impl Credentials for TokenResolver {
             return Ok(Some(token.clone()));
         }
         Ok(self.fixed.get(&role).cloned())
+    }
+
+    async fn tls(&self, role: Role, spec: &ClusterSpec) -> Result<TlsMaterial, ClusterError> {
+        let Some(tls) = &spec.tls else {
+            return Ok(TlsMaterial::default());
+        };
+        let refused = |detail: String| ClusterError::Credentials { role, detail };
+        let file = |field: &str, path: &str| {
+            let field = format!("{role}.tls.{field}");
+            let path = path.to_owned();
+            async move {
+                tokio::fs::read_to_string(&path)
+                    .await
+                    .map_err(|e| format!("cannot read {field} `{path}`: {e}"))
+            }
+        };
+        let ca_pem = match (&tls.ca_cert, &tls.ca_cert_file, &tls.ca_cert_secret_arn) {
+            (Some(pem), _, _) => Some(pem.clone()),
+            (_, Some(path), _) => Some(file("ca_cert_file", path).await.map_err(refused)?),
+            (_, _, Some(arn)) => Some(
+                self.secrets()
+                    .await
+                    .get(arn)
+                    .await
+                    .map_err(refused)?
+                    .expose()
+                    .to_owned(),
+            ),
+            _ => None,
+        };
+        let cert = match (&tls.client_cert, &tls.client_cert_file) {
+            (Some(pem), _) => Some(pem.clone()),
+            (_, Some(path)) => Some(file("client_cert_file", path).await.map_err(refused)?),
+            _ => None,
+        };
+        let key = if let Some(sealed) = &tls.sealed_client_key {
+            let sealer = self.sealer.as_ref().ok_or_else(|| {
+                refused("the client key is sealed, and this process has no sealing key".into())
+            })?;
+            Some(
+                sealer
+                    .open(&format!("{role}.tls"), sealed)
+                    .map_err(refused)?,
+            )
+        } else if let Some(key) = tls.client_key.as_ref().filter(|k| !k.is_redacted()) {
+            Some(key.clone())
+        } else if let Some(path) = &tls.client_key_file {
+            Some(Secret::new(
+                file("client_key_file", path).await.map_err(refused)?,
+            ))
+        } else if let Some(arn) = &tls.client_key_secret_arn {
+            Some(self.secrets().await.get(arn).await.map_err(refused)?)
+        } else {
+            self.client_keys.get(&role).cloned()
+        };
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(refused(format!(
+                    "the client key was given inline and is never stored; pass it again (--{role}-client-key FILE)"
+                )))
+            }
+        };
+        Ok(TlsMaterial {
+            ca_pem,
+            identity,
+            server_name: tls.server_name.clone(),
+        })
     }
 
     async fn webhook_secret(&self, spec: &WebhookSpec) -> Result<Option<Secret>, String> {

@@ -5,6 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
+    vecmigrate::tls::install_crypto_provider();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("VECMIGRATE_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),

@@ -295,7 +295,15 @@ pub struct Job {
     /// When the last `migration.progress` event was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_sent_at: Option<DateTime<Utc>>,
+    /// How many times a step of the job panicked (a bug): each ends like a crash, and the job
+    /// fails after [`MAX_STEP_PANICS`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub panics: u32,
 }
+
+/// The most panics a job's steps may have before the job fails (as the work queue's five
+/// receives before a message goes to the dead-letter queue).
+pub const MAX_STEP_PANICS: u32 = 5;
 
 impl Job {
     /// A new pending job for a validated request. The job keeps the request with its secrets
@@ -316,6 +324,7 @@ impl Job {
             step_lease: None,
             webhook: None,
             progress_sent_at: None,
+            panics: 0,
             collections: Vec::new(),
             error: None,
         }

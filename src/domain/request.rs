@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use super::cluster::ClusterSpec;
+
 /// The largest batch Milvus accepts for one query page (`limit` + `offset` ≤ 16,384).
 pub const MAX_BATCH_SIZE: u32 = 16_384;
 /// The default number of entities read and written per batch.
@@ -79,24 +81,6 @@ pub struct MigrationRequest {
     /// Where the outcome is reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSpec>,
-}
-
-/// How to reach one cluster.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterSpec {
-    /// `http://host:port` or `https://host:port`.
-    pub uri: String,
-    /// `user:password` or an API key, for local runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<Secret>,
-    /// A Secrets Manager ARN holding the token (AWS deployments).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_secret_arn: Option<String>,
-    /// The inline token, encrypted by the Lambda deployment so that later invocations can use
-    /// it (see [`crate::aws::Sealer`]). Set by the service only; never shown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed_token: Option<String>,
 }
 
 /// One database to migrate.
@@ -369,7 +353,10 @@ impl MigrationRequest {
             let path = e.path().to_string();
             let field = if path == "." { String::new() } else { path };
             // serde quotes a wrongly typed value in its message: never a secret's.
-            if field.ends_with(".token") || field.ends_with(".secret") {
+            if field.ends_with(".token")
+                || field.ends_with(".secret")
+                || field.ends_with(".client_key")
+            {
                 return FieldError::new(field, "must be a string (the value is not shown)");
             }
             FieldError::new(field, e.into_inner().to_string())
@@ -384,14 +371,8 @@ impl MigrationRequest {
                 "is set by the service, not by callers; pass secret or secret_arn",
             ));
         }
-        for (side, spec) in [("source", &request.source), ("target", &request.target)] {
-            if spec.sealed_token.is_some() {
-                return Err(FieldError::new(
-                    format!("{side}.sealed_token"),
-                    "is set by the service, not by callers; pass token or token_secret_arn",
-                ));
-            }
-        }
+        request.source.refuse_service_fields("source")?;
+        request.target.refuse_service_fields("target")?;
         request.validate(Utc::now())?;
         Ok(request)
     }
@@ -501,15 +482,12 @@ impl MigrationRequest {
     /// A copy fit to store: every secret replaced by its marker.
     pub fn redacted(&self) -> Self {
         let mut r = self.clone();
-        let mark = |s: &mut Option<Secret>| {
-            if s.is_some() {
-                *s = Some(Secret::new(REDACTED));
-            }
-        };
-        mark(&mut r.source.token);
-        mark(&mut r.target.token);
+        r.source.redact();
+        r.target.redact();
         if let Some(w) = r.webhook.as_mut() {
-            mark(&mut w.secret);
+            if w.secret.is_some() {
+                w.secret = Some(Secret::new(REDACTED));
+            }
         }
         r
     }
@@ -525,8 +503,8 @@ impl MigrationRequest {
     /// A copy fit to show: redacted, and without sealed tokens.
     pub fn public(&self) -> Self {
         let mut r = self.redacted();
-        r.source.sealed_token = None;
-        r.target.sealed_token = None;
+        r.source.make_public();
+        r.target.make_public();
         if let Some(w) = r.webhook.as_mut() {
             w.sealed_secret = None;
         }
@@ -540,50 +518,6 @@ impl MigrationRequest {
         let bytes = serde_json::to_vec(&self.public()).unwrap_or_default();
         let digest = Sha256::digest(bytes);
         digest.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl ClusterSpec {
-    fn validate(&self, path: &str) -> Result<(), FieldError> {
-        let uri = self.uri.trim();
-        let Some((scheme, rest)) = uri.split_once("://") else {
-            return Err(FieldError::new(
-                format!("{path}.uri"),
-                "is not a URI; write it as http://host:19530 or https://host (the value is not shown)",
-            ));
-        };
-        if scheme != "http" && scheme != "https" {
-            return Err(FieldError::new(
-                format!("{path}.uri"),
-                format!("scheme `{scheme}` is not supported; use http or https"),
-            ));
-        }
-        if rest.is_empty() || rest.starts_with('/') || rest.starts_with(':') {
-            return Err(FieldError::new(format!("{path}.uri"), "has no host"));
-        }
-        let authority = rest.split('/').next().unwrap_or_default();
-        if authority.contains('@') {
-            // The URI is stored and shown; credentials in it would be too.
-            return Err(FieldError::new(
-                format!("{path}.uri"),
-                format!("must not carry credentials; give them as {path}.token"),
-            ));
-        }
-        if self.token.is_some() && self.token_secret_arn.is_some() {
-            return Err(FieldError::new(
-                format!("{path}.token_secret_arn"),
-                "give either token or token_secret_arn, not both",
-            ));
-        }
-        if let Some(arn) = &self.token_secret_arn {
-            if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
-                return Err(FieldError::new(
-                    format!("{path}.token_secret_arn"),
-                    "is not a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)",
-                ));
-            }
-        }
-        Ok(())
     }
 }
 

@@ -251,6 +251,7 @@ impl Engine {
             );
             written?;
             self.faults.after_write()?;
+            self.faults.maybe_panic(crate::queue::Step::Work);
             let sample = sampling.then(|| {
                 let keys = page
                     .fields

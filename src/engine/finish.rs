@@ -99,6 +99,7 @@ impl Engine {
             return Ok(Handled::Nothing);
         }
         let heartbeat = self.step_heartbeat(job_id, &owner, &[Phase::Index, Phase::Verify]);
+        self.faults.maybe_panic(crate::queue::Step::Finish);
         let (source, target) = self.clusters(&job).await?;
         if job.phase == Some(Phase::Index) {
             for c in &job.collections {

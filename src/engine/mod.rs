@@ -15,10 +15,10 @@ use tokio::time::Instant;
 
 use crate::domain::{
     FieldError, InvalidTransition, Job, JobStatus, Lease, Level, LogEntry, MigrationRequest, Phase,
-    Report,
+    Report, MAX_STEP_PANICS,
 };
 use crate::milvus::{Batch, ClusterConnector, ClusterError};
-use crate::queue::{QueueError, WorkMessage, WorkQueue};
+use crate::queue::{QueueError, Step, WorkMessage, WorkQueue};
 use crate::store::{Created, JobStore, StoreError};
 use crate::webhook::Notifier;
 
@@ -61,6 +61,23 @@ pub enum EngineError {
     /// Fault injection: the worker "died" between a write and its checkpoint.
     #[error("injected crash between a write and its checkpoint")]
     InjectedCrash,
+    /// The step panicked (a bug): it ended as a crash would, and its message is redelivered.
+    #[error("the {step} step panicked: {message}")]
+    Panicked {
+        /// Which step.
+        step: Step,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Tunables of the engine (the same for every job it runs).
@@ -121,6 +138,8 @@ pub struct Faults {
     lose_write: AtomicU64,
     corrupt_write: AtomicU64,
     writes: AtomicU64,
+    panic_step: std::sync::Mutex<Option<Step>>,
+    panics_left: AtomicU64,
 }
 
 impl Faults {
@@ -147,6 +166,57 @@ impl Faults {
         Self {
             corrupt_write: AtomicU64::new(n),
             ..Default::default()
+        }
+    }
+
+    /// Panic (a bug, as far as the runner can tell) the first `times` times a `step` reaches
+    /// its fault point: after taking its lease, so that the panic leaves it held as a crash
+    /// would. Plan and finish panic after taking the step lease, copy after a page write
+    /// (before its checkpoint), deliver after claiming an attempt.
+    pub fn panic_in(step: Step, times: u64) -> Self {
+        Self {
+            panic_step: std::sync::Mutex::new(Some(step)),
+            panics_left: AtomicU64::new(times),
+            ..Default::default()
+        }
+    }
+
+    /// Parses a fault hook as the CLI's tests name it: `panic:STEP[:TIMES]` (STEP one of plan,
+    /// copy, finish, deliver; TIMES defaults to always).
+    #[cfg(feature = "test-support")]
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let step = |s: &str| {
+            [Step::Plan, Step::Work, Step::Finish, Step::Deliver]
+                .into_iter()
+                .find(|k| k.as_str() == s)
+                .ok_or_else(|| format!("`{s}` is not a step (plan, copy, finish, deliver)"))
+        };
+        match parts.as_slice() {
+            ["panic", s] => Ok(Self::panic_in(step(s)?, u64::MAX)),
+            ["panic", s, n] => Ok(Self::panic_in(
+                step(s)?,
+                n.parse()
+                    .map_err(|_| format!("`{n}` is not a number of times"))?,
+            )),
+            _ => Err(format!("`{spec}` is not a fault hook (panic:STEP[:TIMES])")),
+        }
+    }
+
+    /// Panics if this is a step and a time to panic.
+    pub(crate) fn maybe_panic(&self, step: Step) {
+        let chosen = self
+            .panic_step
+            .lock()
+            .map(|s| *s == Some(step))
+            .unwrap_or(false);
+        if chosen
+            && self
+                .panics_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            panic!("injected panic in the {step} step");
         }
     }
 
@@ -389,7 +459,7 @@ impl Engine {
         };
         match result {
             // A crash is not the job's failure: its task is picked up again.
-            Err(EngineError::InjectedCrash) => Err(EngineError::InjectedCrash),
+            Err(e @ (EngineError::InjectedCrash | EngineError::Panicked { .. })) => Err(e),
             // The store or queue itself failing leaves the job as it is, for a retry.
             Err(e @ (EngineError::Store(_) | EngineError::Queue(_))) => Err(e),
             Err(e) => {
@@ -397,6 +467,65 @@ impl Engine {
                 Ok(Handled::Done)
             }
             ok => ok,
+        }
+    }
+
+    /// Runs one step as [`Engine::handle`] does, in a task of its own, so that a panic inside
+    /// it (a bug) ends the step as a crash would: whatever lease it held is left to expire,
+    /// the panic is counted and logged on the job, and the caller redelivers the message. At
+    /// the [`MAX_STEP_PANICS`]-th panic the job fails (or, once it ended, its webhook is
+    /// given up) with the panic's message, so a step that keeps panicking never hangs a job.
+    pub async fn handle_guarded(
+        &self,
+        message: &WorkMessage,
+        budget: Budget,
+    ) -> Result<Handled, EngineError> {
+        let (engine, owned) = (self.clone(), message.clone());
+        let step = tokio::spawn(async move { engine.handle(&owned, budget).await });
+        match step.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => {
+                let what = panic_message(e.into_panic());
+                tracing::error!(job = %message.job_id(), "the {} step panicked: {what}", message.step());
+                self.record_panic(message, &what).await?;
+                Err(EngineError::Panicked {
+                    step: message.step(),
+                    message: what,
+                })
+            }
+            Err(e) => Err(EngineError::Panicked {
+                step: message.step(),
+                message: format!("the step was cancelled: {e}"),
+            }),
+        }
+    }
+
+    /// Counts a panic on the job and logs it; gives the job (or its webhook) up at the limit.
+    async fn record_panic(&self, message: &WorkMessage, what: &str) -> Result<(), EngineError> {
+        let job_id = message.job_id();
+        let job = self
+            .update_job(job_id, |job| {
+                job.panics += 1;
+                Ok(true)
+            })
+            .await?;
+        let step = message.step();
+        let n = job.panics;
+        if n < MAX_STEP_PANICS {
+            self.log(
+                job_id,
+                Level::Error,
+                None,
+                format!("the {step} step panicked ({n} of at most {MAX_STEP_PANICS}), and runs again like a crashed invocation: {what}"),
+            )
+            .await;
+            return Ok(());
+        }
+        let reason = format!("the {step} step panicked {n} times, the most a job allows (a bug in vecmigrate; please report it): {what}");
+        if job.status.is_terminal() {
+            self.give_up_webhook(job_id, &reason).await
+        } else {
+            self.fail(job_id, reason).await
         }
     }
 

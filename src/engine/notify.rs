@@ -97,6 +97,7 @@ impl Engine {
                 return Ok(handled);
             }
             handled = Handled::Done;
+            self.faults.maybe_panic(crate::queue::Step::Deliver);
             let body = event::outcome(&claimed, &delivery.event, delivery.timestamp);
             let time = Utc::now();
             let (sent, latency) = self.notifier.send(&spec, &delivery.id, &body).await;
@@ -141,6 +142,31 @@ impl Engine {
                 return Ok(Handled::Done);
             }
         }
+    }
+
+    /// Gives up a pending outcome webhook (its step keeps failing), recording why.
+    pub(crate) async fn give_up_webhook(
+        &self,
+        job_id: &str,
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        self.update_job(job_id, |j| match j.webhook.as_mut() {
+            Some(d) if d.state == DeliveryState::Pending => {
+                d.state = DeliveryState::Failed;
+                d.next_attempt_at = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+        .await?;
+        self.log(
+            job_id,
+            Level::Error,
+            None,
+            format!("webhook given up: {reason}"),
+        )
+        .await;
+        Ok(())
     }
 
     /// The attempt's record, the delivery's new state and when to try next.

@@ -117,6 +117,7 @@ impl Engine {
             return Ok(Handled::Nothing);
         }
         let _heartbeat = self.step_heartbeat(job_id, &owner, &[Phase::Preflight, Phase::Schema]);
+        self.faults.maybe_panic(crate::queue::Step::Plan);
         let job = self
             .store
             .get_job(job_id)

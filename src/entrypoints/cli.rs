@@ -12,10 +12,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::aws::TokenResolver;
 use crate::domain::request::WebhookSpec;
 use crate::domain::{
     ClusterSpec, CollectionSpec, DatabaseSpec, FieldError, JobStatus, MigrationRequest, Options,
-    Report, Secret, VerifyMode,
+    Report, Secret, TlsSpec, VerifyMode,
 };
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::entrypoints::local::{LocalRunner, LocalSettings};
@@ -103,6 +104,12 @@ pub struct RunSettings {
     /// The webhook's signing secret, `whsec_<base64>` (never stored; pass it again on resume).
     #[arg(long, env = "VECMIGRATE_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// The source's client key for two-way TLS, a PEM file (with --source-client-cert).
+    #[arg(long, value_name = "FILE")]
+    pub source_client_key: Option<PathBuf>,
+    /// The target's client key for two-way TLS, a PEM file (with --target-client-cert).
+    #[arg(long, value_name = "FILE")]
+    pub target_client_key: Option<PathBuf>,
 }
 
 /// `run`: a spec file, or flags for the common case.
@@ -117,6 +124,19 @@ pub struct RunArgs {
     /// Target cluster URI.
     #[arg(long)]
     pub target_uri: Option<String>,
+    /// The CA certificate (PEM file) that signed the source server's certificate, for a
+    /// server with its own CA.
+    #[arg(long, value_name = "FILE")]
+    pub source_ca_cert: Option<PathBuf>,
+    /// The CA certificate (PEM file) of the target server.
+    #[arg(long, value_name = "FILE")]
+    pub target_ca_cert: Option<PathBuf>,
+    /// The source's client certificate for two-way TLS, a PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub source_client_cert: Option<PathBuf>,
+    /// The target's client certificate for two-way TLS, a PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub target_client_cert: Option<PathBuf>,
     /// Source database (default `default`).
     #[arg(long)]
     pub database: Option<String>,
@@ -228,18 +248,8 @@ pub fn request_from_args(args: &RunArgs) -> Result<MigrationRequest, Failure> {
             .collect();
         MigrationRequest {
             idempotency_key: None,
-            source: ClusterSpec {
-                uri: source,
-                token: None,
-                token_secret_arn: None,
-                sealed_token: None,
-            },
-            target: ClusterSpec {
-                uri: target,
-                token: None,
-                token_secret_arn: None,
-                sealed_token: None,
-            },
+            source: ClusterSpec::new(source),
+            target: ClusterSpec::new(target),
             databases: vec![DatabaseSpec {
                 name: args.database.clone().unwrap_or_else(|| "default".into()),
                 target_name: args.target_database.clone(),
@@ -273,6 +283,22 @@ pub fn request_from_args(args: &RunArgs) -> Result<MigrationRequest, Failure> {
     if request.target.token.is_none() {
         request.target.token = args.run.target_token.clone().map(Secret::new);
     }
+    tls_from_flags(
+        &mut request.source,
+        [
+            &args.source_ca_cert,
+            &args.source_client_cert,
+            &args.run.source_client_key,
+        ],
+    );
+    tls_from_flags(
+        &mut request.target,
+        [
+            &args.target_ca_cert,
+            &args.target_client_cert,
+            &args.run.target_client_key,
+        ],
+    );
     if let Some(url) = &args.webhook_url {
         request.webhook = Some(WebhookSpec {
             url: url.clone(),
@@ -290,6 +316,26 @@ pub fn request_from_args(args: &RunArgs) -> Result<MigrationRequest, Failure> {
         .validate(chrono::Utc::now())
         .map_err(|e| spec_error(args.spec.as_deref().unwrap_or("flags".as_ref()), &e))?;
     Ok(request)
+}
+
+/// Fills a cluster's TLS file settings from `--{role}-ca-cert`, `--{role}-client-cert` and
+/// `--{role}-client-key` where the spec gives none. The record keeps the paths, so `resume`
+/// reads the files again.
+fn tls_from_flags(spec: &mut ClusterSpec, [ca, cert, key]: [&Option<PathBuf>; 3]) {
+    if ca.is_none() && cert.is_none() && key.is_none() {
+        return;
+    }
+    let tls = spec.tls.get_or_insert_with(TlsSpec::default);
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    if tls.ca_cert.is_none() && tls.ca_cert_secret_arn.is_none() {
+        tls.ca_cert_file = path(ca).or(tls.ca_cert_file.take());
+    }
+    if tls.client_cert.is_none() {
+        tls.client_cert_file = path(cert).or(tls.client_cert_file.take());
+    }
+    if !tls.has_client_key() {
+        tls.client_key_file = path(key);
+    }
 }
 
 fn spec_error(path: &std::path::Path, e: &FieldError) -> Failure {
@@ -331,14 +377,23 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Run(args) => {
             let request = request_from_args(args)?;
             let settings = &args.run;
+            // Secrets given inline are kept in memory only: the record holds markers.
+            let inline_key = |spec: &ClusterSpec| {
+                spec.tls
+                    .as_ref()
+                    .and_then(|t| t.client_key.clone())
+                    .filter(|k| !k.is_redacted())
+            };
+            let credentials =
+                TokenResolver::new(request.source.token.clone(), request.target.token.clone())
+                    .with_client_keys(inline_key(&request.source), inline_key(&request.target));
             let (engine, runner) = local(
                 store,
-                request.source.token.clone(),
-                request.target.token.clone(),
+                credentials,
                 request.webhook_secret().cloned(),
                 settings,
                 request.options.max_workers,
-            );
+            )?;
             let (job, new) = engine.start(request).await?;
             if !new {
                 eprintln!("idempotency key matched job {}; following it", job.id);
@@ -365,12 +420,11 @@ async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             };
             let (_, runner) = local(
                 store,
-                source,
-                target,
+                TokenResolver::new(source, target),
                 webhook,
                 run,
                 found.request.options.max_workers,
-            );
+            )?;
             runner.kick(job).await?;
             follow(&runner, job, cli.json).await
         }
@@ -467,33 +521,69 @@ fn bare_engine(store: Arc<dyn JobStore>) -> Engine {
     )
 }
 
+/// The engine and its local runner; `credentials` has the secrets given on this command line
+/// (the client-key flags are added here).
 fn local(
     store: Arc<dyn JobStore>,
-    source_token: Option<Secret>,
-    target_token: Option<Secret>,
+    credentials: TokenResolver,
     webhook_secret: Option<Secret>,
     settings: &RunSettings,
     max_workers: u32,
-) -> (Arc<Engine>, LocalRunner) {
+) -> Result<(Arc<Engine>, LocalRunner), Failure> {
     let queue = InProcessQueue::new();
     let mut config = EngineConfig::default();
     if let Some(max_run) = settings.max_run {
         config.lease_ttl = config.lease_ttl.max(max_run * 3);
     }
-    let engine = Arc::new(Engine::new(
+    // How long a dead worker's task waits before another takes it (as in the Lambda).
+    if let Some(ttl) = super::env_duration("VECMIGRATE_LEASE_TTL", None).map_err(invalid)? {
+        config.lease_ttl = ttl;
+    }
+    let key = |flag: &str, path: &Option<PathBuf>| {
+        path.as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map(Secret::new)
+                    .map_err(|e| invalid(format!("cannot read {flag} {}: {e}", p.display())))
+            })
+            .transpose()
+    };
+    let credentials = credentials.with_client_keys(
+        key("--source-client-key", &settings.source_client_key)?,
+        key("--target-client-key", &settings.target_client_key)?,
+    );
+    let engine = Arc::new(with_test_faults(Engine::new(
         store,
         Arc::new(queue.clone()),
-        Arc::new(MilvusConnector::new(source_token, target_token)),
+        Arc::new(MilvusConnector::with_credentials(Arc::new(credentials))),
         HttpNotifier::local(webhook_secret),
         config,
-    ));
+    ))?);
     let local = LocalSettings {
         workers: settings.workers.unwrap_or(max_workers).max(1) as usize,
         max_run: settings.max_run,
         ..LocalSettings::default()
     };
     let runner = LocalRunner::new(engine.clone(), queue, local);
-    (engine, runner)
+    Ok((engine, runner))
+}
+
+/// The engine's fault hooks, from `VECMIGRATE_TEST_FAULTS` (for the CLI's own tests; builds
+/// without the `test-support` feature have none).
+#[cfg(feature = "test-support")]
+fn with_test_faults(engine: Engine) -> Result<Engine, Failure> {
+    match super::env_text("VECMIGRATE_TEST_FAULTS") {
+        None => Ok(engine),
+        Some(spec) => Ok(engine.with_faults(
+            crate::engine::Faults::parse(&spec)
+                .map_err(|e| invalid(format!("VECMIGRATE_TEST_FAULTS: {e}")))?,
+        )),
+    }
+}
+
+#[cfg(not(feature = "test-support"))]
+fn with_test_faults(engine: Engine) -> Result<Engine, Failure> {
+    Ok(engine)
 }
 
 async fn follow(runner: &LocalRunner, job_id: &str, json: bool) -> Result<i32, Failure> {

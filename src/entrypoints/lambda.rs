@@ -22,6 +22,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::{env_duration, env_text};
 use crate::aws::{Sealer, SecretsClient, TokenResolver};
 use crate::domain::{FieldError, JobStatus, MigrationRequest};
 use crate::engine::{Budget, Engine, EngineConfig, EngineError, Faults};
@@ -61,19 +62,6 @@ pub struct LambdaConfig {
     pub webhook_backoff: Duration,
     /// How long one webhook attempt may take (`VECMIGRATE_WEBHOOK_TIMEOUT`, default `15s`).
     pub webhook_timeout: Duration,
-}
-
-fn env_duration(name: &str, default: Option<Duration>) -> Result<Option<Duration>, String> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => humantime::parse_duration(v.trim())
-            .map(Some)
-            .map_err(|e| format!("{name}=`{v}` is not a duration such as 14m or 30s: {e}")),
-        _ => Ok(default),
-    }
-}
-
-fn env_text(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl LambdaConfig {
@@ -363,7 +351,7 @@ impl LambdaApp {
                 Err(e) => Err(format!("not a work message: {e}")),
                 Ok(message) => self
                     .engine
-                    .handle(&message, budget)
+                    .handle_guarded(&message, budget)
                     .await
                     .map(|_| ())
                     .map_err(|e| format!("{} of job {}: {e}", kind_of(&message), message.job_id())),
@@ -610,6 +598,29 @@ impl LambdaApp {
             (Role::Source, &mut request.source),
             (Role::Target, &mut request.target),
         ] {
+            if let Some(tls) = spec.tls.as_mut() {
+                for (name, set) in [
+                    ("ca_cert_file", tls.ca_cert_file.is_some()),
+                    ("client_cert_file", tls.client_cert_file.is_some()),
+                    ("client_key_file", tls.client_key_file.is_some()),
+                ] {
+                    if set {
+                        return Err(ApiError::field(
+                            format!("{role}.tls.{name}"),
+                            "names a file, which the function cannot read; give the PEM text inline, or (for keys and CAs) a Secrets Manager ARN",
+                        ));
+                    }
+                }
+                if let Some(key) = tls.client_key.as_ref().filter(|k| !k.is_redacted()) {
+                    let Some(sealer) = &self.sealer else {
+                        return Err(ApiError::field(
+                            format!("{role}.tls.client_key"),
+                            "this deployment has no sealing key (VECMIGRATE_SEALING_KEY_ARN), so it cannot keep inline keys; use client_key_secret_arn",
+                        ));
+                    };
+                    tls.sealed_client_key = Some(sealer.seal(&format!("{role}.tls"), key));
+                }
+            }
             let Some(token) = spec.token.as_ref().filter(|t| !t.is_redacted()) else {
                 continue;
             };

@@ -12,6 +12,9 @@ use crate::engine::{Budget, Engine, EngineError};
 use crate::queue::inprocess::InProcessQueue;
 use crate::queue::{WorkMessage, WorkQueue};
 
+/// How long a message whose step panicked waits before it is delivered again.
+const REDELIVERY_DELAY: Duration = Duration::from_millis(200);
+
 /// How the local workers run.
 #[derive(Debug, Clone)]
 pub struct LocalSettings {
@@ -101,10 +104,17 @@ impl LocalRunner {
                     };
                     let Some(message) = message else { break };
                     let budget = Budget::new(None, max_run, margin);
-                    match engine.handle(&message, budget).await {
+                    match engine.handle_guarded(&message, budget).await {
                         Ok(_) => {}
                         Err(EngineError::InjectedCrash) => {
                             tracing::warn!(job = %message.job_id(), "worker crashed (injected fault); the sweep recovers its task once the lease expires");
+                        }
+                        // Redelivered as SQS would; the job record counts the panics and
+                        // fails the job at the limit, so this cannot go on forever.
+                        Err(e @ EngineError::Panicked { .. }) => {
+                            tracing::warn!(job = %message.job_id(), "{e}; the message is delivered again");
+                            tokio::time::sleep(REDELIVERY_DELAY).await;
+                            let _ = queue.send(message).await;
                         }
                         Err(e) => {
                             tracing::warn!(job = %message.job_id(), "step failed: {e}");

@@ -29,15 +29,17 @@ use base64::Engine as _;
 use prost::Message;
 use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::batch::{after_filter, normalize_page, Batch};
+use super::tls_probe;
 use super::{
     kv, Cluster, ClusterConnector, ClusterError, CollectionInfo, Credentials, IndexInfo,
-    PageRequest, Role, RowQuery, WriteMode, ALLOW_INSERT_AUTO_ID,
+    PageRequest, Role, RowQuery, TlsMaterial, WriteMode, ALLOW_INSERT_AUTO_ID,
 };
 use crate::aws::TokenResolver;
-use crate::domain::{ClusterSpec, Secret};
+use crate::domain::{Address, ClusterSpec, Secret};
+use crate::tls::TlsFailure;
 use sha2::{Digest, Sha256};
 
 /// Largest gRPC message accepted or sent (Milvus itself caps requests at 64 MB by default).
@@ -64,7 +66,7 @@ impl tonic::service::Interceptor for Auth {
     }
 }
 
-/// Role, URI and the SHA-256 of the token.
+/// Role, endpoint and the SHA-256 of the token and TLS material.
 type ConnectionKey = (Role, String, [u8; 32]);
 
 /// Opens Milvus clusters with each job's tokens (see [`Credentials`]), and reuses connections.
@@ -97,18 +99,45 @@ impl ClusterConnector for MilvusConnector {
         role: Role,
         spec: &ClusterSpec,
     ) -> Result<Arc<dyn Cluster>, ClusterError> {
+        let address = spec.address().map_err(|e| ClusterError::Unreachable {
+            role,
+            uri: "(unparsable uri)".into(),
+            detail: format!("{role}.uri {e}"),
+        })?;
         let token = self.credentials.token(role, spec).await?;
-        let digest: [u8; 32] =
-            Sha256::digest(token.as_ref().map(|t| t.expose()).unwrap_or_default()).into();
-        let key = (role, spec.uri.clone(), digest);
+        let tls = self.credentials.tls(role, spec).await?;
+        let key = (
+            role,
+            address.endpoint(),
+            connection_digest(token.as_ref(), &tls),
+        );
         let mut open = self.open.lock().await;
         if let Some(c) = open.get(&key) {
             return Ok(c.clone());
         }
-        let cluster = Arc::new(MilvusCluster::connect(role, &spec.uri, token.as_ref()).await?);
+        let cluster = Arc::new(MilvusCluster::connect(role, &address, token.as_ref(), &tls).await?);
         open.insert(key, cluster.clone());
         Ok(cluster)
     }
+}
+
+/// A digest of what a connection was opened with (never the secrets themselves).
+fn connection_digest(token: Option<&Secret>, tls: &TlsMaterial) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [
+        token.map(|t| t.expose()),
+        tls.ca_pem.as_deref(),
+        tls.identity.as_ref().map(|(c, _)| c.as_str()),
+        tls.identity.as_ref().map(|(_, k)| k.expose()),
+        tls.server_name.as_deref(),
+    ] {
+        // Length-prefixed, so that no two different inputs digest the same.
+        let bytes = part.unwrap_or_default().as_bytes();
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update([u8::from(part.is_some())]);
+        h.update(bytes);
+    }
+    h.finalize().into()
 }
 
 /// A collection name no user has: for probes that create a collection and drop it at once.
@@ -123,7 +152,50 @@ fn scratch_name() -> String {
 pub struct MilvusCluster {
     role: Role,
     uri: String,
+    address: Address,
     client: Client,
+}
+
+/// tonic's TLS settings: the job's CA instead of the platform's roots when it names one (a
+/// private CA is trusted alone, as `curl --cacert` does), a client identity for two-way TLS,
+/// and the name the certificate must carry (the URI's host unless `server_name` says).
+fn tls_config(address: &Address, tls: &TlsMaterial) -> ClientTlsConfig {
+    let mut config = ClientTlsConfig::new().domain_name(
+        tls.server_name
+            .clone()
+            .unwrap_or_else(|| address.host.clone()),
+    );
+    config = match &tls.ca_pem {
+        Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
+        None => config.with_native_roots(),
+    };
+    if let Some((cert, key)) = &tls.identity {
+        config = config.identity(Identity::from_pem(cert, key.expose()));
+    }
+    config
+}
+
+/// A failed connection: a TLS failure is explained and never retried; anything else is the
+/// transport's words.
+fn connect_error(role: Role, address: &Address, e: &tonic::transport::Error) -> ClusterError {
+    if let Some(failure) = TlsFailure::find(e) {
+        return ClusterError::Tls {
+            role,
+            address: address.authority(),
+            detail: failure.explain(&format!("{role}.tls")),
+        };
+    }
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    ClusterError::Unreachable {
+        role,
+        uri: address.endpoint(),
+        detail,
+    }
 }
 
 /// For calls whose whole response is a status.
@@ -149,37 +221,40 @@ fn ok_status(status: Option<&Status>) -> Result<(), (String, bool)> {
 }
 
 impl MilvusCluster {
-    /// Connects and checks the credentials.
+    /// Connects (over TLS for `https`) and checks the credentials.
     pub async fn connect(
         role: Role,
-        uri: &str,
+        address: &Address,
         token: Option<&Secret>,
+        tls: &TlsMaterial,
     ) -> Result<Self, ClusterError> {
+        crate::tls::install_crypto_provider();
+        let uri = address.endpoint();
         let unreachable = |detail: String| ClusterError::Unreachable {
             role,
-            uri: uri.to_owned(),
+            uri: uri.clone(),
             detail,
         };
-        let mut endpoint = Endpoint::from_shared(uri.to_owned())
+        let mut endpoint = Endpoint::from_shared(uri.clone())
             .map_err(|e| unreachable(format!("not a valid address: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
-        if uri.starts_with("https://") {
-            endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().with_native_roots())
-                .map_err(|e| unreachable(format!("TLS set-up failed: {e}")))?;
+        if address.tls {
+            endpoint =
+                endpoint
+                    .tls_config(tls_config(address, tls))
+                    .map_err(|e| ClusterError::Tls {
+                        role,
+                        address: address.authority(),
+                        detail: format!("the TLS settings cannot be used: {e}"),
+                    })?;
         }
-        let channel = endpoint.connect().await.map_err(|e| {
-            let mut detail = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                detail = format!("{detail}: {s}");
-                source = s.source();
-            }
-            unreachable(detail)
-        })?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| connect_error(role, address, &e))?;
         let header = token
             .map(|t| {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(t.expose());
@@ -193,15 +268,37 @@ impl MilvusCluster {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let cluster = Self {
             role,
-            uri: uri.to_owned(),
+            uri,
+            address: address.clone(),
             client,
         };
-        cluster.ping().await?;
+        if let Err(e) = cluster.ping().await {
+            // tonic says only "connection closed" when the server refused our side of the
+            // handshake, or when a TLS server sits behind an http:// URI: ask it directly.
+            if matches!(e, ClusterError::Call { .. }) {
+                if let Some(failure) = tls_probe::diagnose(address, tls).await {
+                    return Err(ClusterError::Tls {
+                        role,
+                        address: address.authority(),
+                        detail: failure.explain(&format!("{role}.tls")),
+                    });
+                }
+            }
+            return Err(e);
+        }
         Ok(cluster)
     }
 
     fn call_error(&self, operation: String, status: tonic::Status) -> ClusterError {
         use tonic::Code;
+        // A reconnection in the middle of a job can meet a certificate that changed.
+        if let Some(failure) = TlsFailure::find(&status) {
+            return ClusterError::Tls {
+                role: self.role,
+                address: self.address.authority(),
+                detail: failure.explain(&format!("{}.tls", self.role)),
+            };
+        }
         match status.code() {
             Code::Unauthenticated | Code::PermissionDenied => ClusterError::Unauthenticated {
                 role: self.role,

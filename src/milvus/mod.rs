@@ -25,6 +25,7 @@ pub mod batch;
 pub mod compat;
 pub mod grpc;
 pub mod rows;
+mod tls_probe;
 
 pub use batch::Batch;
 
@@ -68,6 +69,17 @@ pub enum ClusterError {
         /// Where we tried.
         uri: String,
         /// The transport's words.
+        detail: String,
+    },
+    /// The TLS handshake failed: a certificate problem, or a scheme that does not match the
+    /// server (`https` to a plaintext port, `http` to a TLS one). Never worth retrying.
+    #[error("TLS with the {role} cluster at {address} failed: {detail}")]
+    Tls {
+        /// Which cluster.
+        role: Role,
+        /// `host:port`.
+        address: String,
+        /// What failed and what to do.
         detail: String,
     },
     /// The server refused the credentials.
@@ -425,11 +437,26 @@ pub trait ClusterConnector: Send + Sync {
     ) -> Result<Arc<dyn Cluster>, ClusterError>;
 }
 
+/// What a TLS connection to a cluster needs beyond the platform's defaults, resolved from its
+/// spec's [`crate::domain::TlsSpec`] (files read, ARNs fetched, sealed keys opened).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsMaterial {
+    /// The CA certificates to trust instead of the platform's roots, PEM.
+    pub ca_pem: Option<String>,
+    /// The client certificate (PEM) and its key, for two-way TLS.
+    pub identity: Option<(String, Secret)>,
+    /// The name the server's certificate must carry, if not the URI's host.
+    pub server_name: Option<String>,
+}
+
 /// Where a cluster's token comes from (command-line flags, Secrets Manager, a sealed token).
 #[async_trait]
 pub trait Credentials: Send + Sync {
     /// The token for the `role` cluster that `spec` describes; `None` for no authentication.
     async fn token(&self, role: Role, spec: &ClusterSpec) -> Result<Option<Secret>, ClusterError>;
+
+    /// The TLS material of the `role` cluster that `spec` describes (empty without `tls`).
+    async fn tls(&self, role: Role, spec: &ClusterSpec) -> Result<TlsMaterial, ClusterError>;
 
     /// The signing secret of a job's webhook; the error names where it was looked for.
     async fn webhook_secret(&self, spec: &WebhookSpec) -> Result<Option<Secret>, String>;

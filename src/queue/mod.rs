@@ -35,7 +35,49 @@ pub enum WorkMessage {
     },
 }
 
+/// The kind of step a message asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Preflight, schema and tasks.
+    Plan,
+    /// Copying tasks.
+    Work,
+    /// Index, verification and the end of the job.
+    Finish,
+    /// The outcome webhook.
+    Deliver,
+}
+
+impl Step {
+    /// The step's name in logs and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plan => "plan",
+            Self::Work => "copy",
+            Self::Finish => "finish",
+            Self::Deliver => "deliver",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl WorkMessage {
+    /// The kind of step it asks for.
+    pub fn step(&self) -> Step {
+        match self {
+            Self::Plan { .. } => Step::Plan,
+            Self::Work { .. } => Step::Work,
+            Self::Finish { .. } => Step::Finish,
+            Self::Deliver { .. } => Step::Deliver,
+        }
+    }
+
     /// The job the message belongs to.
     pub fn job_id(&self) -> &str {
         match self {

@@ -75,6 +75,42 @@ impl Servers {
     }
 }
 
+/// The TLS proxies `scripts/test.sh` starts in front of the servers (scripts/grpc_proxy.py)
+/// and the certificates it made for them (scripts/make_certs.py).
+#[derive(Debug, Clone)]
+pub struct TlsServers {
+    /// Where `ca.pem`, `other-ca.pem`, `client.pem`, `client.key`, ... are.
+    pub dir: std::path::PathBuf,
+    /// The source behind one-way TLS (certificate for `localhost` only).
+    pub source_port: u16,
+    /// The target behind two-way TLS (a client certificate signed by the test CA required).
+    pub target_port: u16,
+    /// The source behind an expired certificate.
+    pub expired_port: u16,
+}
+
+impl TlsServers {
+    pub fn from_env() -> Self {
+        let port = |name: &str| var(name).parse().expect("a port number");
+        Self {
+            dir: var("VECMIGRATE_TEST_TLS_DIR").into(),
+            source_port: port("VECMIGRATE_TEST_TLS_SOURCE_PORT"),
+            target_port: port("VECMIGRATE_TEST_TLS_TARGET_PORT"),
+            expired_port: port("VECMIGRATE_TEST_TLS_EXPIRED_PORT"),
+        }
+    }
+
+    /// The path of one of the test's PEM files.
+    pub fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// The text of one of them.
+    pub fn pem(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).expect("the test certificates exist")
+    }
+}
+
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
     format!(
@@ -619,6 +655,20 @@ pub async fn read_rows(server: &Server, db: &str, name: &str, seed: &Seed) -> Ro
 }
 
 /// Exact count (loads the collection if needed).
+/// The collection names of a database.
+pub async fn collection_names(server: &Server, db: &str) -> Vec<String> {
+    raw(server)
+        .await
+        .show_collections(milvus::proto::milvus::ShowCollectionsRequest {
+            db_name: db.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("show collections")
+        .into_inner()
+        .collection_names
+}
+
 pub async fn count(server: &Server, db: &str, name: &str) -> u64 {
     let mut c = raw(server).await;
     if load_state(&mut c, db, name).await != LoadState::Loaded as i32 {
@@ -857,10 +907,8 @@ pub fn request(
     collections: &[(&str, &str)],
 ) -> MigrationRequest {
     let spec = |s: &Server| vecmigrate::domain::ClusterSpec {
-        uri: s.uri.clone(),
         token: s.token.clone().map(Secret::new),
-        token_secret_arn: None,
-        sealed_token: None,
+        ..vecmigrate::domain::ClusterSpec::new(s.uri.clone())
     };
     MigrationRequest {
         idempotency_key: None,

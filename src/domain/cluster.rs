@@ -1,0 +1,587 @@
+//! How a request names a cluster: its URI (parsed into an [`Address`], with the default ports
+//! users expect), its token, and the TLS settings of a server behind `https://`.
+//!
+//! The URI rule is pymilvus's: a URI without a port gets 443 for `https` and 19530 for `http`.
+//! Anything the URI could carry besides scheme, host and port (credentials, a path, a query) is
+//! refused rather than ignored: the URI is stored and shown, and a token in its query would be
+//! kept in clear.
+
+use std::fmt;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde::{Deserialize, Serialize};
+
+use super::request::{FieldError, Secret};
+
+/// The port of an `https://` URI that names none (pymilvus's rule; Zilliz Cloud Serverless).
+pub const DEFAULT_TLS_PORT: u16 = 443;
+/// The port of an `http://` URI that names none (Milvus's own).
+pub const DEFAULT_PORT: u16 = 19_530;
+
+/// How to reach one cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// `http://host[:port]` or `https://host[:port]`.
+    pub uri: String,
+    /// `user:password` or an API key, for local runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// A Secrets Manager ARN holding the token (AWS deployments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_arn: Option<String>,
+    /// The inline token, encrypted by the Lambda deployment so that later invocations can use
+    /// it (see [`crate::aws::Sealer`]). Set by the service only; never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_token: Option<String>,
+    /// TLS settings for an `https://` cluster with its own CA or two-way TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// TLS settings of a cluster: which CA to trust instead of the platform's roots, and the client
+/// certificate a server in two-way TLS mode asks for. Certificates are public and kept as
+/// given; the client key is a secret like a token.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// The CA certificate(s) that signed the server's certificate, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    /// A PEM file holding them (the CLI only: a function cannot read your files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_file: Option<String>,
+    /// A Secrets Manager ARN holding them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_secret_arn: Option<String>,
+    /// The client certificate for two-way TLS, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// A PEM file holding it (the CLI only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<String>,
+    /// The client certificate's private key, PEM: a secret, never stored in clear or shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<Secret>,
+    /// A PEM file holding the key (the CLI only; the record keeps the path, not the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<String>,
+    /// A Secrets Manager ARN holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_secret_arn: Option<String>,
+    /// The inline key, sealed by the Lambda deployment. Set by the service only; never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_client_key: Option<String>,
+    /// The name the server's certificate must carry, when it differs from the URI's host
+    /// (a server reached by IP address, or through a tunnel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+impl TlsSpec {
+    /// True when a client certificate is configured in any form.
+    pub fn has_client_cert(&self) -> bool {
+        self.client_cert.is_some() || self.client_cert_file.is_some()
+    }
+
+    /// True when a client key is configured in any form.
+    pub fn has_client_key(&self) -> bool {
+        self.client_key.is_some()
+            || self.client_key_file.is_some()
+            || self.client_key_secret_arn.is_some()
+            || self.sealed_client_key.is_some()
+    }
+
+    fn validate(&self, path: &str) -> Result<(), FieldError> {
+        let field = |name: &str| format!("{path}.{name}");
+        let one_of = |names: [(&str, bool); 3]| {
+            let given: Vec<&str> = names
+                .iter()
+                .filter(|(_, set)| *set)
+                .map(|(n, _)| *n)
+                .collect();
+            if given.len() > 1 {
+                return Err(FieldError::new(
+                    field(given[1]),
+                    format!("give one of {}, not several", given.join(", ")),
+                ));
+            }
+            Ok(())
+        };
+        one_of([
+            ("ca_cert", self.ca_cert.is_some()),
+            ("ca_cert_file", self.ca_cert_file.is_some()),
+            ("ca_cert_secret_arn", self.ca_cert_secret_arn.is_some()),
+        ])?;
+        one_of([
+            ("client_key", self.client_key.is_some()),
+            ("client_key_file", self.client_key_file.is_some()),
+            (
+                "client_key_secret_arn",
+                self.client_key_secret_arn.is_some(),
+            ),
+        ])?;
+        if self.client_cert.is_some() && self.client_cert_file.is_some() {
+            return Err(FieldError::new(
+                field("client_cert_file"),
+                "give one of client_cert, client_cert_file, not both",
+            ));
+        }
+        if let Some(pem) = &self.ca_cert {
+            check_certificates(&field("ca_cert"), pem)?;
+        }
+        if let Some(pem) = &self.client_cert {
+            check_certificates(&field("client_cert"), pem)?;
+        }
+        if let Some(key) = self.client_key.as_ref().filter(|k| !k.is_redacted()) {
+            check_private_key(&field("client_key"), key)?;
+        }
+        match (self.has_client_cert(), self.has_client_key()) {
+            (true, false) => return Err(FieldError::new(
+                field("client_key"),
+                "is required with a client certificate (or client_key_file, client_key_secret_arn)",
+            )),
+            (false, true) => {
+                return Err(FieldError::new(
+                    field("client_cert"),
+                    "is required with a client key (or client_cert_file)",
+                ))
+            }
+            _ => {}
+        }
+        for (name, arn) in [
+            ("ca_cert_secret_arn", &self.ca_cert_secret_arn),
+            ("client_key_secret_arn", &self.client_key_secret_arn),
+        ] {
+            if let Some(arn) = arn {
+                check_arn(&field(name), arn)?;
+            }
+        }
+        for (name, file) in [
+            ("ca_cert_file", &self.ca_cert_file),
+            ("client_cert_file", &self.client_cert_file),
+            ("client_key_file", &self.client_key_file),
+        ] {
+            if file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+                return Err(FieldError::new(field(name), "must be a file path"));
+            }
+        }
+        if let Some(name) = &self.server_name {
+            if ServerName::try_from(name.as_str()).is_err() {
+                return Err(FieldError::new(
+                    field("server_name"),
+                    format!("`{}` is not a host name or IP address", printable(name)),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `pem` holds at least one certificate (the error names the field).
+pub fn check_certificates(field: &str, pem: &str) -> Result<(), FieldError> {
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        cert.map_err(|e| FieldError::new(field, format!("is not a PEM certificate: {e}")))?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(FieldError::new(
+            field,
+            "holds no certificate (expected -----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `key` holds a PEM private key, without ever repeating it.
+pub fn check_private_key(field: &str, key: &Secret) -> Result<(), FieldError> {
+    PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
+        .map(|_| ())
+        .map_err(|_| {
+            FieldError::new(
+                field,
+                "is not a PEM private key (expected -----BEGIN PRIVATE KEY-----; the value is not shown)",
+            )
+        })
+}
+
+fn check_arn(field: &str, arn: &str) -> Result<(), FieldError> {
+    if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
+        return Err(FieldError::new(
+            field,
+            "is not a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)",
+        ));
+    }
+    Ok(())
+}
+
+/// `text` with control characters escaped, fit to quote in an error message.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars().flat_map(char::escape_debug).collect()
+}
+
+impl ClusterSpec {
+    /// A cluster at `uri`, with no credentials.
+    pub fn new(uri: impl Into<String>) -> Self {
+        Self {
+            uri: uri.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Where the cluster listens. The request was validated, so this only fails for a record
+    /// written by another version.
+    pub fn address(&self) -> Result<Address, String> {
+        Address::parse(&self.uri)
+    }
+
+    pub(crate) fn validate(&self, path: &str) -> Result<(), FieldError> {
+        let address =
+            Address::parse(&self.uri).map_err(|e| FieldError::new(format!("{path}.uri"), e))?;
+        if self.token.is_some() && self.token_secret_arn.is_some() {
+            return Err(FieldError::new(
+                format!("{path}.token_secret_arn"),
+                "give either token or token_secret_arn, not both",
+            ));
+        }
+        if let Some(arn) = &self.token_secret_arn {
+            check_arn(&format!("{path}.token_secret_arn"), arn)?;
+        }
+        if let Some(tls) = &self.tls {
+            if !address.tls {
+                return Err(FieldError::new(
+                    format!("{path}.tls"),
+                    format!(
+                        "applies to https:// URIs only; write {path}.uri as https://{}",
+                        address.authority()
+                    ),
+                ));
+            }
+            tls.validate(&format!("{path}.tls"))?;
+        }
+        Ok(())
+    }
+
+    /// Secrets replaced by the redaction marker (tokens and client keys).
+    pub(crate) fn redact(&mut self) {
+        mark(&mut self.token);
+        if let Some(tls) = self.tls.as_mut() {
+            mark(&mut tls.client_key);
+        }
+    }
+
+    /// Redacted, and without the values only the service can open.
+    pub(crate) fn make_public(&mut self) {
+        self.redact();
+        self.sealed_token = None;
+        if let Some(tls) = self.tls.as_mut() {
+            tls.sealed_client_key = None;
+        }
+    }
+
+    /// The error when a field only the service sets came with the request.
+    pub(crate) fn refuse_service_fields(&self, path: &str) -> Result<(), FieldError> {
+        if self.sealed_token.is_some() {
+            return Err(FieldError::new(
+                format!("{path}.sealed_token"),
+                "is set by the service, not by callers; pass token or token_secret_arn",
+            ));
+        }
+        if self
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.sealed_client_key.is_some())
+        {
+            return Err(FieldError::new(
+                format!("{path}.tls.sealed_client_key"),
+                "is set by the service, not by callers; pass client_key or client_key_secret_arn",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn mark(secret: &mut Option<Secret>) {
+    if secret.is_some() {
+        *secret = Some(Secret::new(super::request::REDACTED));
+    }
+}
+
+/// Where a cluster listens: parsed from its URI, with the default port filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// `https`: the connection uses TLS.
+    pub tls: bool,
+    /// The host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// The port, given or the scheme's default.
+    pub port: u16,
+}
+
+impl Address {
+    /// Parses `http[s]://host[:port][/]`; the error says what is wrong without repeating the
+    /// URI (it could hold a credential).
+    pub fn parse(uri: &str) -> Result<Self, String> {
+        let uri = uri.trim();
+        let Some((scheme, rest)) = uri.split_once("://") else {
+            return Err(
+                "is not a URI; write it as http://host:19530 or https://host (the value is not shown)"
+                    .into(),
+            );
+        };
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "https" => true,
+            "http" => false,
+            _ => {
+                return Err(format!(
+                    "scheme `{}` is not supported; use http or https",
+                    printable(scheme)
+                ))
+            }
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        if authority.contains('@') {
+            // The URI is stored and shown; credentials in it would be too.
+            return Err(
+                "must not carry credentials; give them as token (the value is not shown)".into(),
+            );
+        }
+        if tail.contains(['?', '#']) {
+            return Err("must not carry a query or fragment (a token there would be stored in clear); give credentials as token".into());
+        }
+        if !tail.is_empty() && tail != "/" {
+            return Err(
+                "must not carry a path: name the databases in `databases` (the path is not used)"
+                    .into(),
+            );
+        }
+        let (host, port) = split_host_port(authority)?;
+        if host.is_empty() {
+            return Err("has no host".into());
+        }
+        let checked = if host.contains(':') {
+            url::Host::parse(&format!("[{host}]"))
+        } else {
+            url::Host::parse(host)
+        };
+        if checked.is_err() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "host `{}` is not a host name or IP address",
+                printable(host)
+            ));
+        }
+        let port = match port {
+            None => {
+                if tls {
+                    DEFAULT_TLS_PORT
+                } else {
+                    DEFAULT_PORT
+                }
+            }
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                format!(
+                    "port `{}` is not a port number from 1 to 65535",
+                    printable(p)
+                )
+            })?,
+        };
+        Ok(Self {
+            tls,
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// `host:port`, with IPv6 addresses in brackets.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The URI a connection is opened to: the scheme and the authority with its port.
+    pub fn endpoint(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.authority()
+        )
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.endpoint())
+    }
+}
+
+/// `host[:port]` or `[v6][:port]` into the host and the port's text.
+fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), String> {
+    if let Some(inner) = authority.strip_prefix('[') {
+        let (host, after) = inner
+            .split_once(']')
+            .ok_or("has an IPv6 address without its closing `]`")?;
+        return match after {
+            "" => Ok((host, None)),
+            _ => after
+                .strip_prefix(':')
+                .map(|p| (host, Some(p)))
+                .ok_or_else(|| "has text after the IPv6 address that is not a port".into()),
+        };
+    }
+    match authority.matches(':').count() {
+        0 => Ok((authority, None)),
+        1 => {
+            let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+            Ok((host, Some(port)))
+        }
+        _ => Err("has an IPv6 address outside brackets; write it as http://[::1]:19530".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_default_as_pymilvus_does() {
+        let a = Address::parse("https://in03-abc.serverless.gcp-us-west1.vectordb.zillizcloud.com")
+            .unwrap();
+        assert!(a.tls);
+        assert_eq!(a.port, 443);
+        assert_eq!(
+            a.endpoint(),
+            "https://in03-abc.serverless.gcp-us-west1.vectordb.zillizcloud.com:443"
+        );
+        let a = Address::parse("http://10.0.0.4").unwrap();
+        assert_eq!((a.tls, a.port), (false, 19530));
+        // A port equal to the scheme's usual one is kept, not dropped.
+        assert_eq!(Address::parse("http://h:80").unwrap().port, 80);
+        assert_eq!(Address::parse("HTTPS://h:19530/").unwrap().port, 19530);
+        let v6 = Address::parse("http://[::1]:1234").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 1234));
+        assert_eq!(v6.authority(), "[::1]:1234");
+        assert_eq!(Address::parse("https://[::1]").unwrap().port, 443);
+    }
+
+    #[test]
+    fn everything_but_scheme_host_and_port_is_refused() {
+        for (uri, words) in [
+            ("ftp://h", "scheme"),
+            ("h:19530", "not a URI"),
+            ("http://", "no host"),
+            ("http://:19530", "no host"),
+            ("http://u:secret@h", "credentials"),
+            ("http://h/?token=secret", "query"),
+            ("http://h#x", "query or fragment"),
+            ("http://h/db", "path"),
+            ("http://h:0", "port"),
+            ("http://h:70000", "port"),
+            ("http://h:x", "port"),
+            ("http://[::1", "closing"),
+            ("http://::1", "brackets"),
+            ("http://h a", "host"),
+            ("http://h\u{1b}[31m", "host"),
+        ] {
+            let e = Address::parse(uri).unwrap_err();
+            assert!(e.contains(words), "{uri}: {e}");
+            assert!(!e.contains("secret"), "{uri}: {e}");
+        }
+    }
+
+    fn spec(tls: TlsSpec) -> ClusterSpec {
+        ClusterSpec {
+            tls: Some(tls),
+            ..ClusterSpec::new("https://milvus.internal")
+        }
+    }
+
+    #[test]
+    fn tls_settings_are_checked_by_path() {
+        let bad = |s: ClusterSpec| s.validate("source").unwrap_err().field;
+        let mut http = spec(TlsSpec::default());
+        http.uri = "http://h".into();
+        assert_eq!(bad(http), "source.tls");
+        assert_eq!(
+            bad(spec(TlsSpec {
+                ca_cert: Some("not a cert".into()),
+                ..Default::default()
+            })),
+            "source.tls.ca_cert"
+        );
+        assert_eq!(
+            bad(spec(TlsSpec {
+                ca_cert: Some("x".into()),
+                ca_cert_file: Some("ca.pem".into()),
+                ..Default::default()
+            })),
+            "source.tls.ca_cert_file"
+        );
+        assert_eq!(
+            bad(spec(TlsSpec {
+                client_cert_file: Some("c.pem".into()),
+                ..Default::default()
+            })),
+            "source.tls.client_key"
+        );
+        assert_eq!(
+            bad(spec(TlsSpec {
+                client_key_file: Some("k.pem".into()),
+                ..Default::default()
+            })),
+            "source.tls.client_cert"
+        );
+        let e = spec(TlsSpec {
+            client_cert_file: Some("c.pem".into()),
+            client_key: Some(Secret::new("hunter2")),
+            ..Default::default()
+        })
+        .validate("source")
+        .unwrap_err();
+        assert_eq!(e.field, "source.tls.client_key");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert_eq!(
+            bad(spec(TlsSpec {
+                server_name: Some("bad name!".into()),
+                ..Default::default()
+            })),
+            "source.tls.server_name"
+        );
+        assert_eq!(
+            bad(spec(TlsSpec {
+                ca_cert_secret_arn: Some("nope".into()),
+                ..Default::default()
+            })),
+            "source.tls.ca_cert_secret_arn"
+        );
+        assert!(spec(TlsSpec {
+            ca_cert_file: Some("ca.pem".into()),
+            client_cert_file: Some("c.pem".into()),
+            client_key_file: Some("k.pem".into()),
+            server_name: Some("10.0.0.4".into()),
+            ..Default::default()
+        })
+        .validate("source")
+        .is_ok());
+    }
+
+    #[test]
+    fn client_keys_are_redacted_and_sealed_values_dropped() {
+        let mut s = spec(TlsSpec {
+            client_cert_file: Some("c.pem".into()),
+            client_key: Some(Secret::new("-----BEGIN PRIVATE KEY-----")),
+            sealed_client_key: Some("v1.sealed".into()),
+            ..Default::default()
+        });
+        s.make_public();
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("BEGIN PRIVATE"), "{json}");
+        assert!(!json.contains("v1.sealed"), "{json}");
+        assert!(json.contains("client_cert_file"), "{json}");
+    }
+}
