@@ -140,7 +140,7 @@ make_test_certs() {
 }
 
 # start_grpc_proxy NAME UPSTREAM_URI [grpc_proxy.py ARGS...]: the test gRPC proxy on a free
-# port in front of a server; sets ${NAME}_PORT.
+# port in front of a server; sets ${NAME}_PORT and ${NAME}_CONTROL (its fault control port).
 start_grpc_proxy() {
   local name="$1" upstream="$2" dir="$VM_RUN_DIR/$1"
   shift 2
@@ -149,18 +149,20 @@ start_grpc_proxy() {
     >"$dir/port" 2>"$dir/proxy.log" &
   VM_PIDS+=("$!:TERM")
   disown "$!"
-  local port=""
+  local line="" port control
   for _ in $(seq 1 200); do
-    port=$(head -n 1 "$dir/port" 2>/dev/null || true)
-    [ -n "$port" ] && break
+    line=$(head -n 1 "$dir/port" 2>/dev/null || true)
+    [ -n "$line" ] && break
     sleep 0.1
   done
-  if [ -z "$port" ]; then
+  if [ -z "$line" ]; then
     log "the gRPC proxy '$name' did not start; its log:"
     tail -n 30 "$dir/proxy.log" >&2
     return 1
   fi
+  read -r port control <<<"$line"
   printf -v "${name}_PORT" '%s' "$port"
+  printf -v "${name}_CONTROL" '%s' "$control"
 }
 
 # start_tls_proxies: what the TLS tests reach (after start_milvus SOURCE and TARGET):

@@ -87,8 +87,9 @@ impl TlsFailure {
                     expected,
                     presented,
                 } => Self::WrongHost(format!(
-                    "it names {} but {expected:?} was dialled",
-                    presented.join(", ")
+                    "it names {} but `{}` was dialled",
+                    presented.join(", "),
+                    expected.to_str()
                 )),
                 CertificateError::Expired => Self::Expired(String::new()),
                 CertificateError::ExpiredContext { not_after, .. } => Self::Expired(format!(
@@ -100,20 +101,20 @@ impl TlsFailure {
                 CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                     Self::NotValidYet
                 }
-                other => Self::BadCertificate(format!("{other:?}")),
+                other => Self::BadCertificate(other.to_string()),
             },
             rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => {
                 Self::ClientCertRequired
             }
             rustls::Error::AlertReceived(
-                alert @ (AlertDescription::HandshakeFailure
+                AlertDescription::HandshakeFailure
                 | AlertDescription::BadCertificate
                 | AlertDescription::UnknownCA
                 | AlertDescription::CertificateUnknown
-                | AlertDescription::AccessDenied),
-            ) => Self::ClientCertRefused(format!("alert {alert:?}")),
-            rustls::Error::AlertReceived(alert) => {
-                Self::Other(format!("the server sent the alert {alert:?}"))
+                | AlertDescription::AccessDenied,
+            ) => Self::ClientCertRefused(e.to_string()),
+            rustls::Error::AlertReceived(_) => {
+                Self::Other(format!("the server sent an alert: {e}"))
             }
             rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
                 Self::NotTls

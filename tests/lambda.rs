@@ -17,7 +17,7 @@ use common::aws::{create_queue, create_secret, create_table, scan};
 use common::{assert_same_rows, seed, unique, Seed, Servers, TlsServers};
 use serde_json::{json, Value};
 use vecmigrate::domain::JobStatus;
-use vecmigrate::engine::Faults;
+use vecmigrate::engine::{EngineConfig, Faults};
 use vecmigrate::entrypoints::lambda::{LambdaApp, LambdaConfig};
 use vecmigrate::queue::sqs::SqsQueue;
 use vecmigrate::queue::{WorkMessage, WorkQueue};
@@ -95,12 +95,15 @@ impl Deployment {
             sealing_key_arn: Some(sealing),
             inbound_secret_arn: inbound_arn,
             max_run: Some(max_run),
-            safety_margin: Duration::from_millis(300),
-            lease_ttl: Duration::from_secs(4),
             retention_days: 7,
             allowed_private: Vec::new(),
-            webhook_backoff: Duration::from_millis(100),
-            webhook_timeout: Duration::from_secs(1),
+            engine: EngineConfig {
+                safety_margin: Duration::from_millis(300),
+                lease_ttl: Duration::from_secs(4),
+                webhook_backoff: Duration::from_millis(100),
+                webhook_timeout: Duration::from_secs(1),
+                ..EngineConfig::default()
+            },
         };
         let mut app = LambdaApp::from_config(config).await.unwrap();
         if let Some(f) = faults {

@@ -19,6 +19,25 @@ pub const DEFAULT_TLS_PORT: u16 = 443;
 /// The port of an `http://` URI that names none (Milvus's own).
 pub const DEFAULT_PORT: u16 = 19_530;
 
+/// Which side of the migration a cluster is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read from.
+    Source,
+    /// Written to.
+    Target,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Source => "source",
+            Role::Target => "target",
+        })
+    }
+}
+
 /// How to reach one cluster.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,39 +114,7 @@ impl TlsSpec {
 
     fn validate(&self, path: &str) -> Result<(), FieldError> {
         let field = |name: &str| format!("{path}.{name}");
-        let one_of = |names: [(&str, bool); 3]| {
-            let given: Vec<&str> = names
-                .iter()
-                .filter(|(_, set)| *set)
-                .map(|(n, _)| *n)
-                .collect();
-            if given.len() > 1 {
-                return Err(FieldError::new(
-                    field(given[1]),
-                    format!("give one of {}, not several", given.join(", ")),
-                ));
-            }
-            Ok(())
-        };
-        one_of([
-            ("ca_cert", self.ca_cert.is_some()),
-            ("ca_cert_file", self.ca_cert_file.is_some()),
-            ("ca_cert_secret_arn", self.ca_cert_secret_arn.is_some()),
-        ])?;
-        one_of([
-            ("client_key", self.client_key.is_some()),
-            ("client_key_file", self.client_key_file.is_some()),
-            (
-                "client_key_secret_arn",
-                self.client_key_secret_arn.is_some(),
-            ),
-        ])?;
-        if self.client_cert.is_some() && self.client_cert_file.is_some() {
-            return Err(FieldError::new(
-                field("client_cert_file"),
-                "give one of client_cert, client_cert_file, not both",
-            ));
-        }
+        self.one_source_each(path)?;
         if let Some(pem) = &self.ca_cert {
             check_certificates(&field("ca_cert"), pem)?;
         }
@@ -158,20 +145,61 @@ impl TlsSpec {
                 check_arn(&field(name), arn)?;
             }
         }
+        if let Some(name) = &self.server_name {
+            if ServerName::try_from(name.as_str()).is_err() {
+                return Err(FieldError::new(
+                    field("server_name"),
+                    format!("`{}` is not a host name or IP address", printable(name)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// At most one source for the CA, the client certificate and the key; file paths not
+    /// empty.
+    fn one_source_each(&self, path: &str) -> Result<(), FieldError> {
+        let groups: [&[(&str, bool)]; 3] = [
+            &[
+                ("ca_cert", self.ca_cert.is_some()),
+                ("ca_cert_file", self.ca_cert_file.is_some()),
+                ("ca_cert_secret_arn", self.ca_cert_secret_arn.is_some()),
+            ],
+            &[
+                ("client_cert", self.client_cert.is_some()),
+                ("client_cert_file", self.client_cert_file.is_some()),
+            ],
+            &[
+                ("client_key", self.client_key.is_some()),
+                ("client_key_file", self.client_key_file.is_some()),
+                (
+                    "client_key_secret_arn",
+                    self.client_key_secret_arn.is_some(),
+                ),
+            ],
+        ];
+        for group in groups {
+            let given: Vec<&str> = group
+                .iter()
+                .filter(|(_, set)| *set)
+                .map(|(n, _)| *n)
+                .collect();
+            if given.len() > 1 {
+                return Err(FieldError::new(
+                    format!("{path}.{}", given[1]),
+                    format!("give one of {}, not several", given.join(", ")),
+                ));
+            }
+        }
         for (name, file) in [
             ("ca_cert_file", &self.ca_cert_file),
             ("client_cert_file", &self.client_cert_file),
             ("client_key_file", &self.client_key_file),
         ] {
             if file.as_deref().is_some_and(|f| f.trim().is_empty()) {
-                return Err(FieldError::new(field(name), "must be a file path"));
-            }
-        }
-        if let Some(name) = &self.server_name {
-            if ServerName::try_from(name.as_str()).is_err() {
                 return Err(FieldError::new(
-                    field("server_name"),
-                    format!("`{}` is not a host name or IP address", printable(name)),
+                    format!("{path}.{name}"),
+                    "must be a file path",
                 ));
             }
         }
@@ -218,7 +246,7 @@ fn check_arn(field: &str, arn: &str) -> Result<(), FieldError> {
 }
 
 /// `text` with control characters escaped, fit to quote in an error message.
-pub(crate) fn printable(text: &str) -> String {
+pub fn printable(text: &str) -> String {
     text.chars().flat_map(char::escape_debug).collect()
 }
 

@@ -69,6 +69,25 @@ pub enum Phase {
     Verify,
 }
 
+impl Phase {
+    /// The phase's name in records, messages and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Preflight => "preflight",
+            Self::Schema => "schema",
+            Self::Copy => "copy",
+            Self::Index => "index",
+            Self::Verify => "verify",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A change the state machine refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("job cannot go from {from} to {to}")]
@@ -196,6 +215,67 @@ pub struct JobError {
     pub phase: Option<Phase>,
     /// What went wrong and what to do about it.
     pub message: String,
+    /// Every problem preflight found, each with the request field it concerns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+}
+
+/// One thing preflight found wrong: the request field it concerns, if one does, and what is
+/// wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// The JSON path of the field (`databases[0].collections[1].name`), if a field is at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem with `field`.
+    pub fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// A problem no single field is at fault for.
+    pub fn general(message: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// One collection's counts, as verification found them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountResult {
+    /// Source database.
+    pub database: String,
+    /// Source collection.
+    pub source: String,
+    /// Entities in the source.
+    pub source_count: u64,
+    /// Entities in the target.
+    pub target_count: u64,
+}
+
+impl CountResult {
+    /// Whether the two counts are equal.
+    pub fn matches(&self) -> bool {
+        self.source_count == self.target_count
+    }
 }
 
 /// Where an outcome webhook stands.
@@ -210,6 +290,62 @@ pub enum DeliveryState {
     Failed,
     /// The receiver answered 410 Gone: nothing more is sent to it for this job.
     Disabled,
+}
+
+impl DeliveryState {
+    /// The state's name as `status` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// The kinds of webhook event, by their wire names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WebhookEvent {
+    /// The job ended SUCCESSFUL.
+    #[serde(rename = "migration.succeeded")]
+    Succeeded,
+    /// The job ended FAILED.
+    #[serde(rename = "migration.failed")]
+    Failed,
+    /// The job ended CANCELLED.
+    #[serde(rename = "migration.cancelled")]
+    Cancelled,
+    /// Copy progress (best effort, never retried).
+    #[serde(rename = "migration.progress")]
+    Progress,
+}
+
+impl WebhookEvent {
+    /// The wire name (`type` in the body).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "migration.succeeded",
+            Self::Failed => "migration.failed",
+            Self::Cancelled => "migration.cancelled",
+            Self::Progress => "migration.progress",
+        }
+    }
+
+    /// The outcome event of a job that ended with `status`.
+    pub fn outcome(status: JobStatus) -> Self {
+        match status {
+            JobStatus::Successful => Self::Succeeded,
+            JobStatus::Cancelled => Self::Cancelled,
+            _ => Self::Failed,
+        }
+    }
+}
+
+impl std::fmt::Display for WebhookEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One try at delivering a webhook.
@@ -232,7 +368,7 @@ pub struct Delivery {
     /// `webhook-id`: the same for every attempt, so receivers can drop duplicates.
     pub id: String,
     /// `migration.succeeded`, `migration.failed` or `migration.cancelled`.
-    pub event: String,
+    pub event: WebhookEvent,
     /// The event's time (the job's end).
     pub timestamp: DateTime<Utc>,
     /// Where it stands.
@@ -246,10 +382,10 @@ pub struct Delivery {
 
 impl Delivery {
     /// A pending delivery of `event`, due at once.
-    pub fn new(event: &str, now: DateTime<Utc>) -> Self {
+    pub fn new(event: WebhookEvent, now: DateTime<Utc>) -> Self {
         Self {
             id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
-            event: event.to_owned(),
+            event,
             timestamp: now,
             state: DeliveryState::Pending,
             attempts: Vec::new(),
@@ -358,7 +494,7 @@ impl Job {
             _ => false,
         };
         if !allowed {
-            return Err(self.transition_error(&format!("{phase:?}")));
+            return Err(self.transition_error(phase.as_str()));
         }
         if self.status == JobStatus::Pending {
             self.started_at = Some(now);
@@ -378,17 +514,17 @@ impl Job {
     /// mismatch recorded and its remigration counted.
     pub fn remigrate(
         &mut self,
-        collections: &[(String, String, u64, u64)],
+        collections: &[CountResult],
         now: DateTime<Utc>,
     ) -> Result<(), InvalidTransition> {
         if self.status != JobStatus::InProgress || self.phase != Some(Phase::Verify) {
             return Err(self.transition_error("Schema (remigration)"));
         }
-        for (db, name, source_count, target_count) in collections {
-            if let Some(c) = self.collection_mut(db, name) {
+        for counted in collections {
+            if let Some(c) = self.collection_mut(&counted.database, &counted.source) {
                 c.mismatches.push(CountCheck {
-                    source_count: *source_count,
-                    target_count: *target_count,
+                    source_count: counted.source_count,
+                    target_count: counted.target_count,
                     checked_at: now,
                 });
                 c.remigrations += 1;
@@ -410,6 +546,16 @@ impl Job {
         error: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), InvalidTransition> {
+        self.finish_with(status, error.map(|m| (m, Vec::new())), now)
+    }
+
+    /// Ends the job with a terminal status, and an error with the problems behind it.
+    pub fn finish_with(
+        &mut self,
+        status: JobStatus,
+        error: Option<(String, Vec<Problem>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
         if !status.is_terminal() || self.status.is_terminal() {
             return Err(self.transition_error(status.as_str()));
         }
@@ -422,16 +568,12 @@ impl Job {
         self.finished_at = Some(now);
         self.step_lease = None;
         if self.request.webhook.is_some() {
-            let event = match status {
-                JobStatus::Successful => "migration.succeeded",
-                JobStatus::Cancelled => "migration.cancelled",
-                _ => "migration.failed",
-            };
-            self.webhook = Some(Delivery::new(event, now));
+            self.webhook = Some(Delivery::new(WebhookEvent::outcome(status), now));
         }
-        self.error = error.map(|message| JobError {
+        self.error = error.map(|(message, problems)| JobError {
             phase: self.phase,
             message,
+            problems,
         });
         Ok(())
     }
@@ -449,7 +591,7 @@ impl Job {
 
     fn transition_error(&self, to: &str) -> InvalidTransition {
         let from = match self.phase {
-            Some(p) if self.status == JobStatus::InProgress => format!("IN_PROGRESS/{p:?}"),
+            Some(p) if self.status == JobStatus::InProgress => format!("IN_PROGRESS/{p}"),
             _ => self.status.as_str().to_owned(),
         };
         InvalidTransition {
@@ -734,7 +876,7 @@ mod tests {
         j.enter(Phase::Schema, now).unwrap();
         j.enter(Phase::Copy, now).unwrap();
         let err = j.enter(Phase::Schema, now).unwrap_err();
-        assert_eq!(err.from, "IN_PROGRESS/Copy");
+        assert_eq!(err.from, "IN_PROGRESS/copy");
         assert!(
             j.enter(Phase::Copy, now).is_err(),
             "entering the same phase twice is refused"
@@ -786,7 +928,12 @@ mod tests {
             mismatches: Vec::new(),
             content: None,
         });
-        let mismatch = [("default".to_owned(), "c".to_owned(), 10, 9)];
+        let mismatch = [CountResult {
+            database: "default".into(),
+            source: "c".into(),
+            source_count: 10,
+            target_count: 9,
+        }];
         j.enter(Phase::Preflight, now).unwrap();
         assert!(j.remigrate(&mismatch, now).is_err(), "only from verify");
         for p in [Phase::Schema, Phase::Copy, Phase::Index, Phase::Verify] {
@@ -833,7 +980,8 @@ mod tests {
             j.error,
             Some(JobError {
                 phase: Some(Phase::Preflight),
-                message: "boom".into()
+                message: "boom".into(),
+                problems: Vec::new(),
             })
         );
         assert!(j.finished_at.is_some());

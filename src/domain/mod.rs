@@ -4,15 +4,17 @@ pub mod cluster;
 pub mod job;
 pub mod report;
 pub mod request;
+pub mod secret;
 
-pub use cluster::{Address, ClusterSpec, TlsSpec};
+pub use cluster::{Address, ClusterSpec, Role, TlsSpec};
 pub use job::{
-    Attempt, Checkpoint, CollectionReport, CollectionStatus, ContentCheck, CountCheck, Cursor,
-    Delivery, DeliveryState, InvalidTransition, Job, JobError, JobStatus, Lease, Level, LogEntry,
-    Phase, Task, TaskStatus, MAX_STEP_PANICS,
+    Attempt, Checkpoint, CollectionReport, CollectionStatus, ContentCheck, CountCheck, CountResult,
+    Cursor, Delivery, DeliveryState, InvalidTransition, Job, JobError, JobStatus, Lease, Level,
+    LogEntry, Phase, Problem, Task, TaskStatus, WebhookEvent, MAX_STEP_PANICS,
 };
 pub use report::{Progress, Report};
 pub use request::{
     CollectionSpec, DatabaseSpec, FieldError, MigrationRequest, OnCountMismatch, Options,
-    PartitionKeyOverride, SchemaOverrides, Secret, VerifyMode, REDACTED,
+    PartitionKeyOverride, SchemaOverrides, VerifyMode, WebhookSpec,
 };
+pub use secret::{Secret, REDACTED};

@@ -5,16 +5,19 @@
 //! so a caller can fix the request without reading our code.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use super::cluster::ClusterSpec;
+pub use super::secret::{Secret, REDACTED};
 
-/// The largest batch Milvus accepts for one query page (`limit` + `offset` ≤ 16,384).
-pub const MAX_BATCH_SIZE: u32 = 16_384;
+/// The most entities Milvus returns from one query (`limit` + `offset` ≤ 16,384): the
+/// largest page, and the largest batch a request may ask for.
+pub const MAX_QUERY_ENTITIES: u32 = 16_384;
+/// The largest batch a request may ask for.
+pub const MAX_BATCH_SIZE: u32 = MAX_QUERY_ENTITIES;
 /// The default number of entities read and written per batch.
 pub const DEFAULT_BATCH_SIZE: u32 = 5_000;
 /// The default number of parallel workers.
@@ -24,43 +27,6 @@ pub const MAX_REMIGRATIONS: u32 = 5;
 
 /// The largest number of parallel workers a job may ask for.
 pub const MAX_WORKERS: u32 = 256;
-
-/// A credential that never leaves the process: it prints and serializes as `[redacted]`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-/// How a secret is written wherever it is shown or stored.
-pub const REDACTED: &str = "[redacted]";
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that sends it to a cluster.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// True when this value came back from a stored record, where only the marker is kept.
-    pub fn is_redacted(&self) -> bool {
-        self.0 == REDACTED
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(REDACTED)
-    }
-}
 
 /// A whole migration request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +196,45 @@ pub struct Options {
     pub verify_sample_size: u32,
 }
 
+impl Options {
+    fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
+        let o = self;
+        if o.batch_size == 0 || o.batch_size > MAX_BATCH_SIZE {
+            return Err(FieldError::new(
+                "options.batch_size",
+                format!("must be between 1 and {MAX_BATCH_SIZE}"),
+            ));
+        }
+        if o.max_workers == 0 || o.max_workers > MAX_WORKERS {
+            return Err(FieldError::new(
+                "options.max_workers",
+                format!("must be between 1 and {MAX_WORKERS}"),
+            ));
+        }
+        if o.max_remigrations > MAX_REMIGRATIONS {
+            return Err(FieldError::new(
+                "options.max_remigrations",
+                format!("must be at most {MAX_REMIGRATIONS}"),
+            ));
+        }
+        if o.verify_sample_size == 0 || o.verify_sample_size > MAX_SAMPLE_SIZE {
+            return Err(FieldError::new(
+                "options.verify_sample_size",
+                format!("must be between 1 and {MAX_SAMPLE_SIZE}"),
+            ));
+        }
+        if let Some(not_after) = o.not_after {
+            if not_after <= now {
+                return Err(FieldError::new(
+                    "options.not_after",
+                    format!("the maintenance window already ended at {not_after}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How a job verifies what it copied. Counts are always compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -241,6 +246,24 @@ pub enum VerifyMode {
     Sample,
     /// Counts, and every entity compared on both sides in one streaming pass.
     Full,
+}
+
+impl VerifyMode {
+    /// The mode's name, as requests write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "count",
+            Self::Sample => "sample",
+            Self::Full => "full",
+        }
+    }
+
+    /// Parses a mode's name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Count, Self::Sample, Self::Full]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
 }
 
 /// The default `verify_sample_size`.
@@ -303,7 +326,7 @@ impl WebhookSpec {
                 "is required (or secret_arn): webhooks are always signed",
             )),
             (Some(secret), None) if !secret.is_redacted() => {
-                crate::webhook::SigningSecret::parse(secret.expose())
+                super::secret::signing_key(secret.expose())
                     .map(|_| ())
                     .map_err(|e| FieldError::new("webhook.secret", e))
             }
@@ -405,6 +428,16 @@ impl MigrationRequest {
                 "must name at least one database (use \"default\" for the default database)",
             ));
         }
+        self.validate_databases()?;
+        self.options.validate(now)?;
+        if let Some(w) = &self.webhook {
+            w.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Names valid, no collection listed twice, no two written to one target.
+    fn validate_databases(&self) -> Result<(), FieldError> {
         let mut targets = HashSet::new();
         let mut sources = HashSet::new();
         for (i, db) in self.databases.iter().enumerate() {
@@ -439,42 +472,6 @@ impl MigrationRequest {
                     ));
                 }
             }
-        }
-        let o = &self.options;
-        if o.batch_size == 0 || o.batch_size > MAX_BATCH_SIZE {
-            return Err(FieldError::new(
-                "options.batch_size",
-                format!("must be between 1 and {MAX_BATCH_SIZE}"),
-            ));
-        }
-        if o.max_workers == 0 || o.max_workers > MAX_WORKERS {
-            return Err(FieldError::new(
-                "options.max_workers",
-                format!("must be between 1 and {MAX_WORKERS}"),
-            ));
-        }
-        if o.max_remigrations > MAX_REMIGRATIONS {
-            return Err(FieldError::new(
-                "options.max_remigrations",
-                format!("must be at most {MAX_REMIGRATIONS}"),
-            ));
-        }
-        if o.verify_sample_size == 0 || o.verify_sample_size > MAX_SAMPLE_SIZE {
-            return Err(FieldError::new(
-                "options.verify_sample_size",
-                format!("must be between 1 and {MAX_SAMPLE_SIZE}"),
-            ));
-        }
-        if let Some(not_after) = o.not_after {
-            if not_after <= now {
-                return Err(FieldError::new(
-                    "options.not_after",
-                    format!("the maintenance window already ended at {not_after}"),
-                ));
-            }
-        }
-        if let Some(w) = &self.webhook {
-            w.validate()?;
         }
         Ok(())
     }

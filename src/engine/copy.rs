@@ -10,12 +10,12 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::verify::{reservoir, Rng};
+use super::sample::{reservoir, Rng};
 use super::{page_limit, source_collection, Budget, Engine, EngineError, Handled};
 use crate::domain::{Checkpoint, Job, Phase, Task, TaskStatus, VerifyMode};
 use crate::milvus::batch::primary_keys;
 use crate::milvus::{Batch, Cluster, PageRequest, WriteMode};
-use crate::queue::WorkMessage;
+use crate::queue::{Step, WorkMessage};
 use crate::store::StoreError;
 
 use super::retry_transient;
@@ -38,9 +38,7 @@ impl Engine {
         let owner = format!("w-{}", uuid::Uuid::new_v4().simple());
         let mut handled = Handled::Nothing;
         loop {
-            let Some(job) = self.store.get_job(job_id).await? else {
-                return Err(EngineError::NotFound(job_id.into()));
-            };
+            let job = self.job(job_id).await?;
             if job.status.is_terminal() || job.phase != Some(Phase::Copy) {
                 return Ok(handled);
             }
@@ -93,11 +91,7 @@ impl Engine {
     }
 
     async fn continue_later(&self, job_id: &str) -> Result<(), EngineError> {
-        self.queue
-            .send(WorkMessage::Work {
-                job_id: job_id.into(),
-            })
-            .await?;
+        self.queue.send(WorkMessage::work(job_id)).await?;
         Ok(())
     }
 
@@ -106,7 +100,7 @@ impl Engine {
         let tasks = self.store.list_tasks(&job.id).await?;
         let now = Utc::now();
         let ttl = self.config.lease();
-        let start = (uuid::Uuid::new_v4().as_u128() % tasks.len().max(1) as u128) as usize;
+        let start = Rng::new().below(tasks.len().max(1) as u64) as usize;
         for i in 0..tasks.len() {
             let t = &tasks[(start + i) % tasks.len()];
             if !t.claimable(now) {
@@ -139,21 +133,12 @@ impl Engine {
                 format!("copy finished: {copied} entities, {bytes} bytes in {pages} pages"),
             )
             .await;
-            self.queue
-                .send(WorkMessage::Finish {
-                    job_id: job_id.into(),
-                })
-                .await?;
+            self.queue.send(WorkMessage::finish(job_id)).await?;
         }
         Ok(())
     }
 
-    async fn copy_task(
-        &self,
-        job: &Job,
-        mut task: Task,
-        budget: Budget,
-    ) -> Result<Stop, EngineError> {
+    async fn copy_task(&self, job: &Job, task: Task, budget: Budget) -> Result<Stop, EngineError> {
         let (source, target) = self.clusters(job).await?;
         let info = source_collection(&*source, &task.database, &task.collection).await?;
         let primary = info.primary_field().cloned().ok_or_else(|| {
@@ -162,72 +147,76 @@ impl Engine {
                 task.database, task.collection
             ))
         })?;
-        let skip = info.function_outputs();
-        // A target with a partition key routes entities itself (also when an override gave
-        // it one): pages read from a source partition are written without a partition name.
-        let routed = info.has_partition_key()
-            || job
-                .request
-                .overrides(&task.database, &task.collection)
-                .is_some_and(|o| o.partition_key.is_some());
-        let batch_size = job.request.options.batch_size;
-        let ttl = self.config.lease();
-        // A page is only written while the lease has this much left: a worker whose lease may
-        // have passed to another must not write, since the target has no conditional writes.
-        let write_guard = ttl / 3;
+        let options = &job.request.options;
+        let mut copier = Copier {
+            engine: self,
+            job,
+            reader: PageReader {
+                cluster: source.clone(),
+                database: task.database.clone(),
+                collection: task.collection.clone(),
+                partition: task.partition.clone(),
+                primary,
+                skip: info.function_outputs(),
+            },
+            target,
+            // A target with a partition key routes entities itself (also when an override
+            // gave it one): pages read from a source partition are written without a name.
+            routed: info.has_partition_key()
+                || job
+                    .request
+                    .overrides(&task.database, &task.collection)
+                    .is_some_and(|o| o.partition_key.is_some()),
+            budget,
+            sample_size: (options.verify == VerifyMode::Sample)
+                .then_some(options.verify_sample_size as usize),
+            rng: Rng::new(),
+        };
+        copier.run(task).await
+    }
+}
+
+/// Why a worker stops before writing the page it holds.
+enum Halt {
+    OutOfTime,
+    JobOver,
+}
+
+/// What one worker needs to copy one task: where it reads and writes, and the job's rules.
+struct Copier<'a> {
+    engine: &'a Engine,
+    job: &'a Job,
+    reader: PageReader,
+    target: Arc<dyn Cluster>,
+    routed: bool,
+    budget: Budget,
+    /// The sample each task keeps, when the job verifies a sample.
+    sample_size: Option<usize>,
+    rng: Rng,
+}
+
+impl Copier<'_> {
+    /// Reads pages after the task's cursor, writing each while reading the next, and
+    /// checkpoints every page under the task's lease.
+    async fn run(&mut self, mut task: Task) -> Result<Stop, EngineError> {
         let mut mode = if task.resumed() {
             WriteMode::Upsert
         } else {
             WriteMode::Insert
         };
-        let reader = PageReader {
-            cluster: source.clone(),
-            database: task.database.clone(),
-            collection: task.collection.clone(),
-            partition: task.partition.clone(),
-            primary,
-            skip,
-        };
-        let sampling = job.request.options.verify == VerifyMode::Sample;
-        let sample_size = job.request.options.verify_sample_size as usize;
-        let mut rng = Rng::new();
         let mut limit = task.next_limit;
         let started = Instant::now();
-        let mut page = reader.read(task.cursor.clone(), limit).await?;
+        let mut page = self.reader.read(task.cursor.clone(), limit).await?;
         let mut page_time = started.elapsed();
         let mut wrote = false;
         loop {
             if page.rows == 0 {
                 return Ok(Stop::Done(task));
             }
-            // Every claim writes at least the page it read, or a page slower than the whole
-            // budget would be read, dropped and read again forever.
-            if wrote && budget.exhausted(page_time) {
-                return Ok(Stop::OutOfTime(task));
-            }
-            let fresh = self.store.get_job(&job.id).await?;
-            let window_over = job
-                .request
-                .options
-                .not_after
-                .is_some_and(|t| Utc::now() >= t);
-            if window_over
-                || fresh
-                    .as_ref()
-                    .is_none_or(|j| j.cancel_requested || j.status.is_terminal())
-            {
-                // The work loop ends the job (cancelled, or failed at the window's end).
-                return Ok(Stop::JobOver(task));
-            }
-            if let Some(fresh) = &fresh {
-                self.maybe_progress(fresh).await?;
-            }
-            if task
-                .lease
-                .as_ref()
-                .is_none_or(|l| l.expires_at - write_guard <= Utc::now())
-            {
-                return Ok(Stop::OutOfTime(task));
+            match self.halt_before_write(&task, wrote, page_time).await? {
+                Some(Halt::OutOfTime) => return Ok(Stop::OutOfTime(task)),
+                Some(Halt::JobOver) => return Ok(Stop::JobOver(task)),
+                None => {}
             }
             let started = Instant::now();
             let following = page_limit(
@@ -235,43 +224,20 @@ impl Engine {
                 page.rows,
                 page.sizing_bytes,
                 page_time,
-                &budget,
-                batch_size,
+                &self.budget,
+                self.job.request.options.batch_size,
             );
-            let lose = self.faults.loses_next_write();
             let (written, next_page) = tokio::join!(
-                async {
-                    if lose {
-                        return Ok(page.rows as u64);
-                    }
-                    let page = self.faults.maybe_corrupt(&page, &reader.primary.name);
-                    write(&*target, &task, routed, &page, mode).await
-                },
-                reader.read(page.last.clone(), following)
+                self.write(&task, &page, mode),
+                self.reader.read(page.last.clone(), following)
             );
             written?;
-            self.faults.after_write()?;
-            self.faults.maybe_panic(crate::queue::Step::Work);
-            let sample = sampling.then(|| {
-                let keys = page
-                    .fields
-                    .iter()
-                    .find(|f| f.field_name == reader.primary.name)
-                    .and_then(primary_keys)
-                    .unwrap_or_default();
-                reservoir(&task.sample, task.copied, &keys, sample_size, &mut rng)
-            });
-            let checkpoint = Checkpoint {
-                cursor: page
-                    .last
-                    .clone()
-                    .ok_or_else(|| EngineError::Refused("a non-empty page without keys".into()))?,
-                rows: page.rows as u64,
-                bytes: page.bytes as u64,
-                next_limit: following,
-                sample,
-            };
+            self.engine.faults.after_write()?;
+            self.engine.faults.maybe_panic(Step::Work);
+            let checkpoint = self.checkpoint(&task, &page, following)?;
+            let ttl = self.engine.config.lease();
             task = match self
+                .engine
                 .store
                 .checkpoint(&task, &checkpoint, Utc::now(), ttl)
                 .await
@@ -286,6 +252,84 @@ impl Engine {
             limit = following;
             page_time = started.elapsed();
         }
+    }
+
+    /// Whether to stop before writing the next page: out of time (every claim writes at least
+    /// the page it read, or a page slower than the whole budget would be read, dropped and read
+    /// again forever), the job cancelled or past its window, or a lease too close to its end
+    /// to write under (the target has no conditional writes, so a worker whose lease may pass
+    /// to another must not write).
+    async fn halt_before_write(
+        &self,
+        task: &Task,
+        wrote: bool,
+        page_time: Duration,
+    ) -> Result<Option<Halt>, EngineError> {
+        if wrote && self.budget.exhausted(page_time) {
+            return Ok(Some(Halt::OutOfTime));
+        }
+        let fresh = self.engine.store.get_job(&self.job.id).await?;
+        let window_over = self
+            .job
+            .request
+            .options
+            .not_after
+            .is_some_and(|t| Utc::now() >= t);
+        let ended = fresh
+            .as_ref()
+            .is_none_or(|j| j.cancel_requested || j.status.is_terminal());
+        if window_over || ended {
+            // The work loop ends the job (cancelled, or failed at the window's end).
+            return Ok(Some(Halt::JobOver));
+        }
+        if let Some(fresh) = &fresh {
+            self.engine.maybe_progress(fresh).await?;
+        }
+        let write_guard = self.engine.config.lease() / 3;
+        let lease_ending = task
+            .lease
+            .as_ref()
+            .is_none_or(|l| l.expires_at - write_guard <= Utc::now());
+        Ok(lease_ending.then_some(Halt::OutOfTime))
+    }
+
+    /// Writes a page (unless a fault hook loses it, or garbles it first).
+    async fn write(&self, task: &Task, page: &Batch, mode: WriteMode) -> Result<u64, EngineError> {
+        let faults = &self.engine.faults;
+        if faults.loses_next_write() {
+            return Ok(page.rows as u64);
+        }
+        let page = faults.maybe_corrupt(page, &self.reader.primary.name);
+        write(&*self.target, task, self.routed, &page, mode).await
+    }
+
+    /// The checkpoint of a written page: its last key, its counts, the next page's size and the
+    /// task's key sample after it.
+    fn checkpoint(
+        &mut self,
+        task: &Task,
+        page: &Batch,
+        following: u32,
+    ) -> Result<Checkpoint, EngineError> {
+        let sample = self.sample_size.map(|size| {
+            let keys = page
+                .fields
+                .iter()
+                .find(|f| f.field_name == self.reader.primary.name)
+                .and_then(primary_keys)
+                .unwrap_or_default();
+            reservoir(&task.sample, task.copied, &keys, size, &mut self.rng)
+        });
+        Ok(Checkpoint {
+            cursor: page
+                .last
+                .clone()
+                .ok_or_else(|| EngineError::Refused("a non-empty page without keys".into()))?,
+            rows: page.rows as u64,
+            bytes: page.bytes as u64,
+            next_limit: following,
+            sample,
+        })
     }
 }
 

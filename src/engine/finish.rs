@@ -1,13 +1,15 @@
 //! Finish: flush the targets, create AUTOINDEX on every vector field (and the source's scalar
-//! indexes), verify exact counts per collection, apply the load policy and end the job.
+//! indexes), then verification ([`super::content`], [`super::counts`]) ends the job. One
+//! invocation at a time (the step lease); a content comparison out of time continues in the
+//! next.
 
-use chrono::Utc;
-
-use super::verify::Progress;
 use super::{retry_transient, source_collection, Budget, Engine, EngineError, Handled};
-use crate::domain::{CollectionStatus, JobStatus, Level, OnCountMismatch, Phase, VerifyMode};
+use crate::domain::{CollectionReport, Level, Phase};
 use crate::milvus::{kv, Cluster, CollectionInfo, DataType, IndexInfo, ALLOW_INSERT_AUTO_ID};
-use crate::queue::WorkMessage;
+use crate::queue::{Step, WorkMessage};
+
+/// The phases the finish step runs in.
+const FINISHING: &[Phase] = &[Phase::Index, Phase::Verify];
 
 /// The metric AUTOINDEX gets when the source field has no index to copy it from.
 fn default_metric(data_type: i32, is_function_output: bool) -> &'static str {
@@ -79,11 +81,7 @@ impl Engine {
         job_id: &str,
         budget: Budget,
     ) -> Result<Handled, EngineError> {
-        let job = self
-            .store
-            .get_job(job_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
+        let job = self.job(job_id).await?;
         if job.status.is_terminal() || job.phase < Some(Phase::Index) {
             return Ok(Handled::Nothing);
         }
@@ -92,14 +90,11 @@ impl Engine {
             return Ok(Handled::Done);
         }
         let owner = format!("f-{}", uuid::Uuid::new_v4().simple());
-        if !self
-            .hold_step(job_id, &owner, &[Phase::Index, Phase::Verify])
-            .await?
-        {
+        if !self.hold_step(job_id, &owner, FINISHING).await? {
             return Ok(Handled::Nothing);
         }
-        let heartbeat = self.step_heartbeat(job_id, &owner, &[Phase::Index, Phase::Verify]);
-        self.faults.maybe_panic(crate::queue::Step::Finish);
+        let heartbeat = self.step_heartbeat(job_id, &owner, FINISHING);
+        self.faults.maybe_panic(Step::Finish);
         let (source, target) = self.clusters(&job).await?;
         if job.phase == Some(Phase::Index) {
             for c in &job.collections {
@@ -107,64 +102,7 @@ impl Engine {
                 if !self.hold_step(job_id, &owner, &[Phase::Index]).await? {
                     return Ok(Handled::Nothing);
                 }
-                let (tdb, tname) = (&c.target_database, &c.target);
-                retry_transient(|| target.flush(tdb, tname)).await?;
-                let info = source_collection(&*source, &c.database, &c.source).await?;
-                if info.has_auto_id() && info.property(ALLOW_INSERT_AUTO_ID).is_none() {
-                    // Set for the copy only: the target ends with the source's properties.
-                    // (Asked first: a finish run again after a crash finds it gone.)
-                    let set = retry_transient(|| target.describe_collection(tdb, tname))
-                        .await?
-                        .is_some_and(|t| t.property(ALLOW_INSERT_AUTO_ID).is_some());
-                    if set {
-                        let keys = [ALLOW_INSERT_AUTO_ID.to_owned()];
-                        retry_transient(|| target.drop_properties(tdb, tname, &keys)).await?;
-                    }
-                }
-                let source_indexes =
-                    retry_transient(|| source.list_indexes(&c.database, &c.source)).await?;
-                let present = retry_transient(|| target.list_indexes(tdb, tname)).await?;
-                for index in target_indexes(&info, &source_indexes) {
-                    if present.iter().any(|p| p.field_name == index.field_name) {
-                        continue;
-                    }
-                    let is_vector = info.vector_fields().any(|f| f.name == index.field_name);
-                    let fallback = fallback_index(&info, &index, &source_indexes);
-                    match retry_transient(|| target.create_index(tdb, tname, &index)).await {
-                        Ok(()) => {}
-                        // Some servers refuse AUTOINDEX for some fields (Milvus Lite for a BM25
-                        // output): the source's own index is the faithful second choice.
-                        Err(auto) if is_vector && fallback.is_some() => {
-                            let own = fallback.clone().unwrap_or_else(|| index.clone());
-                            retry_transient(|| target.create_index(tdb, tname, &own)).await?;
-                            self.log(
-                                job_id,
-                                Level::Warn,
-                                Some(format!("{}.{}", c.database, c.source)),
-                                format!(
-                                    "the target refused AUTOINDEX on `{}` ({auto}); created the source's {} index on it instead",
-                                    index.field_name,
-                                    own.param("index_type").unwrap_or("own")
-                                ),
-                            )
-                            .await;
-                        }
-                        Err(e) if is_vector => return Err(e.into()),
-                        // The data is complete without a scalar index; say so and go on.
-                        Err(e) => {
-                            self.log(
-                                job_id,
-                                Level::Warn,
-                                Some(format!("{}.{}", c.database, c.source)),
-                                format!(
-                                    "scalar index on `{}` was not recreated: {e}",
-                                    index.field_name
-                                ),
-                            )
-                            .await;
-                        }
-                    }
-                }
+                self.index_collection(job_id, c, &*source, &*target).await?;
             }
             self.advance(job_id, Phase::Verify).await?;
         }
@@ -175,266 +113,82 @@ impl Engine {
             // Out of time in a content comparison: hand the step to the next invocation.
             drop(heartbeat);
             self.release_step(job_id, &owner).await?;
-            self.queue
-                .send(WorkMessage::Finish {
-                    job_id: job_id.into(),
-                })
-                .await?;
+            self.queue.send(WorkMessage::finish(job_id)).await?;
         }
         Ok(Handled::Done)
     }
 
-    /// Compares contents (as the job's `verify` mode asks), then counts, and ends the job.
-    /// Returns false when it ran out of time in a content comparison (its progress is saved).
-    async fn verify(
+    /// Flushes one target collection, ends its copy-only properties and creates its indexes.
+    async fn index_collection(
         &self,
         job_id: &str,
-        owner: &str,
+        c: &CollectionReport,
         source: &dyn Cluster,
         target: &dyn Cluster,
-        budget: &Budget,
-    ) -> Result<bool, EngineError> {
-        let job = self
-            .store
-            .get_job(job_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
-        if job.request.options.verify != VerifyMode::Count {
-            for c in &job.collections {
-                if c.content.as_ref().is_some_and(|s| s.done) {
-                    continue;
-                }
-                if !self.hold_step(job_id, owner, &[Phase::Verify]).await? {
-                    return Ok(true);
-                }
-                let (state, paused) = match self
-                    .compare_content(&job, c, source, target, budget)
-                    .await?
-                {
-                    Progress::Done(s) => (s, false),
-                    Progress::Paused(s) => (s, true),
-                };
-                self.update_job(job_id, |j| {
-                    if j.status.is_terminal() || j.phase != Some(Phase::Verify) {
-                        return Ok(false);
-                    }
-                    match j.collection_mut(&c.database, &c.source) {
-                        Some(col) => col.content = Some(state.clone()),
-                        None => return Ok(false),
-                    }
-                    Ok(true)
-                })
-                .await?;
-                if state.done {
-                    self.log(
-                        job_id,
-                        if state.differing == 0 {
-                            Level::Info
-                        } else {
-                            Level::Error
-                        },
-                        Some(format!("{}.{}", c.database, c.source)),
-                        format!(
-                            "{:?} comparison: {} entities compared field by field, {} differ",
-                            state.mode, state.compared, state.differing
-                        )
-                        .to_lowercase(),
-                    )
-                    .await;
-                }
-                if paused {
-                    self.log(
-                        job_id,
-                        Level::Info,
-                        Some(format!("{}.{}", c.database, c.source)),
-                        format!(
-                            "full comparison paused after {} entities, out of time; it continues in the next invocation",
-                            state.compared
-                        ),
-                    )
-                    .await;
-                    return Ok(false);
-                }
+    ) -> Result<(), EngineError> {
+        let (tdb, tname) = (&c.target_database, &c.target);
+        retry_transient(|| target.flush(tdb, tname)).await?;
+        let info = source_collection(source, &c.database, &c.source).await?;
+        if info.has_auto_id() && info.property(ALLOW_INSERT_AUTO_ID).is_none() {
+            // Set for the copy only: the target ends with the source's properties.
+            // (Asked first: a finish run again after a crash finds it gone.)
+            let set = retry_transient(|| target.describe_collection(tdb, tname))
+                .await?
+                .is_some_and(|t| t.property(ALLOW_INSERT_AUTO_ID).is_some());
+            if set {
+                let keys = [ALLOW_INSERT_AUTO_ID.to_owned()];
+                retry_transient(|| target.drop_properties(tdb, tname, &keys)).await?;
             }
         }
-        let job = self
-            .store
-            .get_job(job_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
-        let load_after = job.request.options.load_after;
-        let mut results = Vec::new();
-        for c in &job.collections {
-            if !self.hold_step(job_id, owner, &[Phase::Verify]).await? {
-                return Ok(true);
+        let source_indexes =
+            retry_transient(|| source.list_indexes(&c.database, &c.source)).await?;
+        let present = retry_transient(|| target.list_indexes(tdb, tname)).await?;
+        for index in target_indexes(&info, &source_indexes) {
+            if !present.iter().any(|p| p.field_name == index.field_name) {
+                self.create_index(job_id, c, &info, &index, &source_indexes, target)
+                    .await?;
             }
-            let source_count = retry_transient(|| source.count(&c.database, &c.source)).await?;
-            let (tdb, tname) = (&c.target_database, &c.target);
-            if !retry_transient(|| target.is_loaded(tdb, tname)).await? {
-                retry_transient(|| target.load(tdb, tname)).await?;
-            }
-            let target_count = retry_transient(|| target.count(tdb, tname)).await?;
-            if !load_after {
-                // The target collection is the job's own: it is left unloaded unless asked,
-                // also where the server loaded it by itself (Milvus Lite loads on create).
-                retry_transient(|| target.release(tdb, tname)).await?;
-            }
-            results.push((
-                c.database.clone(),
-                c.source.clone(),
-                source_count,
-                target_count,
-            ));
         }
-        let mismatches: Vec<String> = results
-            .iter()
-            .filter(|(_, _, s, t)| s != t)
-            .map(|(db, name, s, t)| format!("`{db}.{name}`: source {s}, target {t}"))
-            .collect();
-        let content_differs: Vec<String> = job
-            .collections
-            .iter()
-            .filter_map(|c| {
-                let check = c.content.as_ref().filter(|s| s.differing > 0)?;
-                Some(format!(
-                    "`{}.{}`: {} of {} entities compared differ (keys {})",
-                    c.database,
-                    c.source,
-                    check.differing,
-                    check.compared,
-                    check.keys.join(", ")
-                ))
-            })
-            .collect();
-        let differs = |db: &str, name: &str| {
-            job.collections.iter().any(|c| {
-                c.database == db
-                    && c.source == name
-                    && c.content.as_ref().is_some_and(|s| s.differing > 0)
-            })
-        };
-        for (db, name, s, t) in &results {
-            let level = if s == t { Level::Info } else { Level::Error };
-            self.log(
-                job_id,
-                level,
-                Some(format!("{db}.{name}")),
-                format!("verified: source {s}, target {t}"),
-            )
-            .await;
-        }
-        if !mismatches.is_empty() && self.remigrate(&job, &results).await? {
-            return Ok(true);
-        }
-        self.end_job(job_id, |job| {
-            for (db, name, s, t) in &results {
-                if let Some(c) = job.collection_mut(db, name) {
-                    c.source_count = Some(*s);
-                    c.target_count = Some(*t);
-                    let same = s == t && !differs(db, name);
-                    c.matches = Some(same);
-                    c.status = if same {
-                        CollectionStatus::Verified
-                    } else {
-                        CollectionStatus::Mismatch
-                    };
-                }
-            }
-            let mut reasons = Vec::new();
-            if !mismatches.is_empty() {
-                reasons.push(format!(
-                    "entity counts differ after the copy: {}",
-                    mismatches.join("; ")
-                ));
-            }
-            if !content_differs.is_empty() {
-                reasons.push(format!(
-                    "entity contents differ after the copy: {}",
-                    content_differs.join("; ")
-                ));
-            }
-            if reasons.is_empty() {
-                job.finish(JobStatus::Successful, None, Utc::now())?;
-            } else {
-                job.finish(JobStatus::Failed, Some(reasons.join("; ")), Utc::now())?;
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(true)
+        Ok(())
     }
-}
 
-impl Engine {
-    /// With `on_count_mismatch: "remigrate"`, sends the job back to migrate every mismatched
-    /// collection again, if none has used up `max_remigrations`; returns whether it did.
-    async fn remigrate(
+    /// Creates one index. A vector field whose AUTOINDEX the target refuses gets the source's
+    /// own index (or the one sparse vectors have); a scalar index that fails is logged, as the
+    /// data is complete without it.
+    async fn create_index(
         &self,
-        job: &crate::domain::Job,
-        results: &[(String, String, u64, u64)],
-    ) -> Result<bool, EngineError> {
-        let options = &job.request.options;
-        if options.on_count_mismatch != OnCountMismatch::Remigrate {
-            return Ok(false);
-        }
-        let mismatched: Vec<(String, String, u64, u64)> = results
-            .iter()
-            .filter(|(_, _, s, t)| s != t)
-            .cloned()
-            .collect();
-        let used = |db: &str, name: &str| {
-            job.collections
-                .iter()
-                .find(|c| c.database == db && c.source == name)
-                .map_or(u32::MAX, |c| c.remigrations)
-        };
-        if mismatched
-            .iter()
-            .any(|(db, name, _, _)| used(db, name) >= options.max_remigrations)
-        {
-            return Ok(false);
-        }
-        let mut moved = false;
-        self.update_job(&job.id, |j| {
-            moved = false;
-            if j.status.is_terminal() || j.phase != Some(Phase::Verify) {
-                return Ok(false);
-            }
-            for (db, name, s, t) in results.iter().filter(|(_, _, s, t)| s == t) {
-                if let Some(c) = j.collection_mut(db, name) {
-                    c.source_count = Some(*s);
-                    c.target_count = Some(*t);
-                    c.matches = Some(true);
-                    c.status = CollectionStatus::Verified;
-                }
-            }
-            j.remigrate(&mismatched, Utc::now())?;
-            moved = true;
-            Ok(true)
-        })
-        .await?;
-        if !moved {
-            return Ok(false);
-        }
-        for (db, name, s, t) in &mismatched {
-            self.log(
-                &job.id,
-                Level::Warn,
-                Some(format!("{db}.{name}")),
+        job_id: &str,
+        c: &CollectionReport,
+        info: &CollectionInfo,
+        index: &IndexInfo,
+        source_indexes: &[IndexInfo],
+        target: &dyn Cluster,
+    ) -> Result<(), EngineError> {
+        let (tdb, tname) = (&c.target_database, &c.target);
+        let collection = Some(format!("{}.{}", c.database, c.source));
+        let is_vector = info.vector_fields().any(|f| f.name == index.field_name);
+        let message = match retry_transient(|| target.create_index(tdb, tname, index)).await {
+            Ok(()) => return Ok(()),
+            // Some servers refuse AUTOINDEX for some fields (Milvus Lite for a BM25 output):
+            // the source's own index is the faithful second choice.
+            Err(auto) if is_vector => {
+                let Some(own) = fallback_index(info, index, source_indexes) else {
+                    return Err(auto.into());
+                };
+                retry_transient(|| target.create_index(tdb, tname, &own)).await?;
                 format!(
-                    "counts differ (source {s}, target {t}): migrating it again (remigration {} of at most {})",
-                    used(db, name) + 1,
-                    options.max_remigrations
-                ),
-            )
-            .await;
-        }
-        self.queue
-            .send(WorkMessage::Plan {
-                job_id: job.id.clone(),
-            })
-            .await?;
-        Ok(true)
+                    "the target refused AUTOINDEX on `{}` ({auto}); created the source's {} index on it instead",
+                    index.field_name,
+                    own.param("index_type").unwrap_or("own")
+                )
+            }
+            Err(e) => format!(
+                "scalar index on `{}` was not recreated: {e}",
+                index.field_name
+            ),
+        };
+        self.log(job_id, Level::Warn, collection, message).await;
+        Ok(())
     }
 }
 

@@ -9,12 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{Budget, Engine, EngineError, Handled};
-use crate::domain::{Attempt, DeliveryState, Job, Level, Progress};
+use crate::domain::{Attempt, Delivery, DeliveryState, Job, Level, Progress};
 use crate::queue::WorkMessage;
+use crate::webhook::MAX_RETRY_WAIT as MAX_BACKOFF;
 use crate::webhook::{event, Sent};
-
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// The wait after attempt `n` (1-based): `base` × 4^(n−1), capped, with ±25% jitter; the
 /// receiver's `Retry-After` wins when it gives one.
@@ -24,7 +22,7 @@ pub(crate) fn backoff(base: Duration, n: u32, retry_after: Option<Duration>) -> 
     }
     let exp = base.saturating_mul(4u32.saturating_pow(n.saturating_sub(1)));
     let capped = exp.min(MAX_BACKOFF);
-    let jitter = 0.75 + (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 2000.0;
+    let jitter = 0.75 + super::sample::unit() / 2.0;
     capped.mul_f64(jitter)
 }
 
@@ -36,11 +34,7 @@ impl Engine {
     /// Sends `Deliver` for a job that just ended with a webhook to send.
     pub(crate) async fn after_end(&self, job: &Job) -> Result<(), EngineError> {
         if job.webhook_due().is_some() {
-            self.queue
-                .send(WorkMessage::Deliver {
-                    job_id: job.id.clone(),
-                })
-                .await?;
+            self.queue.send(WorkMessage::deliver(&job.id)).await?;
         }
         Ok(())
     }
@@ -54,11 +48,7 @@ impl Engine {
     ) -> Result<Handled, EngineError> {
         let mut handled = Handled::Nothing;
         loop {
-            let job = self
-                .store
-                .get_job(job_id)
-                .await?
-                .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
+            let job = self.job(job_id).await?;
             let (Some(spec), Some(due)) = (job.request.webhook.clone(), job.webhook_due()) else {
                 return Ok(handled);
             };
@@ -75,73 +65,96 @@ impl Engine {
             if budget.exhausted(self.config.webhook_timeout) {
                 return Ok(handled);
             }
-            // Claim the attempt: its due time moves past the attempt's end, conditionally on
-            // nobody else having moved it.
-            let in_flight = now + chrono(self.config.webhook_timeout + Duration::from_secs(5));
-            let claimed = self
-                .update_job(job_id, |j| match j.webhook.as_mut() {
-                    Some(d)
-                        if d.state == DeliveryState::Pending && d.next_attempt_at == Some(due) =>
-                    {
-                        d.next_attempt_at = Some(in_flight);
-                        Ok(true)
-                    }
-                    _ => Ok(false),
-                })
-                .await?;
-            let Some(delivery) = claimed.webhook.clone() else {
-                return Ok(handled);
-            };
-            if delivery.next_attempt_at != Some(in_flight) {
+            let Some((job, delivery)) = self.claim_attempt(job_id, due).await? else {
                 // Another deliverer has this attempt.
                 return Ok(handled);
-            }
+            };
             handled = Handled::Done;
             self.faults.maybe_panic(crate::queue::Step::Deliver);
-            let body = event::outcome(&claimed, &delivery.event, delivery.timestamp);
+            let body = event::outcome(&job, delivery.event, delivery.timestamp);
             let time = Utc::now();
             let (sent, latency) = self.notifier.send(&spec, &delivery.id, &body).await;
             let n = delivery.attempts.len() as u32 + 1;
             let (attempt, state, next) = self.judge(sent, time, latency, n);
-            let message = match state {
-                DeliveryState::Delivered => format!(
-                    "webhook {} delivered (attempt {n}, status {})",
-                    delivery.event,
-                    attempt.status.unwrap_or_default()
-                ),
-                DeliveryState::Pending => format!(
-                    "webhook attempt {n} failed: {}; next attempt at {}",
-                    attempt.error.clone().unwrap_or_default(),
-                    next.map(|t| t.to_rfc3339()).unwrap_or_default()
-                ),
-                DeliveryState::Disabled => format!(
-                    "webhook receiver answered 410 Gone at attempt {n}; nothing more is sent for this job"
-                ),
-                DeliveryState::Failed => format!(
-                    "webhook delivery failed after {n} attempt(s): {}",
-                    attempt.error.clone().unwrap_or_default()
-                ),
-            };
-            self.update_job(job_id, |j| match j.webhook.as_mut() {
-                Some(d) if d.id == delivery.id && d.state == DeliveryState::Pending => {
-                    d.attempts.push(attempt.clone());
-                    d.state = state;
-                    d.next_attempt_at = next;
+            self.record_attempt(job_id, &delivery, attempt, state, next)
+                .await?;
+            if state != DeliveryState::Pending {
+                return Ok(Handled::Done);
+            }
+        }
+    }
+
+    /// Claims the attempt due at `due`: its due time moves past the attempt's end,
+    /// conditionally on nobody else having moved it. `None` when another deliverer has it.
+    async fn claim_attempt(
+        &self,
+        job_id: &str,
+        due: DateTime<Utc>,
+    ) -> Result<Option<(Job, Delivery)>, EngineError> {
+        let in_flight = Utc::now() + chrono(self.config.webhook_timeout + Duration::from_secs(5));
+        let claimed = self
+            .update_job(job_id, |j| match j.webhook.as_mut() {
+                Some(d) if d.state == DeliveryState::Pending && d.next_attempt_at == Some(due) => {
+                    d.next_attempt_at = Some(in_flight);
                     Ok(true)
                 }
                 _ => Ok(false),
             })
             .await?;
-            let level = match state {
-                DeliveryState::Delivered => Level::Info,
-                DeliveryState::Pending | DeliveryState::Disabled => Level::Warn,
-                DeliveryState::Failed => Level::Error,
-            };
-            self.log(job_id, level, None, message).await;
-            if state != DeliveryState::Pending {
-                return Ok(Handled::Done);
+        Ok(match claimed.webhook.clone() {
+            Some(d) if d.next_attempt_at == Some(in_flight) => Some((claimed, d)),
+            _ => None,
+        })
+    }
+
+    /// Records an attempt on the job and in its log.
+    async fn record_attempt(
+        &self,
+        job_id: &str,
+        delivery: &Delivery,
+        attempt: Attempt,
+        state: DeliveryState,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), EngineError> {
+        let n = delivery.attempts.len() + 1;
+        let error = attempt.error.clone().unwrap_or_default();
+        let (level, message) = match state {
+            DeliveryState::Delivered => (
+                Level::Info,
+                format!(
+                    "webhook {} delivered (attempt {n}, status {})",
+                    delivery.event,
+                    attempt.status.unwrap_or_default()
+                ),
+            ),
+            DeliveryState::Pending => (
+                Level::Warn,
+                format!(
+                    "webhook attempt {n} failed: {error}; next attempt at {}",
+                    next.map(|t| t.to_rfc3339()).unwrap_or_default()
+                ),
+            ),
+            DeliveryState::Disabled => (
+                Level::Warn,
+                format!("webhook receiver answered 410 Gone at attempt {n}; nothing more is sent for this job"),
+            ),
+            DeliveryState::Failed => (
+                Level::Error,
+                format!("webhook delivery failed after {n} attempt(s): {error}"),
+            ),
+        };
+        self.update_job(job_id, |j| match j.webhook.as_mut() {
+            Some(d) if d.id == delivery.id && d.state == DeliveryState::Pending => {
+                d.attempts.push(attempt.clone());
+                d.state = state;
+                d.next_attempt_at = next;
+                Ok(true)
             }
-        }
+            _ => Ok(false),
+        })
+        .await?;
+        self.log(job_id, level, None, message).await;
+        Ok(())
     }
 
     /// Gives up a pending outcome webhook (its step keeps failing), recording why.

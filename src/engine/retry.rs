@@ -32,13 +32,9 @@ where
     }
 }
 
-/// Up to half of `pause`, from the clock's low bits: enough to keep workers from retrying in step.
+/// Up to half of `pause`: enough to keep workers from retrying in step.
 fn jitter(pause: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    pause.mul_f64((nanos % 1000) as f64 / 2000.0)
+    pause.mul_f64(super::sample::unit() / 2.0)
 }
 
 #[cfg(test)]

@@ -20,10 +20,9 @@ const REDELIVERY_DELAY: Duration = Duration::from_millis(200);
 pub struct LocalSettings {
     /// Parallel workers.
     pub workers: usize,
-    /// The simulated invocation budget: a worker stops after this long and a fresh one goes on.
+    /// The simulated invocation budget: a worker stops after this long and a fresh one goes on
+    /// (less the engine's safety margin).
     pub max_run: Option<Duration>,
-    /// Stop this long before the budget ends.
-    pub safety_margin: Duration,
     /// How often the sweep looks for dead workers' tasks.
     pub sweep_every: Duration,
     /// How often progress is reported.
@@ -35,7 +34,6 @@ impl Default for LocalSettings {
         Self {
             workers: 4,
             max_run: None,
-            safety_margin: Duration::from_millis(200),
             sweep_every: Duration::from_secs(1),
             progress_every: Duration::from_millis(250),
         }
@@ -92,7 +90,7 @@ impl LocalRunner {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         for _ in 0..self.settings.workers.max(1) {
             let (engine, queue) = (self.engine.clone(), self.queue.clone());
-            let (max_run, margin) = (self.settings.max_run, self.settings.safety_margin);
+            let (max_run, margin) = (self.settings.max_run, self.engine.config.safety_margin);
             let mut stopped = stopped.clone();
             workers.spawn(async move {
                 loop {

@@ -33,9 +33,10 @@ pub fn first_release(data_type: i32) -> Option<(u32, u32)> {
     }
 }
 
-fn type_name(data_type: i32) -> String {
+/// A data type's name as Milvus writes it (`FloatVector`).
+pub(crate) fn type_name(data_type: i32) -> String {
     DataType::try_from(data_type)
-        .map(|t| format!("{t:?}"))
+        .map(|t| t.as_str_name().to_owned())
         .unwrap_or_else(|_| format!("type {data_type}"))
 }
 
@@ -80,8 +81,12 @@ fn function_shape(f: &FunctionSchema) -> String {
         .collect();
     params.sort();
     format!(
-        "{} type {} from {:?} to {:?} {params:?}",
-        f.name, f.r#type, f.input_field_names, f.output_field_names
+        "{} type {} from [{}] to [{}] {{{}}}",
+        f.name,
+        f.r#type,
+        f.input_field_names.join(", "),
+        f.output_field_names.join(", "),
+        params.join(", ")
     )
 }
 
@@ -137,10 +142,12 @@ pub fn schema_differences(wanted: &CollectionSchema, got: &CollectionSchema) -> 
     a.sort();
     b.sort();
     if a != b {
-        out.push(format!(
-            "functions {:?} are not kept",
-            wanted.functions.iter().map(|f| &f.name).collect::<Vec<_>>()
-        ));
+        let names: Vec<String> = wanted
+            .functions
+            .iter()
+            .map(|f| format!("`{}`", f.name))
+            .collect();
+        out.push(format!("functions {} are not kept", names.join(", ")));
     }
     out
 }
@@ -247,7 +254,7 @@ mod tests {
                 "field `n`: nullable is false instead of true",
                 "field `n`: the default value is not kept",
                 "field `c`: clustering key is false instead of true",
-                "functions [\"bm25\"] are not kept",
+                "functions `bm25` are not kept",
             ]
         );
     }

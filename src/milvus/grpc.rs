@@ -34,10 +34,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use super::batch::{after_filter, normalize_page, Batch};
 use super::tls_probe;
 use super::{
-    kv, Cluster, ClusterConnector, ClusterError, CollectionInfo, Credentials, IndexInfo,
-    PageRequest, Role, RowQuery, TlsMaterial, WriteMode, ALLOW_INSERT_AUTO_ID,
+    kv, Cluster, ClusterConnector, ClusterError, CollectionInfo, IndexInfo, PageRequest, Role,
+    RowQuery, WriteMode, ALLOW_INSERT_AUTO_ID,
 };
-use crate::aws::TokenResolver;
+use crate::credentials::{CredentialError, Credentials, TlsMaterial};
 use crate::domain::{Address, ClusterSpec, Secret};
 use crate::tls::TlsFailure;
 use sha2::{Digest, Sha256};
@@ -77,14 +77,8 @@ pub struct MilvusConnector {
 }
 
 impl MilvusConnector {
-    /// A connector with the clusters' tokens given directly (held in memory only); jobs that
-    /// name a Secrets Manager ARN are resolved through it instead.
-    pub fn new(source_token: Option<Secret>, target_token: Option<Secret>) -> Self {
-        Self::with_credentials(Arc::new(TokenResolver::new(source_token, target_token)))
-    }
-
-    /// A connector that asks `credentials` for each job's tokens.
-    pub fn with_credentials(credentials: Arc<dyn Credentials>) -> Self {
+    /// A connector that asks `credentials` for each job's tokens and TLS material.
+    pub fn new(credentials: Arc<dyn Credentials>) -> Self {
         Self {
             credentials,
             open: Mutex::new(HashMap::new()),
@@ -104,8 +98,9 @@ impl ClusterConnector for MilvusConnector {
             uri: "(unparsable uri)".into(),
             detail: format!("{role}.uri {e}"),
         })?;
-        let token = self.credentials.token(role, spec).await?;
-        let tls = self.credentials.tls(role, spec).await?;
+        let refused = |e: CredentialError| ClusterError::Credentials { role, detail: e.0 };
+        let token = self.credentials.token(role, spec).await.map_err(refused)?;
+        let tls = self.credentials.tls(role, spec).await.map_err(refused)?;
         let key = (
             role,
             address.endpoint(),
@@ -198,10 +193,75 @@ fn connect_error(role: Role, address: &Address, e: &tonic::transport::Error) -> 
     }
 }
 
-/// For calls whose whole response is a status.
-fn itself(status: &Status) -> Option<&Status> {
-    Some(status)
+/// One unary call of the cluster's gRPC client: `rpc!(cluster, operation, method(request))`
+/// (see [`MilvusCluster::unary`]).
+macro_rules! rpc {
+    ($cluster:expr, $operation:expr, $method:ident($request:expr)) => {
+        $cluster
+            .unary($operation, |mut c| async move { c.$method($request).await })
+            .await
+    };
 }
+
+/// A gRPC status code's name, as the gRPC specification writes it (`UNAVAILABLE`).
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A response with Milvus's own status in it (failures often come back with gRPC OK).
+trait Answer {
+    /// The status, if the response has one.
+    fn status(&self) -> Option<&Status>;
+}
+
+/// Calls whose whole response is a status.
+impl Answer for Status {
+    fn status(&self) -> Option<&Status> {
+        Some(self)
+    }
+}
+
+macro_rules! answers_with_status {
+    ($($response:ty),* $(,)?) => {
+        $(impl Answer for $response {
+            fn status(&self) -> Option<&Status> {
+                self.status.as_ref()
+            }
+        })*
+    };
+}
+
+answers_with_status!(
+    ::milvus::proto::milvus::ListDatabasesResponse,
+    ::milvus::proto::milvus::ShowCollectionsResponse,
+    ::milvus::proto::milvus::DescribeCollectionResponse,
+    ::milvus::proto::milvus::ShowPartitionsResponse,
+    ::milvus::proto::milvus::DescribeIndexResponse,
+    ::milvus::proto::milvus::GetLoadStateResponse,
+    ::milvus::proto::milvus::QueryResults,
+    ::milvus::proto::milvus::MutationResult,
+    ::milvus::proto::milvus::FlushResponse,
+    ::milvus::proto::milvus::GetVersionResponse,
+);
 
 // `error_code` is deprecated in the proto, but Milvus 2.3.5 still reports failures only there.
 #[allow(deprecated)]
@@ -308,7 +368,7 @@ impl MilvusCluster {
             code => ClusterError::Call {
                 role: self.role,
                 operation,
-                detail: format!("{code:?}: {}", status.message()),
+                detail: format!("{}: {}", code_name(code), status.message()),
                 transient: matches!(
                     code,
                     Code::Unavailable
@@ -337,32 +397,35 @@ impl MilvusCluster {
         }
     }
 
-    /// Turns a gRPC result and its embedded status into one result.
-    fn check<T>(
+    /// One unary call: `call` gets a client, and the gRPC error or the response's own status
+    /// becomes a [`ClusterError`] naming `operation`.
+    async fn unary<T, F, Fut>(
         &self,
         operation: impl Fn() -> String,
-        result: Result<tonic::Response<T>, tonic::Status>,
-        status: impl Fn(&T) -> Option<&Status>,
-    ) -> Result<T, ClusterError> {
-        let response = result
+        call: F,
+    ) -> Result<T, ClusterError>
+    where
+        T: Answer,
+        F: FnOnce(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let response = call(self.client.clone())
+            .await
             .map_err(|e| self.call_error(operation(), e))?
             .into_inner();
-        ok_status(status(&response)).map_err(|e| self.status_error(operation(), e))?;
+        ok_status(response.status()).map_err(|e| self.status_error(operation(), e))?;
         Ok(response)
     }
 
     async fn load_state(&self, database: &str, collection: &str) -> Result<i32, ClusterError> {
-        let response = self.check(
+        let response = rpc!(
+            self,
             || format!("load state of {database}.{collection}"),
-            self.client
-                .clone()
-                .get_load_state(GetLoadStateRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    ..Default::default()
-                })
-                .await,
-            |r| r.status.as_ref(),
+            get_load_state(GetLoadStateRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
         )?;
         Ok(response.state)
     }
@@ -373,11 +436,7 @@ impl MilvusCluster {
         what: &str,
     ) -> Result<Vec<::milvus::proto::schema::FieldData>, ClusterError> {
         let (db, coll) = (request.db_name.clone(), request.collection_name.clone());
-        let response = self.check(
-            || format!("{what} {db}.{coll}"),
-            self.client.clone().query(request).await,
-            |r| r.status.as_ref(),
-        )?;
+        let response = rpc!(self, || format!("{what} {db}.{coll}"), query(request))?;
         Ok(response.fields_data)
     }
 }
@@ -389,43 +448,34 @@ impl Cluster for MilvusCluster {
     }
 
     async fn list_databases(&self) -> Result<Vec<String>, ClusterError> {
-        let response = self.check(
+        let response = rpc!(
+            self,
             || "list databases".into(),
-            self.client
-                .clone()
-                .list_databases(ListDatabasesRequest::default())
-                .await,
-            |r| r.status.as_ref(),
+            list_databases(ListDatabasesRequest::default())
         )?;
         Ok(response.db_names)
     }
 
     async fn create_database(&self, name: &str) -> Result<(), ClusterError> {
-        self.check(
+        rpc!(
+            self,
             || format!("create database {name}"),
-            self.client
-                .clone()
-                .create_database(CreateDatabaseRequest {
-                    db_name: name.into(),
-                    ..Default::default()
-                })
-                .await,
-            itself,
+            create_database(CreateDatabaseRequest {
+                db_name: name.into(),
+                ..Default::default()
+            })
         )
         .map(|_| ())
     }
 
     async fn list_collections(&self, database: &str) -> Result<Vec<String>, ClusterError> {
-        let response = self.check(
+        let response = rpc!(
+            self,
             || format!("list collections of {database}"),
-            self.client
-                .clone()
-                .show_collections(ShowCollectionsRequest {
-                    db_name: database.into(),
-                    ..Default::default()
-                })
-                .await,
-            |r| r.status.as_ref(),
+            show_collections(ShowCollectionsRequest {
+                db_name: database.into(),
+                ..Default::default()
+            })
         )?;
         Ok(response.collection_names)
     }
@@ -445,17 +495,14 @@ impl Cluster for MilvusCluster {
         {
             return Ok(None);
         }
-        let response = self.check(
+        let response = rpc!(
+            self,
             || format!("describe {database}.{collection}"),
-            self.client
-                .clone()
-                .describe_collection(DescribeCollectionRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    ..Default::default()
-                })
-                .await,
-            |r| r.status.as_ref(),
+            describe_collection(DescribeCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
         )?;
         let schema = response.schema.ok_or_else(|| {
             ClusterError::Protocol(format!("{database}.{collection} has no schema"), self.role)
@@ -474,17 +521,14 @@ impl Cluster for MilvusCluster {
         database: &str,
         collection: &str,
     ) -> Result<Vec<String>, ClusterError> {
-        let response = self.check(
+        let response = rpc!(
+            self,
             || format!("list partitions of {database}.{collection}"),
-            self.client
-                .clone()
-                .show_partitions(ShowPartitionsRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    ..Default::default()
-                })
-                .await,
-            |r| r.status.as_ref(),
+            show_partitions(ShowPartitionsRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
         )?;
         Ok(response.partition_names)
     }
@@ -567,22 +611,19 @@ impl Cluster for MilvusCluster {
             // Keys are copied, not generated again; the finish step removes the property.
             properties.push(kv(ALLOW_INSERT_AUTO_ID, "true"));
         }
-        self.check(
+        rpc!(
+            self,
             || format!("create collection {database}.{collection}"),
-            self.client
-                .clone()
-                .create_collection(CreateCollectionRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    schema: schema.encode_to_vec(),
-                    shards_num: info.shards_num,
-                    consistency_level: info.consistency_level,
-                    properties,
-                    num_partitions,
-                    ..Default::default()
-                })
-                .await,
-            itself,
+            create_collection(CreateCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                schema: schema.encode_to_vec(),
+                shards_num: info.shards_num,
+                consistency_level: info.consistency_level,
+                properties,
+                num_partitions,
+                ..Default::default()
+            })
         )
         .map(|_| ())
     }
@@ -593,18 +634,15 @@ impl Cluster for MilvusCluster {
         collection: &str,
         partition: &str,
     ) -> Result<(), ClusterError> {
-        self.check(
+        rpc!(
+            self,
             || format!("create partition {partition} of {database}.{collection}"),
-            self.client
-                .clone()
-                .create_partition(CreatePartitionRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    partition_name: partition.into(),
-                    ..Default::default()
-                })
-                .await,
-            itself,
+            create_partition(CreatePartitionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                partition_name: partition.into(),
+                ..Default::default()
+            })
         )
         .map(|_| ())
     }
@@ -615,25 +653,22 @@ impl Cluster for MilvusCluster {
         collection: &str,
         index: &IndexInfo,
     ) -> Result<(), ClusterError> {
-        self.check(
+        rpc!(
+            self,
             || {
                 format!(
                     "create index on {database}.{collection}.{}",
                     index.field_name
                 )
             },
-            self.client
-                .clone()
-                .create_index(CreateIndexRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    field_name: index.field_name.clone(),
-                    extra_params: index.params.clone(),
-                    index_name: index.index_name.clone(),
-                    ..Default::default()
-                })
-                .await,
-            itself,
+            create_index(CreateIndexRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                field_name: index.field_name.clone(),
+                extra_params: index.params.clone(),
+                index_name: index.index_name.clone(),
+                ..Default::default()
+            })
         )
         .map(|_| ())
     }
@@ -676,38 +711,35 @@ impl Cluster for MilvusCluster {
         batch: &Batch,
         mode: WriteMode,
     ) -> Result<u64, ClusterError> {
-        let operation = || format!("{mode:?} into {database}.{collection}").to_lowercase();
+        let operation = || format!("{} into {database}.{collection}", mode.as_str());
         let (db_name, collection_name) = (database.to_owned(), collection.to_owned());
         let partition_name = partition.unwrap_or_default().to_owned();
         let num_rows = batch.rows as u32;
-        let mut client = self.client.clone();
-        let response = match mode {
+        let fields_data = batch.fields.clone();
+        let result = match mode {
             WriteMode::Insert => {
-                client
-                    .insert(InsertRequest {
-                        db_name,
-                        collection_name,
-                        partition_name,
-                        fields_data: batch.fields.clone(),
-                        num_rows,
-                        ..Default::default()
-                    })
-                    .await
+                let request = InsertRequest {
+                    db_name,
+                    collection_name,
+                    partition_name,
+                    fields_data,
+                    num_rows,
+                    ..Default::default()
+                };
+                rpc!(self, operation, insert(request))?
             }
             WriteMode::Upsert => {
-                client
-                    .upsert(UpsertRequest {
-                        db_name,
-                        collection_name,
-                        partition_name,
-                        fields_data: batch.fields.clone(),
-                        num_rows,
-                        ..Default::default()
-                    })
-                    .await
+                let request = UpsertRequest {
+                    db_name,
+                    collection_name,
+                    partition_name,
+                    fields_data,
+                    num_rows,
+                    ..Default::default()
+                };
+                rpc!(self, operation, upsert(request))?
             }
         };
-        let result = self.check(operation, response, |r| r.status.as_ref())?;
         let written = match mode {
             WriteMode::Insert => result.insert_cnt,
             WriteMode::Upsert => result.upsert_cnt,
@@ -733,33 +765,27 @@ impl Cluster for MilvusCluster {
     }
 
     async fn flush(&self, database: &str, collection: &str) -> Result<(), ClusterError> {
-        self.check(
+        rpc!(
+            self,
             || format!("flush {database}.{collection}"),
-            self.client
-                .clone()
-                .flush(FlushRequest {
-                    db_name: database.into(),
-                    collection_names: vec![collection.into()],
-                    ..Default::default()
-                })
-                .await,
-            |r| r.status.as_ref(),
+            flush(FlushRequest {
+                db_name: database.into(),
+                collection_names: vec![collection.into()],
+                ..Default::default()
+            })
         )
         .map(|_| ())
     }
 
     async fn load(&self, database: &str, collection: &str) -> Result<(), ClusterError> {
-        self.check(
+        rpc!(
+            self,
             || format!("load {database}.{collection}"),
-            self.client
-                .clone()
-                .load_collection(LoadCollectionRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    ..Default::default()
-                })
-                .await,
-            itself,
+            load_collection(LoadCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
         )?;
         let started = tokio::time::Instant::now();
         loop {
@@ -780,17 +806,14 @@ impl Cluster for MilvusCluster {
     }
 
     async fn release(&self, database: &str, collection: &str) -> Result<(), ClusterError> {
-        self.check(
+        rpc!(
+            self,
             || format!("release {database}.{collection}"),
-            self.client
-                .clone()
-                .release_collection(ReleaseCollectionRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    ..Default::default()
-                })
-                .await,
-            itself,
+            release_collection(ReleaseCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
         )
         .map(|_| ())
     }
@@ -826,17 +849,14 @@ impl Cluster for MilvusCluster {
     }
 
     async fn drop_collection(&self, database: &str, collection: &str) -> Result<(), ClusterError> {
-        self.check(
+        rpc!(
+            self,
             || format!("drop {database}.{collection}"),
-            self.client
-                .clone()
-                .drop_collection(DropCollectionRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    ..Default::default()
-                })
-                .await,
-            itself,
+            drop_collection(DropCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
         )
         .map(|_| ())
     }
@@ -867,30 +887,29 @@ impl Cluster for MilvusCluster {
         collection: &str,
         keys: &[String],
     ) -> Result<(), ClusterError> {
-        self.check(
-            || format!("remove properties {keys:?} of {database}.{collection}"),
-            self.client
-                .clone()
-                .alter_collection(AlterCollectionRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    delete_keys: keys.to_vec(),
-                    ..Default::default()
-                })
-                .await,
-            itself,
+        rpc!(
+            self,
+            || {
+                format!(
+                    "remove properties {} of {database}.{collection}",
+                    keys.join(", ")
+                )
+            },
+            alter_collection(AlterCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                delete_keys: keys.to_vec(),
+                ..Default::default()
+            })
         )
         .map(|_| ())
     }
 
     async fn server_version(&self) -> Result<String, ClusterError> {
-        let response = self.check(
+        let response = rpc!(
+            self,
             || "get the server version".into(),
-            self.client
-                .clone()
-                .get_version(GetVersionRequest::default())
-                .await,
-            |r| r.status.as_ref(),
+            get_version(GetVersionRequest::default())
         )?;
         Ok(response.version)
     }
@@ -920,106 +939,109 @@ impl Cluster for MilvusCluster {
     }
 
     async fn probe_explicit_auto_id(&self) -> Result<Result<(), String>, ClusterError> {
-        use ::milvus::proto::schema::{
-            field_data, i_ds, vector_field, FieldData, FloatArray, LongArray, ScalarField,
-            VectorField,
-        };
-        use ::milvus::proto::schema::{CollectionSchema, DataType, FieldSchema};
         const KEY: i64 = 4_242_424_242;
         let name = scratch_name();
-        let schema = CollectionSchema {
-            name: name.clone(),
-            fields: vec![
-                FieldSchema {
-                    name: "id".into(),
-                    data_type: DataType::Int64 as i32,
-                    is_primary_key: true,
-                    auto_id: true,
-                    ..Default::default()
-                },
-                FieldSchema {
-                    name: "v".into(),
-                    data_type: DataType::FloatVector as i32,
-                    type_params: vec![kv("dim", "2")],
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
-        };
-        let created = self.check(
-            || format!("create scratch collection {name}"),
-            self.client
-                .clone()
-                .create_collection(CreateCollectionRequest {
-                    collection_name: name.clone(),
-                    schema: schema.encode_to_vec(),
-                    shards_num: 1,
-                    properties: vec![kv(ALLOW_INSERT_AUTO_ID, "true")],
-                    ..Default::default()
-                })
-                .await,
-            itself,
-        );
-        if let Err(e) = created {
-            return match e {
-                ClusterError::Call {
-                    detail,
-                    transient: false,
-                    ..
-                } => Ok(Err(detail)),
-                e => Err(e),
-            };
+        let request = auto_id_scratch(&name);
+        let operation = || format!("create scratch collection {name}");
+        let created = rpc!(self, operation, create_collection(request));
+        match created {
+            Ok(_) => {}
+            Err(ClusterError::Call {
+                detail,
+                transient: false,
+                ..
+            }) => return Ok(Err(detail)),
+            Err(e) => return Err(e),
         }
-        let inserted = self
-            .client
-            .clone()
-            .insert(InsertRequest {
-                collection_name: name.clone(),
-                num_rows: 1,
-                fields_data: vec![
-                    FieldData {
-                        r#type: DataType::Int64 as i32,
-                        field_name: "id".into(),
-                        field: Some(field_data::Field::Scalars(ScalarField {
-                            data: Some(scalar_field::Data::LongData(LongArray { data: vec![KEY] })),
-                            ..Default::default()
-                        })),
-                        ..Default::default()
-                    },
-                    FieldData {
-                        r#type: DataType::FloatVector as i32,
-                        field_name: "v".into(),
-                        field: Some(field_data::Field::Vectors(VectorField {
-                            dim: 2,
-                            data: Some(vector_field::Data::FloatVector(FloatArray {
-                                data: vec![0.5, 0.5],
-                            })),
-                            ..Default::default()
-                        })),
-                        ..Default::default()
-                    },
-                ],
-                ..Default::default()
-            })
-            .await;
+        let inserted = self.client.clone().insert(one_entity(&name, KEY)).await;
         // The scratch collection goes whatever the insert did.
         let dropped = self.drop_collection("", &name).await;
         let verdict = match inserted {
             Err(status) => Err(status.message().to_owned()),
-            Ok(response) => {
-                let response = response.into_inner();
-                match ok_status(response.status.as_ref()) {
-                    Err((reason, _)) => Err(reason),
-                    Ok(()) => match response.i_ds.and_then(|ids| ids.id_field) {
-                        Some(i_ds::IdField::IntId(ids)) if ids.data == [KEY] => Ok(()),
-                        other => Err(format!(
-                            "it took the entity but gave it another key ({other:?})"
-                        )),
-                    },
-                }
-            }
+            Ok(response) => explicit_key_kept(response.into_inner(), KEY),
         };
         dropped?;
         Ok(verdict)
+    }
+}
+
+/// A scratch `auto_id` collection that lets explicit keys in.
+fn auto_id_scratch(name: &str) -> CreateCollectionRequest {
+    use ::milvus::proto::schema::{CollectionSchema, DataType, FieldSchema};
+    let schema = CollectionSchema {
+        name: name.to_owned(),
+        fields: vec![
+            FieldSchema {
+                name: "id".into(),
+                data_type: DataType::Int64 as i32,
+                is_primary_key: true,
+                auto_id: true,
+                ..Default::default()
+            },
+            FieldSchema {
+                name: "v".into(),
+                data_type: DataType::FloatVector as i32,
+                type_params: vec![kv("dim", "2")],
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    CreateCollectionRequest {
+        collection_name: name.to_owned(),
+        schema: schema.encode_to_vec(),
+        shards_num: 1,
+        properties: vec![kv(ALLOW_INSERT_AUTO_ID, "true")],
+        ..Default::default()
+    }
+}
+
+/// One entity with an explicit key, for [`auto_id_scratch`].
+fn one_entity(name: &str, key: i64) -> InsertRequest {
+    use ::milvus::proto::schema::{
+        field_data, vector_field, DataType, FieldData, FloatArray, LongArray, ScalarField,
+        VectorField,
+    };
+    InsertRequest {
+        collection_name: name.to_owned(),
+        num_rows: 1,
+        fields_data: vec![
+            FieldData {
+                r#type: DataType::Int64 as i32,
+                field_name: "id".into(),
+                field: Some(field_data::Field::Scalars(ScalarField {
+                    data: Some(scalar_field::Data::LongData(LongArray { data: vec![key] })),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+            FieldData {
+                r#type: DataType::FloatVector as i32,
+                field_name: "v".into(),
+                field: Some(field_data::Field::Vectors(VectorField {
+                    dim: 2,
+                    data: Some(vector_field::Data::FloatVector(FloatArray {
+                        data: vec![0.5, 0.5],
+                    })),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+/// Whether an insert kept the explicit `key` it was given, or why not.
+fn explicit_key_kept(
+    response: ::milvus::proto::milvus::MutationResult,
+    key: i64,
+) -> Result<(), String> {
+    use ::milvus::proto::schema::i_ds;
+    ok_status(response.status.as_ref()).map_err(|(reason, _)| reason)?;
+    match response.i_ds.and_then(|ids| ids.id_field) {
+        Some(i_ds::IdField::IntId(ids)) if ids.data == [key] => Ok(()),
+        Some(_) => Err("it took the entity but gave it another key".into()),
+        None => Err("it took the entity but reported no key".into()),
     }
 }

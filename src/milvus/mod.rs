@@ -10,13 +10,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 pub use ::milvus::proto::common::KeyValuePair;
 pub use ::milvus::proto::schema::{CollectionSchema, DataType, FieldData, FieldSchema};
 
-use crate::domain::request::WebhookSpec;
-use crate::domain::{ClusterSpec, Cursor, SchemaOverrides, Secret};
+use crate::domain::{ClusterSpec, Cursor, SchemaOverrides};
 
 /// The collection property that lets explicit keys into an `auto_id` collection.
 pub const ALLOW_INSERT_AUTO_ID: &str = "allow_insert_auto_id";
@@ -37,24 +35,7 @@ pub fn kv(key: &str, value: &str) -> KeyValuePair {
     }
 }
 
-/// Which side of the migration a cluster is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Read from.
-    Source,
-    /// Written to.
-    Target,
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Source => "source",
-            Role::Target => "target",
-        })
-    }
-}
+pub use crate::domain::Role;
 
 /// A failed cluster call, with what a user needs to act on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -223,9 +204,7 @@ impl CollectionInfo {
             ) {
                 Some(format!(
                     "its type is {}; a partition key must be Int64 or VarChar",
-                    DataType::try_from(field.data_type)
-                        .map(|t| format!("{t:?}"))
-                        .unwrap_or_else(|_| field.data_type.to_string())
+                    compat::type_name(field.data_type)
                 ))
             } else {
                 None
@@ -296,6 +275,16 @@ pub enum WriteMode {
     Insert,
     /// Replace entities with the same primary key (used for a page a dead worker may have written).
     Upsert,
+}
+
+impl WriteMode {
+    /// The write's name in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Insert => "insert",
+            Self::Upsert => "upsert",
+        }
+    }
 }
 
 /// One page to read: entities after `after` in primary-key order.
@@ -435,29 +424,4 @@ pub trait ClusterConnector: Send + Sync {
         role: Role,
         spec: &ClusterSpec,
     ) -> Result<Arc<dyn Cluster>, ClusterError>;
-}
-
-/// What a TLS connection to a cluster needs beyond the platform's defaults, resolved from its
-/// spec's [`crate::domain::TlsSpec`] (files read, ARNs fetched, sealed keys opened).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TlsMaterial {
-    /// The CA certificates to trust instead of the platform's roots, PEM.
-    pub ca_pem: Option<String>,
-    /// The client certificate (PEM) and its key, for two-way TLS.
-    pub identity: Option<(String, Secret)>,
-    /// The name the server's certificate must carry, if not the URI's host.
-    pub server_name: Option<String>,
-}
-
-/// Where a cluster's token comes from (command-line flags, Secrets Manager, a sealed token).
-#[async_trait]
-pub trait Credentials: Send + Sync {
-    /// The token for the `role` cluster that `spec` describes; `None` for no authentication.
-    async fn token(&self, role: Role, spec: &ClusterSpec) -> Result<Option<Secret>, ClusterError>;
-
-    /// The TLS material of the `role` cluster that `spec` describes (empty without `tls`).
-    async fn tls(&self, role: Role, spec: &ClusterSpec) -> Result<TlsMaterial, ClusterError>;
-
-    /// The signing secret of a job's webhook; the error names where it was looked for.
-    async fn webhook_secret(&self, spec: &WebhookSpec) -> Result<Option<Secret>, String>;
 }

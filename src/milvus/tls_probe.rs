@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::TlsMaterial;
+use crate::credentials::TlsMaterial;
 use crate::domain::Address;
 use crate::tls::TlsFailure;
 

@@ -68,6 +68,34 @@ impl std::fmt::Display for Step {
 }
 
 impl WorkMessage {
+    /// A `Plan` message for a job.
+    pub fn plan(job_id: &str) -> Self {
+        Self::Plan {
+            job_id: job_id.into(),
+        }
+    }
+
+    /// A `Work` message for a job.
+    pub fn work(job_id: &str) -> Self {
+        Self::Work {
+            job_id: job_id.into(),
+        }
+    }
+
+    /// A `Finish` message for a job.
+    pub fn finish(job_id: &str) -> Self {
+        Self::Finish {
+            job_id: job_id.into(),
+        }
+    }
+
+    /// A `Deliver` message for a job.
+    pub fn deliver(job_id: &str) -> Self {
+        Self::Deliver {
+            job_id: job_id.into(),
+        }
+    }
+
     /// The kind of step it asks for.
     pub fn step(&self) -> Step {
         match self {

@@ -327,7 +327,7 @@ impl JobStore for DynamoStore {
                     .ok()
                     .and_then(|b| serde_json::from_slice::<HashMap<String, String>>(&b).ok())
                     .map(|m| m.into_iter().map(|(k, v)| (k, s(v))).collect())
-                    .ok_or_else(|| StoreError::NotFound(format!("page token `{token}`")))
+                    .ok_or_else(|| StoreError::BadPageToken(token.to_owned()))
             })
             .transpose()?;
         let limit = limit.clamp(1, 1000);

@@ -2,14 +2,15 @@
 //! workers could race on is a conditional write here, never a matter of timing.
 //!
 //! Adapters: [`sqlite::SqliteStore`] (the embedded default) and [`dynamodb::DynamoStore`]
-//! (the Lambda deployment's). Each adapter must pass the shared
-//! [`conformance`] suite.
+//! (the Lambda deployment's). Each adapter must pass the shared conformance suite
+//! (`store::conformance`, in test builds).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::{Checkpoint, Job, JobStatus, LogEntry, Task, TaskStatus};
 
+#[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
 pub mod dynamodb;
 pub mod sqlite;
@@ -26,6 +27,9 @@ pub enum StoreError {
     /// The record does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// A listing's `next` token that this store never issued.
+    #[error("page token `{0}` is not one this store issued")]
+    BadPageToken(String),
     /// The store itself failed.
     #[error("job store: {0}")]
     Backend(String),

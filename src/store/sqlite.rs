@@ -250,7 +250,7 @@ impl JobStore for SqliteStore {
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok());
                 raw.and_then(|s| s.split_once('|').map(|(a, b)| (a.to_owned(), b.to_owned())))
-                    .ok_or_else(|| StoreError::NotFound(format!("page token `{token}`")))
+                    .ok_or_else(|| StoreError::BadPageToken(token.to_owned()))
             })
             .transpose()?;
         let limit = limit.clamp(1, 1000);

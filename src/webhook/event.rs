@@ -1,11 +1,11 @@
-//! Webhook event bodies: `{ "type", "timestamp", "data" }` as PRODUCT.md describes them. The
+//! Webhook event bodies: `{ "type", "timestamp", "data" }` as the README documents them. The
 //! body of an outcome event is built from the ended job alone, so every retry sends the same
 //! bytes.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use crate::domain::{Job, Progress};
+use crate::domain::{Job, Progress, WebhookEvent};
 
 /// The job as events show it: public, without the delivery's own bookkeeping.
 fn job_data(job: &Job) -> Value {
@@ -41,9 +41,9 @@ fn job_data(job: &Job) -> Value {
 }
 
 /// The body of an ended job's outcome event.
-pub fn outcome(job: &Job, event: &str, timestamp: DateTime<Utc>) -> Vec<u8> {
+pub fn outcome(job: &Job, event: WebhookEvent, timestamp: DateTime<Utc>) -> Vec<u8> {
     let body = json!({
-        "type": event,
+        "type": event.as_str(),
         "timestamp": timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
         "data": job_data(job),
     });
@@ -55,7 +55,7 @@ pub fn progress(job: &Job, progress: &Progress, now: DateTime<Utc>) -> Vec<u8> {
     let mut data = job_data(job);
     data["progress"] = json!(progress);
     let body = json!({
-        "type": "migration.progress",
+        "type": WebhookEvent::Progress.as_str(),
         "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
         "data": data,
     });

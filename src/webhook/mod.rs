@@ -14,6 +14,10 @@ use crate::domain::request::WebhookSpec;
 
 pub use signature::{SignatureError, SigningSecret};
 
+/// The longest wait between two attempts at a webhook, whatever the backoff or the receiver's
+/// `Retry-After` says.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(3600);
+
 /// What one attempt to deliver a webhook gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {

@@ -1,16 +1,19 @@
 //! The HTTP notifier: signs a message with the job's webhook secret and POSTs it to the address
 //! the guard checked, once per call. Retrying is the engine's business (`engine::notify`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use reqwest::Url;
+
 use super::guard::{Refusal, UrlPolicy};
 use super::{Notifier, Sent, SigningSecret};
+use crate::credentials::Credentials;
 use crate::domain::request::WebhookSpec;
-use crate::milvus::Credentials;
 
 /// Sends webhooks over HTTP(S) with `reqwest`.
 pub struct HttpNotifier {
@@ -18,9 +21,6 @@ pub struct HttpNotifier {
     credentials: Arc<dyn Credentials>,
     timeout: Duration,
 }
-
-/// The timeout of one attempt unless configured otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl HttpNotifier {
     /// A notifier under `policy`, reading signing secrets through `credentials`, with a
@@ -33,15 +33,9 @@ impl HttpNotifier {
         }
     }
 
-    /// The CLI's notifier: loopback receivers allowed; `secret` signs when the job's own is
-    /// redacted in its record (it was given on the command line).
-    pub fn local(secret: Option<crate::domain::Secret>) -> Arc<dyn Notifier> {
-        let credentials = crate::aws::TokenResolver::new(None, None).with_webhook_secret(secret);
-        Arc::new(Self::new(
-            UrlPolicy::local(),
-            Arc::new(credentials),
-            DEFAULT_TIMEOUT,
-        ))
+    /// The CLI's notifier: loopback receivers allowed.
+    pub fn local(credentials: Arc<dyn Credentials>, timeout: Duration) -> Arc<dyn Notifier> {
+        Arc::new(Self::new(UrlPolicy::local(), credentials, timeout))
     }
 }
 
@@ -57,7 +51,7 @@ fn retry_after(value: Option<&str>, now: DateTime<Utc>) -> Option<Duration> {
             (at - now).to_std().unwrap_or(Duration::ZERO)
         }
     };
-    Some(wait.min(Duration::from_secs(3600)))
+    Some(wait.min(super::MAX_RETRY_WAIT))
 }
 
 #[async_trait]
@@ -75,47 +69,9 @@ impl Notifier for HttpNotifier {
 
 impl HttpNotifier {
     async fn attempt(&self, spec: &WebhookSpec, id: &str, body: &[u8]) -> Sent {
-        let refused = |error: String| Sent::Refused {
-            status: None,
-            error,
-        };
-        let url = match self.policy.check_url(&spec.url) {
-            Ok(u) => u,
-            Err(e) => return refused(format!("webhook.url {e}")),
-        };
-        let secret = match self.credentials.webhook_secret(spec).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return refused("the webhook has no signing secret".into()),
-            Err(e) => {
-                return Sent::Retry {
-                    status: None,
-                    error: e,
-                    after: None,
-                }
-            }
-        };
-        let secret = match SigningSecret::parse(secret.expose()) {
-            Ok(s) => s,
-            Err(e) => return refused(format!("the webhook secret {e}")),
-        };
-        let lookup = tokio::time::timeout(self.timeout, self.policy.resolve(&url)).await;
-        let address = match lookup {
-            Ok(Ok(a)) => a,
-            Ok(Err(Refusal::Forbidden(e))) => return refused(format!("webhook.url refused: {e}")),
-            Ok(Err(Refusal::Lookup(e))) => {
-                return Sent::Retry {
-                    status: None,
-                    error: e,
-                    after: None,
-                }
-            }
-            Err(_) => {
-                return Sent::Retry {
-                    status: None,
-                    error: format!("cannot resolve the host within {:?}", self.timeout),
-                    after: None,
-                }
-            }
+        let (url, secret, address) = match self.prepare(spec).await {
+            Ok(ready) => ready,
+            Err(sent) => return sent,
         };
         let host = url.host_str().unwrap_or_default().to_owned();
         // Pinned to the checked address: no second lookup can send it elsewhere.
@@ -139,63 +95,113 @@ impl HttpNotifier {
             .body(body.to_vec())
             .send()
             .await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => {
-                let what = if e.is_timeout() {
-                    format!("no answer within {:?}", self.timeout)
-                } else if e.is_connect() {
-                    "cannot connect".to_owned()
-                } else {
-                    "the request failed".to_owned()
-                };
-                // The chain of causes, without the URL (it may carry a token in its query).
-                let mut detail = String::new();
-                let mut source = std::error::Error::source(&e);
-                while let Some(s) = source {
-                    detail = s.to_string();
-                    source = s.source();
-                }
-                return Sent::Retry {
-                    status: None,
-                    error: if detail.is_empty() {
-                        what
-                    } else {
-                        format!("{what}: {detail}")
-                    },
-                    after: None,
-                };
+        match response {
+            Ok(r) => judge(r.status().as_u16(), r.headers()),
+            Err(e) => retry(self.send_error(&e)),
+        }
+    }
+
+    /// The checked URL, the signing secret and the checked address to post to, or why not.
+    async fn prepare(&self, spec: &WebhookSpec) -> Result<(Url, SigningSecret, SocketAddr), Sent> {
+        let url = self
+            .policy
+            .check_url(&spec.url)
+            .map_err(|e| refused(format!("webhook.url {e}")))?;
+        let secret = match self.credentials.webhook_secret(spec).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(refused("the webhook has no signing secret".into())),
+            Err(e) => return Err(retry(e.0)),
+        };
+        let secret = SigningSecret::parse(secret.expose())
+            .map_err(|e| refused(format!("the webhook secret {e}")))?;
+        let lookup = tokio::time::timeout(self.timeout, self.policy.resolve(&url)).await;
+        let address = match lookup {
+            Ok(Ok(a)) => a,
+            Ok(Err(Refusal::Forbidden(e))) => {
+                return Err(refused(format!("webhook.url refused: {e}")))
+            }
+            Ok(Err(Refusal::Lookup(e))) => return Err(retry(e)),
+            Err(_) => {
+                return Err(retry(format!(
+                    "cannot resolve the host within {}",
+                    humantime::format_duration(self.timeout)
+                )))
             }
         };
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
+        Ok((url, secret, address))
+    }
+
+    /// What went wrong with a request that got no answer: the chain of causes, without the
+    /// URL (it may carry a token in its query).
+    fn send_error(&self, e: &reqwest::Error) -> String {
+        let what = if e.is_timeout() {
+            format!(
+                "no answer within {}",
+                humantime::format_duration(self.timeout)
+            )
+        } else if e.is_connect() {
+            "cannot connect".to_owned()
+        } else {
+            "the request failed".to_owned()
         };
-        let sent = match status {
-            200..=299 => Sent::Delivered { status },
-            410 => Sent::Gone { status },
-            408 | 429 | 500..=599 => Sent::Retry {
-                status: Some(status),
-                error: format!("the receiver answered {status}"),
-                after: retry_after(header("retry-after").as_deref(), Utc::now()),
-            },
-            300..=399 => Sent::Refused {
-                status: Some(status),
-                error: format!(
-                    "the receiver redirected to {}; redirects are not followed, configure the final URL",
-                    header("location").unwrap_or_else(|| "nowhere".into())
-                ),
-            },
-            _ => Sent::Refused {
-                status: Some(status),
-                error: format!("the receiver answered {status}; not retried"),
-            },
-        };
-        sent
+        let mut detail = String::new();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            detail = s.to_string();
+            source = s.source();
+        }
+        if detail.is_empty() {
+            what
+        } else {
+            format!("{what}: {detail}")
+        }
+    }
+}
+
+/// An attempt never worth repeating.
+fn refused(error: String) -> Sent {
+    Sent::Refused {
+        status: None,
+        error,
+    }
+}
+
+/// An attempt worth repeating, with no answer to go by.
+fn retry(error: String) -> Sent {
+    Sent::Retry {
+        status: None,
+        error,
+        after: None,
+    }
+}
+
+/// What the receiver's answer means for the delivery.
+fn judge(status: u16, headers: &reqwest::header::HeaderMap) -> Sent {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match status {
+        200..=299 => Sent::Delivered { status },
+        410 => Sent::Gone { status },
+        408 | 429 | 500..=599 => Sent::Retry {
+            status: Some(status),
+            error: format!("the receiver answered {status}"),
+            after: retry_after(header("retry-after").as_deref(), Utc::now()),
+        },
+        300..=399 => Sent::Refused {
+            status: Some(status),
+            error: format!(
+                "the receiver redirected to {}; redirects are not followed, configure the final URL",
+                header("location").unwrap_or_else(|| "nowhere".into())
+            ),
+        },
+        _ => Sent::Refused {
+            status: Some(status),
+            error: format!("the receiver answered {status}; not retried"),
+        },
     }
 }
 

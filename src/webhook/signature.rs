@@ -40,15 +40,7 @@ pub enum SignatureError {
 impl SigningSecret {
     /// Parses `whsec_<base64>` (the prefix is optional). The error never repeats the value.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let raw = text.trim();
-        let raw = raw.strip_prefix("whsec_").unwrap_or(raw);
-        let key = STANDARD
-            .decode(raw)
-            .map_err(|_| "is not a `whsec_<base64>` secret".to_owned())?;
-        if key.len() < 16 {
-            return Err("is shorter than 16 bytes; use at least 24 random bytes".into());
-        }
-        Ok(Self(key))
+        crate::domain::secret::signing_key(text).map(Self)
     }
 
     /// Wraps raw key bytes.

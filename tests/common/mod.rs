@@ -29,6 +29,7 @@ use milvus::proto::schema::{
 use prost::Message;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use vecmigrate::credentials::{Credentials, TokenResolver};
 use vecmigrate::domain::{CollectionSpec, DatabaseSpec, MigrationRequest, Secret};
 use vecmigrate::engine::{Engine, EngineConfig, Faults};
 use vecmigrate::entrypoints::local::{LocalRunner, LocalSettings};
@@ -875,15 +876,22 @@ fn harness_full(
     webhook_secret: Option<Secret>,
 ) -> Harness {
     let queue = InProcessQueue::new();
-    let connector = MilvusConnector::new(
-        servers.source.token.clone().map(Secret::new),
-        servers.target.token.clone().map(Secret::new),
+    let credentials: Arc<dyn Credentials> = Arc::new(
+        TokenResolver::new(
+            servers.source.token.clone().map(Secret::new),
+            servers.target.token.clone().map(Secret::new),
+        )
+        .with_webhook_secret(webhook_secret),
+    );
+    let notifier = vecmigrate::webhook::sender::HttpNotifier::local(
+        credentials.clone(),
+        config.webhook_timeout,
     );
     let mut engine = Engine::new(
         store.clone(),
         Arc::new(queue.clone()),
-        Arc::new(connector),
-        vecmigrate::webhook::sender::HttpNotifier::local(webhook_secret),
+        Arc::new(MilvusConnector::new(credentials)),
+        notifier,
         config,
     );
     if let Some(f) = faults {
@@ -936,7 +944,6 @@ pub fn fast_settings() -> LocalSettings {
     LocalSettings {
         workers: 4,
         max_run: None,
-        safety_margin: Duration::from_millis(50),
         sweep_every: Duration::from_millis(300),
         progress_every: Duration::from_millis(50),
     }

@@ -1,0 +1,68 @@
+//! The engine's settings: one struct, one default for each, read from the same environment
+//! variables by the CLI and the Lambda function.
+
+use std::time::Duration;
+
+/// Tunables of the engine (the same for every job it runs).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a task or step lease lasts without a checkpoint (`VECMIGRATE_LEASE_TTL`): also
+    /// how long a dead worker's task waits before another takes it.
+    pub lease_ttl: Duration,
+    /// Stop this long before an invocation's deadline (`VECMIGRATE_SAFETY_MARGIN`; never more
+    /// than a quarter of a short budget).
+    pub safety_margin: Duration,
+    /// The most attempts at one outcome webhook (`VECMIGRATE_WEBHOOK_ATTEMPTS`).
+    pub webhook_attempts: u32,
+    /// The wait before a webhook's second attempt (`VECMIGRATE_WEBHOOK_BACKOFF`); each later
+    /// wait is four times longer (capped at an hour, with jitter), unless the receiver says
+    /// `Retry-After`.
+    pub webhook_backoff: Duration,
+    /// How long one webhook attempt may take (`VECMIGRATE_WEBHOOK_TIMEOUT`).
+    pub webhook_timeout: Duration,
+}
+
+impl EngineConfig {
+    /// The lease TTL as a duration on the wall clock that leases are stamped with.
+    pub(crate) fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.lease_ttl).unwrap_or(chrono::Duration::seconds(60))
+    }
+
+    /// The defaults, with what the environment sets; the error names the variable.
+    pub fn from_env() -> Result<Self, String> {
+        let d = Self::default();
+        let duration = |name: &str, default: Duration| {
+            crate::entrypoints::env_duration(name, Some(default)).map(|v| v.unwrap_or(default))
+        };
+        let attempts = match crate::entrypoints::env_text("VECMIGRATE_WEBHOOK_ATTEMPTS") {
+            None => d.webhook_attempts,
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| {
+                    format!("VECMIGRATE_WEBHOOK_ATTEMPTS=`{v}` is not a number from 1 to 100")
+                })?,
+        };
+        Ok(Self {
+            lease_ttl: duration("VECMIGRATE_LEASE_TTL", d.lease_ttl)?,
+            safety_margin: duration("VECMIGRATE_SAFETY_MARGIN", d.safety_margin)?,
+            webhook_attempts: attempts,
+            webhook_backoff: duration("VECMIGRATE_WEBHOOK_BACKOFF", d.webhook_backoff)?,
+            webhook_timeout: duration("VECMIGRATE_WEBHOOK_TIMEOUT", d.webhook_timeout)?,
+        })
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(60),
+            safety_margin: Duration::from_secs(30),
+            webhook_attempts: 8,
+            webhook_backoff: Duration::from_secs(5),
+            webhook_timeout: Duration::from_secs(15),
+        }
+    }
+}

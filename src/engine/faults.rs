@@ -1,0 +1,213 @@
+//! Fault injection for the tests of crash recovery, lost and garbled writes, and panics: the
+//! named hooks a test installs with `Engine::with_faults`. Only test builds (`cfg(test)` or the
+//! `test-support` feature, which `scripts/test.sh` turns on) have them; elsewhere `Faults` is
+//! an empty type whose checks do nothing, so a release carries no fault hook.
+
+pub use hooks::Faults;
+
+#[cfg(any(test, feature = "test-support"))]
+mod hooks {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::engine::EngineError;
+    use crate::milvus::Batch;
+    use crate::queue::Step;
+
+    /// Fault injection for tests of crash recovery: make the N-th page write of this engine "die"
+    /// before its checkpoint, leaving its lease held. Production code never sets it.
+    #[derive(Debug, Default)]
+    pub struct Faults {
+        crash_after_write: AtomicU64,
+        lose_write: AtomicU64,
+        corrupt_write: AtomicU64,
+        writes: AtomicU64,
+        panic_step: std::sync::Mutex<Option<Step>>,
+        panics_left: AtomicU64,
+    }
+
+    impl Faults {
+        /// Crash once, right after the `n`-th page write (counted across the engine's workers).
+        pub fn crash_after_write(n: u64) -> Self {
+            Self {
+                crash_after_write: AtomicU64::new(n),
+                ..Default::default()
+            }
+        }
+
+        /// Once, skip the `n`-th page write but report it written and checkpoint it: a write a
+        /// server lost, which only verification can notice.
+        pub fn lose_write(n: u64) -> Self {
+            Self {
+                lose_write: AtomicU64::new(n),
+                ..Default::default()
+            }
+        }
+
+        /// Once, change one value of the `n`-th page before writing it: a write a server garbled,
+        /// which counts cannot notice and content verification must.
+        pub fn corrupt_write(n: u64) -> Self {
+            Self {
+                corrupt_write: AtomicU64::new(n),
+                ..Default::default()
+            }
+        }
+
+        /// Panic (a bug, as far as the runner can tell) the first `times` times a `step` reaches
+        /// its fault point: after taking its lease, so that the panic leaves it held as a crash
+        /// would. Plan and finish panic after taking the step lease, copy after a page write
+        /// (before its checkpoint), deliver after claiming an attempt.
+        pub fn panic_in(step: Step, times: u64) -> Self {
+            Self {
+                panic_step: std::sync::Mutex::new(Some(step)),
+                panics_left: AtomicU64::new(times),
+                ..Default::default()
+            }
+        }
+
+        /// Parses a fault hook as the CLI's tests name it: `panic:STEP[:TIMES]` (STEP one of plan,
+        /// copy, finish, deliver; TIMES defaults to always).
+        #[cfg(feature = "test-support")]
+        pub fn parse(spec: &str) -> Result<Self, String> {
+            let parts: Vec<&str> = spec.split(':').collect();
+            let step = |s: &str| {
+                [Step::Plan, Step::Work, Step::Finish, Step::Deliver]
+                    .into_iter()
+                    .find(|k| k.as_str() == s)
+                    .ok_or_else(|| format!("`{s}` is not a step (plan, copy, finish, deliver)"))
+            };
+            match parts.as_slice() {
+                ["panic", s] => Ok(Self::panic_in(step(s)?, u64::MAX)),
+                ["panic", s, n] => Ok(Self::panic_in(
+                    step(s)?,
+                    n.parse()
+                        .map_err(|_| format!("`{n}` is not a number of times"))?,
+                )),
+                _ => Err(format!("`{spec}` is not a fault hook (panic:STEP[:TIMES])")),
+            }
+        }
+
+        /// Panics if this is a step and a time to panic.
+        pub(crate) fn maybe_panic(&self, step: Step) {
+            let chosen = self
+                .panic_step
+                .lock()
+                .map(|s| *s == Some(step))
+                .unwrap_or(false);
+            if chosen
+                && self
+                    .panics_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                panic!("injected panic in the {step} step");
+            }
+        }
+
+        /// The page to write: the page itself, or a garbled copy when this is the write to corrupt.
+        pub(crate) fn maybe_corrupt<'a>(
+            &self,
+            page: &'a Batch,
+            primary: &str,
+        ) -> std::borrow::Cow<'a, Batch> {
+            let n = self.corrupt_write.load(Ordering::SeqCst);
+            if n == 0 || self.writes.load(Ordering::SeqCst) + 1 != n {
+                return std::borrow::Cow::Borrowed(page);
+            }
+            let mut garbled = page.clone();
+            garble_first_value(&mut garbled, primary);
+            std::borrow::Cow::Owned(garbled)
+        }
+
+        /// Whether the next page write is the one to lose.
+        pub(crate) fn loses_next_write(&self) -> bool {
+            let n = self.lose_write.load(Ordering::SeqCst);
+            n != 0 && self.writes.load(Ordering::SeqCst) + 1 == n
+        }
+
+        pub(crate) fn after_write(&self) -> Result<(), EngineError> {
+            let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == self.crash_after_write.load(Ordering::SeqCst) {
+                return Err(EngineError::InjectedCrash);
+            }
+            Ok(())
+        }
+    }
+
+    /// Changes the first entity's value in the first column that is not the primary key.
+    fn garble_first_value(page: &mut Batch, primary: &str) {
+        use crate::milvus::batch::{field_data, scalar_field, vector_field};
+        for column in page.fields.iter_mut().filter(|f| f.field_name != primary) {
+            match &mut column.field {
+                Some(field_data::Field::Vectors(v)) => {
+                    if let Some(vector_field::Data::FloatVector(d)) = &mut v.data {
+                        if let Some(x) = d.data.first_mut() {
+                            *x += 0.25;
+                            return;
+                        }
+                    }
+                }
+                Some(field_data::Field::Scalars(s)) => match &mut s.data {
+                    Some(scalar_field::Data::StringData(d)) if !d.data.is_empty() => {
+                        d.data[0].push('~');
+                        return;
+                    }
+                    Some(scalar_field::Data::DoubleData(d)) if !d.data.is_empty() => {
+                        d.data[0] += 1.0;
+                        return;
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn faults_fire_once_at_the_nth_write() {
+            let f = Faults::crash_after_write(2);
+            assert!(f.after_write().is_ok());
+            assert!(matches!(f.after_write(), Err(EngineError::InjectedCrash)));
+            assert!(f.after_write().is_ok());
+            assert!(Faults::default().after_write().is_ok());
+        }
+    }
+}
+
+#[cfg(not(any(test, feature = "test-support")))]
+mod hooks {
+    use crate::engine::EngineError;
+    use crate::milvus::Batch;
+    use crate::queue::Step;
+
+    /// No fault hooks in this build.
+    #[derive(Debug, Default)]
+    pub struct Faults;
+
+    impl Faults {
+        #[inline]
+        pub(crate) fn maybe_corrupt<'a>(
+            &self,
+            page: &'a Batch,
+            _primary: &str,
+        ) -> std::borrow::Cow<'a, Batch> {
+            std::borrow::Cow::Borrowed(page)
+        }
+
+        #[inline]
+        pub(crate) fn loses_next_write(&self) -> bool {
+            false
+        }
+
+        #[inline]
+        pub(crate) fn after_write(&self) -> Result<(), EngineError> {
+            Ok(())
+        }
+
+        #[inline]
+        pub(crate) fn maybe_panic(&self, _step: Step) {}
+    }
+}

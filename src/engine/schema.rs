@@ -1,0 +1,175 @@
+//! Schema: create what the target needs for each collection (its database, the collection with
+//! the source's schema and the request's overrides, its partitions), recording each collection
+//! as `creating` before it is made, then cut the copy into tasks and start the workers.
+
+use super::{retry_transient, source_collection, Engine, EngineError};
+use crate::domain::{CollectionReport, CollectionStatus, Job, Level, Phase, Task};
+use crate::milvus::batch::first_limit;
+use crate::milvus::{Cluster, CollectionInfo};
+use crate::queue::WorkMessage;
+
+impl Engine {
+    /// Creates what the target needs, then writes the tasks and starts the workers.
+    pub(super) async fn create_schema(
+        &self,
+        job_id: &str,
+        owner: &str,
+        source: &dyn Cluster,
+        target: &dyn Cluster,
+    ) -> Result<(), EngineError> {
+        let job = self.job(job_id).await?;
+        if job.phase != Some(Phase::Schema) {
+            return Ok(());
+        }
+        let mut tasks = Vec::new();
+        for report in &job.collections {
+            // Renewed per collection; lost only if this invocation stalled past the lease.
+            if !self.hold_step(job_id, owner, &[Phase::Schema]).await? {
+                return Ok(());
+            }
+            let info = source_collection(source, &report.database, &report.source).await?;
+            let partitions =
+                retry_transient(|| source.list_partitions(&report.database, &report.source))
+                    .await?;
+            self.prepare_target(&job, report, &info, &partitions, target)
+                .await?;
+            tasks.extend(tasks_for(&job, report, &info, &partitions));
+        }
+        self.store.put_tasks(&tasks).await?;
+        self.start_copy(&job, tasks.len()).await
+    }
+
+    /// Creates one collection's target (database, collection, partitions), unless an earlier
+    /// run of the step already did; drops it first when the collection is migrated again.
+    async fn prepare_target(
+        &self,
+        job: &Job,
+        report: &CollectionReport,
+        info: &CollectionInfo,
+        partitions: &[String],
+        target: &dyn Cluster,
+    ) -> Result<(), EngineError> {
+        let (db, name) = (&report.database, &report.source);
+        let (tdb, tname) = (&report.target_database, &report.target);
+        // What the target gets: the source's collection with the request's overrides
+        // (checked in preflight).
+        let wanted = match job.request.overrides(db, name) {
+            Some(o) => info.with_overrides(o).map_err(|(field, problem)| {
+                EngineError::Refused(format!("schema_overrides.{field}: {problem}"))
+            })?,
+            None => info.clone(),
+        };
+        if report.status == CollectionStatus::Pending && report.remigrations > 0 {
+            // Migrated again after a count mismatch: the target collection starts over.
+            // (Done before `creating` is recorded, so a rerun never drops the new one.)
+            if retry_transient(|| target.describe_collection(tdb, tname))
+                .await?
+                .is_some()
+            {
+                retry_transient(|| target.drop_collection(tdb, tname)).await?;
+            }
+            let message = format!(
+                "dropped `{tdb}.{tname}` to migrate it again (remigration {})",
+                report.remigrations
+            );
+            self.log(&job.id, Level::Warn, Some(format!("{db}.{name}")), message)
+                .await;
+        }
+        if !matches!(
+            report.status,
+            CollectionStatus::Pending | CollectionStatus::Creating
+        ) {
+            return Ok(());
+        }
+        // Recorded before the call: a crash between the two leaves a record that the target
+        // collection may exist and is this job's.
+        self.set_collection_status(&job.id, db, name, CollectionStatus::Creating)
+            .await?;
+        if !retry_transient(|| target.list_databases())
+            .await?
+            .contains(tdb)
+        {
+            retry_transient(|| target.create_database(tdb)).await?;
+        }
+        if retry_transient(|| target.describe_collection(tdb, tname))
+            .await?
+            .is_none()
+        {
+            retry_transient(|| target.create_collection(tdb, tname, &wanted)).await?;
+        }
+        if !wanted.has_partition_key() {
+            let existing = retry_transient(|| target.list_partitions(tdb, tname)).await?;
+            for p in partitions.iter().filter(|p| !existing.contains(p)) {
+                retry_transient(|| target.create_partition(tdb, tname, p)).await?;
+            }
+        }
+        self.set_collection_status(&job.id, db, name, CollectionStatus::Copying)
+            .await?;
+        let fields = info.schema.fields.len();
+        let message = format!("created `{tdb}.{tname}` with {fields} fields");
+        self.log(&job.id, Level::Info, Some(format!("{db}.{name}")), message)
+            .await;
+        Ok(())
+    }
+
+    /// Moves the job into its copy phase and sends one `Work` message per worker slot.
+    async fn start_copy(&self, job: &Job, tasks: usize) -> Result<(), EngineError> {
+        if !self.advance(&job.id, Phase::Copy).await? {
+            return Ok(());
+        }
+        let workers = tasks.min(job.request.options.max_workers as usize).max(1);
+        let message = format!("copying {tasks} tasks with up to {workers} workers");
+        self.log(&job.id, Level::Info, None, message).await;
+        for _ in 0..workers {
+            self.queue.send(WorkMessage::work(&job.id)).await?;
+        }
+        if tasks == 0 {
+            self.copy_finished(&job.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Sets one collection's status in the job record.
+    pub(crate) async fn set_collection_status(
+        &self,
+        job_id: &str,
+        database: &str,
+        collection: &str,
+        status: CollectionStatus,
+    ) -> Result<(), EngineError> {
+        self.update_job(job_id, |job| {
+            let Some(c) = job.collection_mut(database, collection) else {
+                return Ok(false);
+            };
+            if c.status == status {
+                return Ok(false);
+            }
+            c.status = status;
+            Ok(true)
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+/// One collection's tasks: one per partition, or one for a partition-key collection (Milvus
+/// routes its entities by key; its partitions cannot be named in reads or writes).
+fn tasks_for(
+    job: &Job,
+    report: &CollectionReport,
+    info: &CollectionInfo,
+    partitions: &[String],
+) -> Vec<Task> {
+    let (db, name) = (&report.database, &report.source);
+    let (tdb, tname) = (&report.target_database, &report.target);
+    let limit = first_limit(&info.schema, job.request.options.batch_size);
+    let task = |partition: Option<&str>| {
+        Task::new(&job.id, db, name, tdb, tname, partition, limit)
+            .for_generation(report.remigrations)
+    };
+    if info.has_partition_key() {
+        vec![task(None)]
+    } else {
+        partitions.iter().map(|p| task(Some(p))).collect()
+    }
+}

@@ -1,0 +1,148 @@
+//! The command line's words: subcommands, flags and their help, as clap reads them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::VerifyMode;
+
+/// Offline migrations of Milvus / Zilliz Cloud collections between clusters.
+#[derive(Debug, Parser)]
+#[command(name = "vecmigrate", version, about)]
+pub struct Cli {
+    /// The embedded job store (SQLite file).
+    #[arg(long, global = true, env = "VECMIGRATE_STORE")]
+    pub store: Option<PathBuf>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a migration and run it to the end.
+    Run(Box<RunArgs>),
+    /// Show a job's status and verification.
+    Status {
+        /// The job id.
+        job: String,
+    },
+    /// List jobs, newest first.
+    List {
+        /// Only jobs with this status (PENDING, IN_PROGRESS, SUCCESSFUL, FAILED, CANCELLED).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Continue a job that stopped (crash, Ctrl-C) from its checkpoints.
+    Resume {
+        /// The job id.
+        job: String,
+        /// Tokens and worker settings (tokens are never stored, so pass them again).
+        #[command(flatten)]
+        run: RunSettings,
+    },
+    /// Ask a job to stop at its next page.
+    Cancel {
+        /// The job id.
+        job: String,
+    },
+}
+
+/// Settings that apply to running a job (also on resume).
+#[derive(Debug, Clone, Args)]
+pub struct RunSettings {
+    /// Source token (`user:password` or API key).
+    #[arg(long, env = "VECMIGRATE_SOURCE_TOKEN", hide_env_values = true)]
+    pub source_token: Option<String>,
+    /// Target token.
+    #[arg(long, env = "VECMIGRATE_TARGET_TOKEN", hide_env_values = true)]
+    pub target_token: Option<String>,
+    /// Parallel workers (overrides options.max_workers).
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Simulated invocation budget, e.g. `2s`: a worker stops after it and a fresh one continues.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_run: Option<Duration>,
+    /// The webhook's signing secret, `whsec_<base64>` (never stored; pass it again on resume).
+    #[arg(long, env = "VECMIGRATE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// The source's client key for two-way TLS, a PEM file (with --source-client-cert).
+    #[arg(long, value_name = "FILE")]
+    pub source_client_key: Option<PathBuf>,
+    /// The target's client key for two-way TLS, a PEM file (with --target-client-cert).
+    #[arg(long, value_name = "FILE")]
+    pub target_client_key: Option<PathBuf>,
+}
+
+/// `run`: a spec file, or flags for the common case.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The request as a JSON file (see README); `-` reads standard input.
+    #[arg(long, conflicts_with_all = ["source_uri", "target_uri", "collection", "database"])]
+    pub spec: Option<PathBuf>,
+    /// Source cluster URI, e.g. http://127.0.0.1:19530.
+    #[arg(long)]
+    pub source_uri: Option<String>,
+    /// Target cluster URI.
+    #[arg(long)]
+    pub target_uri: Option<String>,
+    /// The CA certificate (PEM file) that signed the source server's certificate, for a
+    /// server with its own CA.
+    #[arg(long, value_name = "FILE")]
+    pub source_ca_cert: Option<PathBuf>,
+    /// The CA certificate (PEM file) of the target server.
+    #[arg(long, value_name = "FILE")]
+    pub target_ca_cert: Option<PathBuf>,
+    /// The source's client certificate for two-way TLS, a PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub source_client_cert: Option<PathBuf>,
+    /// The target's client certificate for two-way TLS, a PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub target_client_cert: Option<PathBuf>,
+    /// Source database (default `default`).
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Target database (default: the source's name).
+    #[arg(long)]
+    pub target_database: Option<String>,
+    /// A collection to migrate, `NAME` or `NAME:TARGET`; repeat it; none means all.
+    #[arg(long)]
+    pub collection: Vec<String>,
+    /// Entities per page at most.
+    #[arg(long)]
+    pub batch_size: Option<u32>,
+    /// Load the target collections at the end.
+    #[arg(long)]
+    pub load_after: bool,
+    /// What verification compares besides counts: `count`, `sample` or `full`.
+    #[arg(long, value_parser = parse_verify)]
+    pub verify: Option<VerifyMode>,
+    /// Keys compared per collection by `--verify sample` (default 100).
+    #[arg(long)]
+    pub verify_sample_size: Option<u32>,
+    /// Idempotency key: the same key returns the job it started first.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Send the signed outcome webhook here (https, or http to a loopback address).
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// Also send `migration.progress` events, at most every this many seconds.
+    #[arg(long, requires = "webhook_url")]
+    pub webhook_progress_every: Option<u64>,
+    /// Tokens and worker settings.
+    #[command(flatten)]
+    pub run: RunSettings,
+}
+
+fn parse_verify(s: &str) -> Result<VerifyMode, String> {
+    VerifyMode::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a verify mode: use count, sample or full"))
+}

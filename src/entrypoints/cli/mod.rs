@@ -1,0 +1,350 @@
+//! The `vecmigrate` command line: `run`, `status`, `list`, `resume`, `cancel`, on the embedded
+//! job store with in-process workers. [`args`] holds the words, [`request`] builds a `run`'s
+//! request, [`render`] prints progress and reports; this module runs each command.
+//!
+//! Exit codes: 0 the job is SUCCESSFUL; 1 it FAILED; 2 the request or the command line is
+//! invalid; 3 it was CANCELLED; 4 anything else (job not found, store unavailable, conflict).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod args;
+mod render;
+mod request;
+
+pub use args::{Cli, Command, RunArgs, RunSettings};
+pub use render::{print_report, render_table};
+pub use request::request_from_args;
+
+use crate::credentials::{Credentials, TokenResolver};
+use crate::domain::{ClusterSpec, JobStatus, Secret};
+use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::entrypoints::local::{LocalRunner, LocalSettings};
+use crate::milvus::grpc::MilvusConnector;
+use crate::queue::inprocess::InProcessQueue;
+use crate::store::sqlite::SqliteStore;
+use crate::store::JobStore;
+use crate::webhook::sender::HttpNotifier;
+use render::Follower;
+
+/// Exit code: the job is SUCCESSFUL.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the job FAILED.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: invalid request or command line.
+pub const EXIT_INVALID: i32 = 2;
+/// Exit code: the job was CANCELLED.
+pub const EXIT_CANCELLED: i32 = 3;
+/// Exit code: anything else.
+pub const EXIT_ERROR: i32 = 4;
+
+/// A CLI failure with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// The process exit code.
+    pub code: i32,
+    /// What to print.
+    pub message: String,
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        let code = match e {
+            EngineError::Invalid(_) => EXIT_INVALID,
+            _ => EXIT_ERROR,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A failure of the command line's own input (exit code 2).
+fn invalid(message: impl Into<String>) -> Failure {
+    Failure {
+        code: EXIT_INVALID,
+        message: message.into(),
+    }
+}
+
+/// Runs the command line; returns the exit code.
+pub async fn main_with(cli: Cli) -> i32 {
+    let result = match &cli.command {
+        Command::Run(args) => run(&cli, args).await,
+        Command::Resume { job, run } => resume(&cli, job, run).await,
+        Command::Status { job } => status(&cli, job).await,
+        Command::Cancel { job } => cancel(&cli, job).await,
+        Command::List { status, limit } => list(&cli, status.as_deref(), *limit).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            f.code
+        }
+    }
+}
+
+fn default_store() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("vecmigrate").join("jobs.sqlite3")
+}
+
+fn open_store(cli: &Cli) -> Result<Arc<dyn JobStore>, Failure> {
+    let path = cli.store.clone().unwrap_or_else(default_store);
+    let store = SqliteStore::open(&path).map_err(|e| Failure {
+        code: EXIT_ERROR,
+        message: e.to_string(),
+    })?;
+    Ok(Arc::new(store))
+}
+
+/// `run`: start a job and follow it to its end.
+async fn run(cli: &Cli, args: &RunArgs) -> Result<i32, Failure> {
+    let request = request_from_args(args)?;
+    // Secrets given inline are kept in memory only: the record holds markers.
+    let inline_key = |spec: &ClusterSpec| {
+        spec.tls
+            .as_ref()
+            .and_then(|t| t.client_key.clone())
+            .filter(|k| !k.is_redacted())
+    };
+    let credentials =
+        TokenResolver::new(request.source.token.clone(), request.target.token.clone())
+            .with_client_keys(inline_key(&request.source), inline_key(&request.target))
+            .with_webhook_secret(request.webhook_secret().cloned());
+    let (engine, runner) = local(
+        open_store(cli)?,
+        credentials,
+        &args.run,
+        request.options.max_workers,
+    )?;
+    let (job, new) = engine.start(request).await?;
+    if !new {
+        eprintln!("idempotency key matched job {}; following it", job.id);
+        runner.kick(&job.id).await?;
+    }
+    follow(&runner, &job.id, cli.json).await
+}
+
+/// `resume`: continue a job from its checkpoints, with its secrets given again.
+async fn resume(cli: &Cli, job: &str, settings: &RunSettings) -> Result<i32, Failure> {
+    let store = open_store(cli)?;
+    let found = store
+        .get_job(job)
+        .await
+        .map_err(EngineError::from)?
+        .ok_or_else(|| EngineError::NotFound(job.to_owned()))?;
+    let source = request::token_for(
+        &found.request.source,
+        settings.source_token.as_deref(),
+        "source",
+    )?;
+    let target = request::token_for(
+        &found.request.target,
+        settings.target_token.as_deref(),
+        "target",
+    )?;
+    let webhook = match &found.request.webhook {
+        Some(w) if w.secret.is_some() => {
+            let given = settings.webhook_secret.as_deref().ok_or_else(|| {
+                invalid("the job was started with a webhook secret, which is never stored; pass --webhook-secret or set VECMIGRATE_WEBHOOK_SECRET")
+            })?;
+            Some(Secret::new(given))
+        }
+        _ => None,
+    };
+    let credentials = TokenResolver::new(source, target).with_webhook_secret(webhook);
+    let (_, runner) = local(
+        store,
+        credentials,
+        settings,
+        found.request.options.max_workers,
+    )?;
+    runner.kick(job).await?;
+    follow(&runner, job, cli.json).await
+}
+
+/// `status`: print a job's report.
+async fn status(cli: &Cli, job: &str) -> Result<i32, Failure> {
+    let engine = bare_engine(open_store(cli)?)?;
+    let report = engine.report(job).await?;
+    print_report(&report, cli.json);
+    Ok(exit_code(report.job.status))
+}
+
+/// `cancel`: ask a job to stop, and wait a little for a worker in another process to see it.
+async fn cancel(cli: &Cli, job: &str) -> Result<i32, Failure> {
+    let engine = bare_engine(open_store(cli)?)?;
+    engine.cancel(job).await?;
+    let mut report = engine.report(job).await?;
+    for _ in 0..50 {
+        if report.job.status.is_terminal() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        report = engine.report(job).await?;
+    }
+    if !report.job.status.is_terminal() {
+        eprintln!("cancel requested; the workers of job {job} stop at their next page");
+    }
+    print_report(&report, cli.json);
+    Ok(if report.job.status.is_terminal() {
+        exit_code(report.job.status)
+    } else {
+        EXIT_OK
+    })
+}
+
+/// `list`: jobs, newest first.
+async fn list(cli: &Cli, status: Option<&str>, limit: usize) -> Result<i32, Failure> {
+    let status = status
+        .map(|s| {
+            JobStatus::parse(s).ok_or_else(|| {
+                invalid(format!(
+                    "--status `{s}` is not one of PENDING, IN_PROGRESS, SUCCESSFUL, FAILED, CANCELLED"
+                ))
+            })
+        })
+        .transpose()?;
+    let page = open_store(cli)?
+        .list_jobs(status, limit, None)
+        .await
+        .map_err(EngineError::from)?;
+    let jobs: Vec<_> = page.jobs.iter().map(|j| j.public()).collect();
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&jobs).unwrap_or_default()
+        );
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "{:<38} {:<12} {:<8} {:<25} COLLECTIONS",
+        "JOB", "STATUS", "PHASE", "CREATED"
+    );
+    for j in &jobs {
+        println!(
+            "{:<38} {:<12} {:<8} {:<25} {}",
+            j.id,
+            j.status.as_str(),
+            j.phase.map(|p| p.as_str()).unwrap_or_default(),
+            j.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            j.collections.len()
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// The engine's settings for this process: the environment's, with leases that outlast a
+/// simulated invocation several times over.
+fn engine_config(max_run: Option<Duration>) -> Result<EngineConfig, Failure> {
+    let mut config = EngineConfig::from_env().map_err(invalid)?;
+    if let Some(max_run) = max_run {
+        config.lease_ttl = config.lease_ttl.max(max_run * 3);
+    }
+    Ok(config)
+}
+
+/// An engine for commands that only read or cancel (no secrets, no workers).
+fn bare_engine(store: Arc<dyn JobStore>) -> Result<Engine, Failure> {
+    let config = engine_config(None)?;
+    let credentials: Arc<dyn Credentials> = Arc::new(TokenResolver::new(None, None));
+    Ok(Engine::new(
+        store,
+        Arc::new(InProcessQueue::new()),
+        Arc::new(MilvusConnector::new(credentials.clone())),
+        HttpNotifier::local(credentials, config.webhook_timeout),
+        config,
+    ))
+}
+
+/// The engine and its local runner; `credentials` has the secrets given on this command line
+/// (the client-key flags are added here).
+fn local(
+    store: Arc<dyn JobStore>,
+    credentials: TokenResolver,
+    settings: &RunSettings,
+    max_workers: u32,
+) -> Result<(Arc<Engine>, LocalRunner), Failure> {
+    let queue = InProcessQueue::new();
+    let config = engine_config(settings.max_run)?;
+    let key = |flag: &str, path: &Option<PathBuf>| {
+        path.as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map(Secret::new)
+                    .map_err(|e| invalid(format!("cannot read {flag} {}: {e}", p.display())))
+            })
+            .transpose()
+    };
+    let credentials: Arc<dyn Credentials> = Arc::new(credentials.with_client_keys(
+        key("--source-client-key", &settings.source_client_key)?,
+        key("--target-client-key", &settings.target_client_key)?,
+    ));
+    let notifier = HttpNotifier::local(credentials.clone(), config.webhook_timeout);
+    let engine = Engine::new(
+        store,
+        Arc::new(queue.clone()),
+        Arc::new(MilvusConnector::new(credentials)),
+        notifier,
+        config,
+    );
+    let engine = Arc::new(with_test_faults(engine)?);
+    let local = LocalSettings {
+        workers: settings.workers.unwrap_or(max_workers).max(1) as usize,
+        max_run: settings.max_run,
+        ..LocalSettings::default()
+    };
+    let runner = LocalRunner::new(engine.clone(), queue, local);
+    Ok((engine, runner))
+}
+
+/// The engine's fault hooks, from `VECMIGRATE_TEST_FAULTS` (for the CLI's own tests; builds
+/// without the `test-support` feature have none).
+#[cfg(feature = "test-support")]
+fn with_test_faults(engine: Engine) -> Result<Engine, Failure> {
+    match super::env_text("VECMIGRATE_TEST_FAULTS") {
+        None => Ok(engine),
+        Some(spec) => Ok(engine.with_faults(
+            crate::engine::Faults::parse(&spec)
+                .map_err(|e| invalid(format!("VECMIGRATE_TEST_FAULTS: {e}")))?,
+        )),
+    }
+}
+
+#[cfg(not(feature = "test-support"))]
+fn with_test_faults(engine: Engine) -> Result<Engine, Failure> {
+    Ok(engine)
+}
+
+/// Drives a job to its end, showing progress; Ctrl-C leaves it resumable.
+async fn follow(runner: &LocalRunner, job_id: &str, json: bool) -> Result<i32, Failure> {
+    eprintln!("job {job_id}");
+    let mut follower = Follower::new(json);
+    let report = tokio::select! {
+        r = runner.drive(job_id, |r| follower.update(r)) => r?,
+        _ = tokio::signal::ctrl_c() => {
+            follower.abandon();
+            eprintln!("interrupted; the job keeps its checkpoints: vecmigrate resume {job_id}");
+            return Ok(EXIT_FAILED);
+        }
+    };
+    follower.finish();
+    print_report(&report, json);
+    Ok(exit_code(report.job.status))
+}
+
+fn exit_code(status: JobStatus) -> i32 {
+    match status {
+        JobStatus::Successful => EXIT_OK,
+        JobStatus::Cancelled => EXIT_CANCELLED,
+        JobStatus::Failed => EXIT_FAILED,
+        JobStatus::Pending | JobStatus::InProgress => EXIT_OK,
+    }
+}
