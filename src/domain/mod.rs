@@ -1,10 +1,12 @@
 //! The domain: requests, jobs, tasks, their state machine and the report. No I/O lives here.
 
 pub mod cluster;
+pub mod delivery;
 pub mod job;
 pub mod report;
 pub mod request;
 pub mod secret;
+pub mod task;
 
 pub use cluster::{Address, ClusterSpec, Role, TlsSpec};
 pub use job::{

@@ -23,7 +23,6 @@ pub mod batch;
 pub mod compat;
 pub mod grpc;
 pub mod rows;
-mod tls_probe;
 
 pub use batch::Batch;
 

@@ -1,0 +1,213 @@
+//! Tasks: the units of copy work, each with its cursor, its counts and the lease (with a
+//! fence) that says which worker may write it; and the rules of claiming, checkpointing and
+//! taking over.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The last primary key written by a task: reading resumes strictly after it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cursor {
+    /// An Int64 primary key.
+    Int(i64),
+    /// A VarChar primary key.
+    Str(String),
+}
+
+impl std::fmt::Display for Cursor {
+    /// The key as a user would write it: a number, or a JSON-quoted string (so that quotes,
+    /// newlines and other hostile characters stay visible).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cursor::Int(v) => write!(f, "{v}"),
+            Cursor::Str(s) => write!(f, "{}", serde_json::Value::String(s.clone())),
+        }
+    }
+}
+
+/// Whether a task still has entities to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskStatus {
+    /// Entities left (or not yet known to be none).
+    Pending,
+    /// Every entity copied and checkpointed.
+    Done,
+}
+
+/// The right to work on a task until `expires_at`; `fence` grows with every claim so a stale
+/// holder's writes are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// A token unique to the invocation holding it.
+    pub owner: String,
+    /// When another worker may take the task over.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One unit of copy work: a (collection, partition) of a job, with its checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// The job.
+    pub job_id: String,
+    /// `db/collection/partition/n`, unique within the job.
+    pub id: String,
+    /// Source database.
+    pub database: String,
+    /// Source collection.
+    pub collection: String,
+    /// Target database.
+    pub target_database: String,
+    /// Target collection.
+    pub target_collection: String,
+    /// The partition, or `None` for a whole partition-key collection (its partitions are Milvus's).
+    pub partition: Option<String>,
+    /// Whether entities are left.
+    pub status: TaskStatus,
+    /// The last primary key checkpointed.
+    pub cursor: Option<Cursor>,
+    /// The page size to read after the cursor: kept with it, so a resumed worker re-reads
+    /// exactly the page a dead worker may have written.
+    pub next_limit: u32,
+    /// Entities checkpointed.
+    pub copied: u64,
+    /// Bytes of field data checkpointed.
+    pub bytes: u64,
+    /// Batches checkpointed.
+    pub batches: u64,
+    /// Grows with every claim: conditional writes compare it.
+    pub fence: u64,
+    /// How many times the task was claimed.
+    pub runs: u32,
+    /// Who holds the task now.
+    pub lease: Option<Lease>,
+    /// Which migration of its collection the task belongs to (0, then 1 per remigration).
+    #[serde(default)]
+    pub generation: u32,
+    /// The largest batch checkpointed, in bytes of field data.
+    #[serde(default)]
+    pub largest_batch_bytes: u64,
+    /// A uniform random sample of the keys copied (for `verify: "sample"`), kept as a reservoir.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<Cursor>,
+}
+
+impl Task {
+    /// A new task with nothing copied.
+    pub fn new(
+        job_id: &str,
+        database: &str,
+        collection: &str,
+        target_database: &str,
+        target_collection: &str,
+        partition: Option<&str>,
+        first_limit: u32,
+    ) -> Self {
+        let id = format!("{database}/{collection}/{}/0", partition.unwrap_or("*"));
+        Self {
+            job_id: job_id.to_owned(),
+            id,
+            database: database.to_owned(),
+            collection: collection.to_owned(),
+            target_database: target_database.to_owned(),
+            target_collection: target_collection.to_owned(),
+            partition: partition.map(str::to_owned),
+            status: TaskStatus::Pending,
+            cursor: None,
+            next_limit: first_limit,
+            copied: 0,
+            bytes: 0,
+            batches: 0,
+            fence: 0,
+            runs: 0,
+            lease: None,
+            generation: 0,
+            largest_batch_bytes: 0,
+            sample: Vec::new(),
+        }
+    }
+
+    /// The same task for the `generation`-th migration of its collection (after remigrations),
+    /// with an id of its own.
+    pub fn for_generation(mut self, generation: u32) -> Self {
+        if let Some((base, _)) = self.id.rsplit_once('/') {
+            self.id = format!("{base}/{generation}");
+        }
+        self.generation = generation;
+        self
+    }
+
+    /// True when a worker may claim the task at `now`.
+    pub fn claimable(&self, now: DateTime<Utc>) -> bool {
+        self.status == TaskStatus::Pending
+            && self.lease.as_ref().is_none_or(|l| l.expires_at <= now)
+    }
+
+    /// True when the task is pending under a lease that expired: its holder is presumed dead.
+    pub fn lease_expired(&self, now: DateTime<Utc>) -> bool {
+        self.status == TaskStatus::Pending
+            && self.lease.as_ref().is_some_and(|l| l.expires_at <= now)
+    }
+
+    /// True when a worker holds a live lease on the task at `now`.
+    pub fn leased(&self, now: DateTime<Utc>) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.expires_at > now)
+    }
+
+    /// The task as it is after `owner` claims it.
+    pub fn claimed(&self, owner: &str, now: DateTime<Utc>, ttl: Duration) -> Task {
+        let mut t = self.clone();
+        t.fence += 1;
+        t.runs += 1;
+        t.lease = Some(Lease {
+            owner: owner.to_owned(),
+            expires_at: now + ttl,
+        });
+        t
+    }
+
+    /// True when `owner` holds the lease at `fence`.
+    pub fn held_by(&self, owner: &str, fence: u64) -> bool {
+        self.fence == fence && self.lease.as_ref().is_some_and(|l| l.owner == owner)
+    }
+
+    /// The task as it is after a batch is checkpointed; the lease is extended.
+    pub fn checkpointed(&self, cp: &Checkpoint, now: DateTime<Utc>, ttl: Duration) -> Task {
+        let mut t = self.clone();
+        t.cursor = Some(cp.cursor.clone());
+        t.next_limit = cp.next_limit;
+        t.copied += cp.rows;
+        t.bytes += cp.bytes;
+        t.batches += 1;
+        t.largest_batch_bytes = t.largest_batch_bytes.max(cp.bytes);
+        if let Some(sample) = &cp.sample {
+            t.sample = sample.clone();
+        }
+        if let Some(lease) = t.lease.as_mut() {
+            lease.expires_at = now + ttl;
+        }
+        t
+    }
+
+    /// True when the first batch of this claim must be written with upsert: an earlier holder
+    /// may have written the page after the cursor without checkpointing it.
+    pub fn resumed(&self) -> bool {
+        self.runs > 1
+    }
+}
+
+/// What a worker records after writing one batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The last primary key of the batch.
+    pub cursor: Cursor,
+    /// Entities in the batch.
+    pub rows: u64,
+    /// Bytes of field data in the batch.
+    pub bytes: u64,
+    /// The page size for the next read.
+    pub next_limit: u32,
+    /// The task's key sample after this batch, when the job samples keys.
+    pub sample: Option<Vec<Cursor>>,
+}

@@ -1,0 +1,534 @@
+//! The [`Cluster`] port on Milvus's gRPC API: every call the engine makes, each one request.
+
+use std::time::Duration;
+
+use ::milvus::proto::common::{ConsistencyLevel, ErrorCode, LoadState};
+use ::milvus::proto::milvus::{
+    AlterCollectionRequest, CreateCollectionRequest, CreateDatabaseRequest, CreateIndexRequest,
+    CreatePartitionRequest, DescribeCollectionRequest, DescribeIndexRequest, DropCollectionRequest,
+    FlushRequest, GetLoadStateRequest, GetVersionRequest, InsertRequest, ListDatabasesRequest,
+    LoadCollectionRequest, QueryRequest, ReleaseCollectionRequest, ShowCollectionsRequest,
+    ShowPartitionsRequest, UpsertRequest,
+};
+use ::milvus::proto::schema::{field_data, scalar_field};
+use async_trait::async_trait;
+use prost::Message;
+
+use super::calls::ok_status;
+use super::{MilvusCluster, LOAD_TIMEOUT};
+use crate::milvus::batch::{after_filter, normalize_page, Batch};
+use crate::milvus::{
+    kv, Cluster, ClusterError, CollectionInfo, IndexInfo, PageRequest, RowQuery, WriteMode,
+    ALLOW_INSERT_AUTO_ID,
+};
+
+impl MilvusCluster {
+    async fn load_state(&self, database: &str, collection: &str) -> Result<i32, ClusterError> {
+        let response = rpc!(
+            self,
+            || format!("load state of {database}.{collection}"),
+            get_load_state(GetLoadStateRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
+        )?;
+        Ok(response.state)
+    }
+
+    async fn query(
+        &self,
+        request: QueryRequest,
+        what: &str,
+    ) -> Result<Vec<::milvus::proto::schema::FieldData>, ClusterError> {
+        let (db, coll) = (request.db_name.clone(), request.collection_name.clone());
+        let response = rpc!(self, || format!("{what} {db}.{coll}"), query(request))?;
+        Ok(response.fields_data)
+    }
+}
+
+#[async_trait]
+#[async_trait]
+impl Cluster for MilvusCluster {
+    async fn ping(&self) -> Result<(), ClusterError> {
+        self.list_databases().await.map(|_| ())
+    }
+
+    async fn list_databases(&self) -> Result<Vec<String>, ClusterError> {
+        let response = rpc!(
+            self,
+            || "list databases".into(),
+            list_databases(ListDatabasesRequest::default())
+        )?;
+        Ok(response.db_names)
+    }
+
+    async fn create_database(&self, name: &str) -> Result<(), ClusterError> {
+        rpc!(
+            self,
+            || format!("create database {name}"),
+            create_database(CreateDatabaseRequest {
+                db_name: name.into(),
+                ..Default::default()
+            })
+        )
+        .map(|_| ())
+    }
+
+    async fn list_collections(&self, database: &str) -> Result<Vec<String>, ClusterError> {
+        let response = rpc!(
+            self,
+            || format!("list collections of {database}"),
+            show_collections(ShowCollectionsRequest {
+                db_name: database.into(),
+                ..Default::default()
+            })
+        )?;
+        Ok(response.collection_names)
+    }
+
+    async fn describe_collection(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<Option<CollectionInfo>, ClusterError> {
+        // Describe reports a missing collection with codes that differ across versions; the
+        // listing is unambiguous.
+        if !self
+            .list_collections(database)
+            .await?
+            .iter()
+            .any(|c| c == collection)
+        {
+            return Ok(None);
+        }
+        let response = rpc!(
+            self,
+            || format!("describe {database}.{collection}"),
+            describe_collection(DescribeCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
+        )?;
+        let schema = response.schema.ok_or_else(|| {
+            ClusterError::Protocol(format!("{database}.{collection} has no schema"), self.role)
+        })?;
+        Ok(Some(CollectionInfo {
+            schema,
+            shards_num: response.shards_num,
+            consistency_level: response.consistency_level,
+            properties: response.properties,
+            num_partitions: response.num_partitions,
+        }))
+    }
+
+    async fn list_partitions(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<Vec<String>, ClusterError> {
+        let response = rpc!(
+            self,
+            || format!("list partitions of {database}.{collection}"),
+            show_partitions(ShowPartitionsRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
+        )?;
+        Ok(response.partition_names)
+    }
+
+    async fn list_indexes(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<Vec<IndexInfo>, ClusterError> {
+        let response = self
+            .client
+            .clone()
+            .describe_index(DescribeIndexRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                self.call_error(format!("describe indexes of {database}.{collection}"), e)
+            })?
+            .into_inner();
+        if let Err((reason, retriable)) = ok_status(response.status.as_ref()) {
+            #[allow(deprecated)]
+            let code = response.status.as_ref().map(|s| (s.code, s.error_code));
+            // "No index yet" is an error status on every version; it means an empty list.
+            let missing = code
+                .is_some_and(|(c, e)| c == 700 || e == ErrorCode::IndexNotExist as i32)
+                || reason.to_lowercase().contains("index not found")
+                || reason.to_lowercase().contains("index doesn't exist");
+            if missing {
+                return Ok(Vec::new());
+            }
+            return Err(self.status_error(
+                format!("describe indexes of {database}.{collection}"),
+                (reason, retriable),
+            ));
+        }
+        Ok(response
+            .index_descriptions
+            .into_iter()
+            .map(|d| IndexInfo {
+                index_name: d.index_name,
+                field_name: d.field_name,
+                params: d.params,
+            })
+            .collect())
+    }
+
+    async fn is_loaded(&self, database: &str, collection: &str) -> Result<bool, ClusterError> {
+        Ok(self.load_state(database, collection).await? == LoadState::Loaded as i32)
+    }
+
+    async fn create_collection(
+        &self,
+        database: &str,
+        collection: &str,
+        info: &CollectionInfo,
+    ) -> Result<(), ClusterError> {
+        let mut schema = info.schema.clone();
+        schema.name = collection.to_owned();
+        schema.db_name = String::new();
+        // The dynamic field `$meta` is the server's own: it comes back from `enable_dynamic_field`.
+        schema.fields.retain(|f| !f.is_dynamic);
+        for f in &mut schema.fields {
+            f.field_id = 0;
+        }
+        for func in &mut schema.functions {
+            func.id = 0;
+            func.input_field_ids.clear();
+            func.output_field_ids.clear();
+        }
+        let num_partitions = if info.has_partition_key() {
+            info.num_partitions
+        } else {
+            0
+        };
+        let mut properties = info.properties.clone();
+        if info.has_auto_id() && info.property(ALLOW_INSERT_AUTO_ID).is_none() {
+            // Keys are copied, not generated again; the finish step removes the property.
+            properties.push(kv(ALLOW_INSERT_AUTO_ID, "true"));
+        }
+        rpc!(
+            self,
+            || format!("create collection {database}.{collection}"),
+            create_collection(CreateCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                schema: schema.encode_to_vec(),
+                shards_num: info.shards_num,
+                consistency_level: info.consistency_level,
+                properties,
+                num_partitions,
+                ..Default::default()
+            })
+        )
+        .map(|_| ())
+    }
+
+    async fn create_partition(
+        &self,
+        database: &str,
+        collection: &str,
+        partition: &str,
+    ) -> Result<(), ClusterError> {
+        rpc!(
+            self,
+            || format!("create partition {partition} of {database}.{collection}"),
+            create_partition(CreatePartitionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                partition_name: partition.into(),
+                ..Default::default()
+            })
+        )
+        .map(|_| ())
+    }
+
+    async fn create_index(
+        &self,
+        database: &str,
+        collection: &str,
+        index: &IndexInfo,
+    ) -> Result<(), ClusterError> {
+        rpc!(
+            self,
+            || {
+                format!(
+                    "create index on {database}.{collection}.{}",
+                    index.field_name
+                )
+            },
+            create_index(CreateIndexRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                field_name: index.field_name.clone(),
+                extra_params: index.params.clone(),
+                index_name: index.index_name.clone(),
+                ..Default::default()
+            })
+        )
+        .map(|_| ())
+    }
+
+    async fn read_page(&self, page: &PageRequest<'_>) -> Result<Batch, ClusterError> {
+        let request = QueryRequest {
+            db_name: page.database.into(),
+            collection_name: page.collection.into(),
+            expr: after_filter(&page.primary.name, page.after),
+            output_fields: vec!["*".into()],
+            partition_names: page
+                .partition
+                .map(|p| vec![p.to_owned()])
+                .unwrap_or_default(),
+            query_params: vec![
+                kv("limit", &page.limit.to_string()),
+                kv("iterator", "True"),
+                kv("reduce_stop_for_best", "False"),
+            ],
+            consistency_level: ConsistencyLevel::Strong as i32,
+            use_default_consistency: false,
+            ..Default::default()
+        };
+        let mut fields = self.query(request, "read").await?;
+        fields.retain(|f| !page.skip_fields.contains(&f.field_name));
+        normalize_page(&mut fields);
+        Batch::from_columns(fields, &page.primary.name, page.after).map_err(|e| {
+            ClusterError::Protocol(
+                format!("reading {}.{}: {e}", page.database, page.collection),
+                self.role,
+            )
+        })
+    }
+
+    async fn write_page(
+        &self,
+        database: &str,
+        collection: &str,
+        partition: Option<&str>,
+        batch: &Batch,
+        mode: WriteMode,
+    ) -> Result<u64, ClusterError> {
+        let operation = || format!("{} into {database}.{collection}", mode.as_str());
+        let (db_name, collection_name) = (database.to_owned(), collection.to_owned());
+        let partition_name = partition.unwrap_or_default().to_owned();
+        let num_rows = batch.rows as u32;
+        let fields_data = batch.fields.clone();
+        let result = match mode {
+            WriteMode::Insert => {
+                let request = InsertRequest {
+                    db_name,
+                    collection_name,
+                    partition_name,
+                    fields_data,
+                    num_rows,
+                    ..Default::default()
+                };
+                rpc!(self, operation, insert(request))?
+            }
+            WriteMode::Upsert => {
+                let request = UpsertRequest {
+                    db_name,
+                    collection_name,
+                    partition_name,
+                    fields_data,
+                    num_rows,
+                    ..Default::default()
+                };
+                rpc!(self, operation, upsert(request))?
+            }
+        };
+        let written = match mode {
+            WriteMode::Insert => result.insert_cnt,
+            WriteMode::Upsert => result.upsert_cnt,
+        };
+        // Some servers leave the count at 0 on upsert; the ids list is the other witness.
+        let ids = result.i_ds.as_ref().and_then(|ids| match &ids.id_field {
+            Some(::milvus::proto::schema::i_ds::IdField::IntId(a)) => Some(a.data.len()),
+            Some(::milvus::proto::schema::i_ds::IdField::StrId(a)) => Some(a.data.len()),
+            _ => None,
+        });
+        let written = if written > 0 {
+            written as u64
+        } else {
+            ids.unwrap_or(0) as u64
+        };
+        if written != batch.rows as u64 {
+            return Err(ClusterError::Protocol(
+                format!("{} took {written} of {} entities", operation(), batch.rows),
+                self.role,
+            ));
+        }
+        Ok(written)
+    }
+
+    async fn flush(&self, database: &str, collection: &str) -> Result<(), ClusterError> {
+        rpc!(
+            self,
+            || format!("flush {database}.{collection}"),
+            flush(FlushRequest {
+                db_name: database.into(),
+                collection_names: vec![collection.into()],
+                ..Default::default()
+            })
+        )
+        .map(|_| ())
+    }
+
+    async fn load(&self, database: &str, collection: &str) -> Result<(), ClusterError> {
+        rpc!(
+            self,
+            || format!("load {database}.{collection}"),
+            load_collection(LoadCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
+        )?;
+        let started = tokio::time::Instant::now();
+        loop {
+            let state = self.load_state(database, collection).await?;
+            if state == LoadState::Loaded as i32 {
+                return Ok(());
+            }
+            if started.elapsed() > LOAD_TIMEOUT {
+                return Err(ClusterError::Call {
+                    role: self.role,
+                    operation: format!("load {database}.{collection}"),
+                    detail: format!("not loaded after {}s", LOAD_TIMEOUT.as_secs()),
+                    transient: true,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn release(&self, database: &str, collection: &str) -> Result<(), ClusterError> {
+        rpc!(
+            self,
+            || format!("release {database}.{collection}"),
+            release_collection(ReleaseCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
+        )
+        .map(|_| ())
+    }
+
+    async fn count(&self, database: &str, collection: &str) -> Result<u64, ClusterError> {
+        let fields = self
+            .query(
+                QueryRequest {
+                    db_name: database.into(),
+                    collection_name: collection.into(),
+                    expr: String::new(),
+                    output_fields: vec!["count(*)".into()],
+                    consistency_level: ConsistencyLevel::Strong as i32,
+                    use_default_consistency: false,
+                    ..Default::default()
+                },
+                "count",
+            )
+            .await?;
+        let count = fields.iter().find_map(|f| match &f.field {
+            Some(field_data::Field::Scalars(s)) => match &s.data {
+                Some(scalar_field::Data::LongData(d)) => d.data.first().copied(),
+                _ => None,
+            },
+            _ => None,
+        });
+        count.map(|c| c.max(0) as u64).ok_or_else(|| {
+            ClusterError::Protocol(
+                format!("count(*) of {database}.{collection} returned no number"),
+                self.role,
+            )
+        })
+    }
+
+    async fn drop_collection(&self, database: &str, collection: &str) -> Result<(), ClusterError> {
+        rpc!(
+            self,
+            || format!("drop {database}.{collection}"),
+            drop_collection(DropCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
+        )
+        .map(|_| ())
+    }
+
+    async fn query_rows(
+        &self,
+        query: &RowQuery<'_>,
+    ) -> Result<Vec<::milvus::proto::schema::FieldData>, ClusterError> {
+        self.query(
+            QueryRequest {
+                db_name: query.database.into(),
+                collection_name: query.collection.into(),
+                expr: query.filter.clone(),
+                output_fields: vec!["*".into()],
+                query_params: vec![kv("limit", &query.limit.to_string())],
+                consistency_level: ConsistencyLevel::Strong as i32,
+                use_default_consistency: false,
+                ..Default::default()
+            },
+            "compare entities of",
+        )
+        .await
+    }
+
+    async fn drop_properties(
+        &self,
+        database: &str,
+        collection: &str,
+        keys: &[String],
+    ) -> Result<(), ClusterError> {
+        rpc!(
+            self,
+            || {
+                format!(
+                    "remove properties {} of {database}.{collection}",
+                    keys.join(", ")
+                )
+            },
+            alter_collection(AlterCollectionRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                delete_keys: keys.to_vec(),
+                ..Default::default()
+            })
+        )
+        .map(|_| ())
+    }
+
+    async fn server_version(&self) -> Result<String, ClusterError> {
+        let response = rpc!(
+            self,
+            || "get the server version".into(),
+            get_version(GetVersionRequest::default())
+        )?;
+        Ok(response.version)
+    }
+
+    async fn probe_schema(
+        &self,
+        info: &CollectionInfo,
+    ) -> Result<Result<::milvus::proto::schema::CollectionSchema, String>, ClusterError> {
+        self.scratch_schema(info).await
+    }
+
+    async fn probe_explicit_auto_id(&self) -> Result<Result<(), String>, ClusterError> {
+        self.scratch_auto_id().await
+    }
+}

@@ -1,0 +1,268 @@
+//! The Milvus adapter: [`Cluster`] on the official SDK's generated gRPC client.
+//!
+//! What it works around, measured against the two local backends:
+//! - pages are read with `pk > cursor` and a limit, with `iterator=True` (Milvus Lite only sorts
+//!   by primary key when it sees it) and `reduce_stop_for_best=False` (Milvus 2.3.5 otherwise
+//!   returns short pages, which ended the SDK's own iterator after 1,001 of 100,001 rows); a
+//!   task ends on an empty page, never on a short one, and every page's key order is checked;
+//! - the response size limit is raised from tonic's 4 MiB, and pages are sized by bytes;
+//! - Milvus Lite reports collection id 0 and mismatched ShowPartitions arrays, so only names are
+//!   used; its per-partition counts are wrong, so only collection counts are used;
+//! - index creation does not wait on AllocTimestamp (unimplemented in Lite).
+//!
+//! [`calls`] turns one gRPC call and Milvus's status into a result, [`cluster`] is the
+//! `Cluster` port on top of it, [`probes`] asks a target what it can hold on scratch
+//! collections; this module opens connections.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
+use async_trait::async_trait;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use super::{Cluster, ClusterConnector, ClusterError, Role};
+use crate::credentials::{CredentialError, Credentials, TlsMaterial};
+use crate::domain::{Address, ClusterSpec, Secret};
+use crate::tls::TlsFailure;
+
+/// One unary call of the cluster's gRPC client: `rpc!(cluster, operation, method(request))`
+/// (see [`MilvusCluster::unary`]).
+macro_rules! rpc {
+    ($cluster:expr, $operation:expr, $method:ident($request:expr)) => {
+        $cluster
+            .unary($operation, |mut c| async move { c.$method($request).await })
+            .await
+    };
+}
+
+mod calls;
+mod cluster;
+mod probes;
+mod tls_probe;
+
+/// Largest gRPC message accepted or sent (Milvus itself caps requests at 64 MB by default).
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+/// Per-call deadline.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long to wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a collection to load.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+type Client = MilvusServiceClient<InterceptedService<Channel, Auth>>;
+
+/// Adds the `authorization` header Milvus expects (base64 of the token).
+#[derive(Clone)]
+struct Auth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            req.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// Role, endpoint and the SHA-256 of the token and TLS material.
+type ConnectionKey = (Role, String, [u8; 32]);
+
+/// Opens Milvus clusters with each job's tokens (see [`Credentials`]), and reuses connections.
+pub struct MilvusConnector {
+    credentials: Arc<dyn Credentials>,
+    /// Open connections by role, URI and a digest of the token (never the token itself).
+    open: Mutex<HashMap<ConnectionKey, Arc<MilvusCluster>>>,
+}
+
+impl MilvusConnector {
+    /// A connector that asks `credentials` for each job's tokens and TLS material.
+    pub fn new(credentials: Arc<dyn Credentials>) -> Self {
+        Self {
+            credentials,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl ClusterConnector for MilvusConnector {
+    async fn connect(
+        &self,
+        role: Role,
+        spec: &ClusterSpec,
+    ) -> Result<Arc<dyn Cluster>, ClusterError> {
+        let address = spec.address().map_err(|e| ClusterError::Unreachable {
+            role,
+            uri: "(unparsable uri)".into(),
+            detail: format!("{role}.uri {e}"),
+        })?;
+        let refused = |e: CredentialError| ClusterError::Credentials { role, detail: e.0 };
+        let token = self.credentials.token(role, spec).await.map_err(refused)?;
+        let tls = self.credentials.tls(role, spec).await.map_err(refused)?;
+        let key = (
+            role,
+            address.endpoint(),
+            connection_digest(token.as_ref(), &tls),
+        );
+        let mut open = self.open.lock().await;
+        if let Some(c) = open.get(&key) {
+            return Ok(c.clone());
+        }
+        let cluster = Arc::new(MilvusCluster::connect(role, &address, token.as_ref(), &tls).await?);
+        open.insert(key, cluster.clone());
+        Ok(cluster)
+    }
+}
+
+/// A digest of what a connection was opened with (never the secrets themselves).
+fn connection_digest(token: Option<&Secret>, tls: &TlsMaterial) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [
+        token.map(|t| t.expose()),
+        tls.ca_pem.as_deref(),
+        tls.identity.as_ref().map(|(c, _)| c.as_str()),
+        tls.identity.as_ref().map(|(_, k)| k.expose()),
+        tls.server_name.as_deref(),
+    ] {
+        // Length-prefixed, so that no two different inputs digest the same.
+        let bytes = part.unwrap_or_default().as_bytes();
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update([u8::from(part.is_some())]);
+        h.update(bytes);
+    }
+    h.finalize().into()
+}
+
+/// A collection name no user has: for probes that create a collection and drop it at once.
+fn scratch_name() -> String {
+    format!(
+        "vecmigrate_probe_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// One Milvus cluster over gRPC.
+pub struct MilvusCluster {
+    role: Role,
+    uri: String,
+    address: Address,
+    client: Client,
+}
+
+/// tonic's TLS settings: the job's CA instead of the platform's roots when it names one (a
+/// private CA is trusted alone, as `curl --cacert` does), a client identity for two-way TLS,
+/// and the name the certificate must carry (the URI's host unless `server_name` says).
+fn tls_config(address: &Address, tls: &TlsMaterial) -> ClientTlsConfig {
+    let mut config = ClientTlsConfig::new().domain_name(
+        tls.server_name
+            .clone()
+            .unwrap_or_else(|| address.host.clone()),
+    );
+    config = match &tls.ca_pem {
+        Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
+        None => config.with_native_roots(),
+    };
+    if let Some((cert, key)) = &tls.identity {
+        config = config.identity(Identity::from_pem(cert, key.expose()));
+    }
+    config
+}
+
+/// A failed connection: a TLS failure is explained and never retried; anything else is the
+/// transport's words.
+fn connect_error(role: Role, address: &Address, e: &tonic::transport::Error) -> ClusterError {
+    if let Some(failure) = TlsFailure::find(e) {
+        return ClusterError::Tls {
+            role,
+            address: address.authority(),
+            detail: failure.explain(&format!("{role}.tls")),
+        };
+    }
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    ClusterError::Unreachable {
+        role,
+        uri: address.endpoint(),
+        detail,
+    }
+}
+
+impl MilvusCluster {
+    /// Connects (over TLS for `https`) and checks the credentials.
+    pub async fn connect(
+        role: Role,
+        address: &Address,
+        token: Option<&Secret>,
+        tls: &TlsMaterial,
+    ) -> Result<Self, ClusterError> {
+        crate::tls::install_crypto_provider();
+        let uri = address.endpoint();
+        let unreachable = |detail: String| ClusterError::Unreachable {
+            role,
+            uri: uri.clone(),
+            detail,
+        };
+        let mut endpoint = Endpoint::from_shared(uri.clone())
+            .map_err(|e| unreachable(format!("not a valid address: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        if address.tls {
+            endpoint =
+                endpoint
+                    .tls_config(tls_config(address, tls))
+                    .map_err(|e| ClusterError::Tls {
+                        role,
+                        address: address.authority(),
+                        detail: format!("the TLS settings cannot be used: {e}"),
+                    })?;
+        }
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| connect_error(role, address, &e))?;
+        let header = token
+            .map(|t| {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(t.expose());
+                encoded
+                    .parse()
+                    .map_err(|_| unreachable("the token cannot be sent as a header".into()))
+            })
+            .transpose()?;
+        let client = MilvusServiceClient::with_interceptor(channel, Auth(header))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let cluster = Self {
+            role,
+            uri,
+            address: address.clone(),
+            client,
+        };
+        if let Err(e) = cluster.ping().await {
+            // tonic says only "connection closed" when the server refused our side of the
+            // handshake, or when a TLS server sits behind an http:// URI: ask it directly.
+            if matches!(e, ClusterError::Call { .. }) {
+                if let Some(failure) = tls_probe::diagnose(address, tls).await {
+                    return Err(ClusterError::Tls {
+                        role,
+                        address: address.authority(),
+                        detail: failure.explain(&format!("{role}.tls")),
+                    });
+                }
+            }
+            return Err(e);
+        }
+        Ok(cluster)
+    }
+}
