@@ -13,7 +13,8 @@ It prints `PORT CONTROL_PORT` on its first line, then serves until it is termina
 control port is plain HTTP on loopback:
 
     POST /faults   a JSON object; replaces the faults in force (an empty object: none)
-    GET  /stats    what the proxy saw and did, as JSON
+    GET  /stats    what the proxy saw and did, as JSON (with `first_write_at`, `last_write_at`:
+                   monotonic seconds of the first and last write it forwarded)
 
 Faults, as documented behaviour of Milvus and Zilliz Cloud (their error statuses are built
 with pymilvus's own protobuf classes):
@@ -70,7 +71,7 @@ class Faults:
             self.config = config
             self.stats = {"calls": 0, "writes": 0, "forwarded_writes": 0, "throttled": 0,
                           "quota_refused": 0, "unavailable": 0, "lost_replies": 0,
-                          "forwarded_write_bytes": 0}
+                          "forwarded_write_bytes": 0, "first_write_at": None, "last_write_at": None}
             self.tokens = float(config.get("rate_cap_bytes", 0) or 0)
             self.refilled = time.monotonic()
             self.unavailable_left = (config.get("unavailable") or {}).get("count", 0)
@@ -126,6 +127,8 @@ class Faults:
                 return ("lose", None)
             s["forwarded_writes"] += 1
             s["forwarded_write_bytes"] += size
+            s["first_write_at"] = s["first_write_at"] or now
+            s["last_write_at"] = now
             return ("forward", None)
 
     def latency(self):

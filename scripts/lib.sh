@@ -47,16 +47,14 @@ EOF
 # start_milvus lite|standalone NAME: starts a server on free ports and waits until it answers.
 # Sets ${NAME}_URI and ${NAME}_TOKEN.
 start_milvus() {
-  local backend="$1" name="$2" dir="$VM_RUN_DIR/$2" uri token=""
+  local backend="$1" name="$2" dir="$VM_RUN_DIR/$2" uri token="" signal=TERM
   mkdir -p "$dir"
   case "$backend" in
     lite)
       local port
       port=$(free_ports 1)
-      "$VM_VENV/bin/milvus-lite" server --data-dir "$dir/data" --host 127.0.0.1 --port "$port" \
-        >"$dir/server.log" 2>&1 &
-      VM_PIDS+=("$!:TERM")
-      disown "$!"
+      printf 'exec %q server --data-dir %q --host 127.0.0.1 --port %q\n' \
+        "$VM_VENV/bin/milvus-lite" "$dir/data" "$port" >"$dir/start.sh"
       uri="http://127.0.0.1:$port"
       ;;
     standalone)
@@ -70,14 +68,16 @@ listen-peer-urls: http://127.0.0.1:${p[11]}
 initial-advertise-peer-urls: http://127.0.0.1:${p[11]}
 initial-cluster: default=http://127.0.0.1:${p[11]}
 EOF
-      ETCD_CONFIG_PATH="$dir/etcd.yaml" "$VM_VENV/bin/milvus-server" --data "$dir/data" \
-        --proxy-port "${p[0]}" --proxy-internal-port "${p[1]}" --etcd-port "${p[10]}" \
-        --root-coord-port "${p[2]}" --query-coord-port "${p[3]}" --query-node-port "${p[4]}" \
-        --index-coord-port "${p[5]}" --index-node-port "${p[6]}" --data-coord-port "${p[7]}" \
-        --data-node-port "${p[8]}" --authorization-enabled true >"$dir/server.log" 2>&1 &
+      {
+        printf 'export ETCD_CONFIG_PATH=%q\n' "$dir/etcd.yaml"
+        printf 'exec %q --data %q' "$VM_VENV/bin/milvus-server" "$dir/data"
+        printf ' --proxy-port %s --proxy-internal-port %s --etcd-port %s' "${p[0]}" "${p[1]}" "${p[10]}"
+        printf ' --root-coord-port %s --query-coord-port %s --query-node-port %s' "${p[2]}" "${p[3]}" "${p[4]}"
+        printf ' --index-coord-port %s --index-node-port %s --data-coord-port %s' "${p[5]}" "${p[6]}" "${p[7]}"
+        printf ' --data-node-port %s --authorization-enabled true\n' "${p[8]}"
+      } >"$dir/start.sh"
       # milvus-server stops cleanly on SIGINT (and stops its etcd and milvus children).
-      VM_PIDS+=("$!:INT")
-      disown "$!"
+      signal=INT
       uri="http://127.0.0.1:${p[0]}"
       token="$VM_STANDALONE_TOKEN"
       ;;
@@ -86,6 +86,13 @@ EOF
       return 2
       ;;
   esac
+  # start.sh, uri and token stay beside the data, so that scripts/restart_server.sh can kill
+  # the server and start it again on the same data and port (the fault tests do).
+  printf '%s\n' "$uri" >"$dir/uri"
+  printf '%s\n' "$token" >"$dir/token"
+  bash "$dir/start.sh" >"$dir/server.log" 2>&1 &
+  VM_PIDS+=("$!:$signal")
+  disown "$!"
   if ! "$VM_PY" "$VM_ROOT/scripts/wait_milvus.py" "$uri" "$token" 120; then
     log "the $backend server '$name' did not start; its log:"
     tail -n 30 "$dir/server.log" >&2
@@ -94,6 +101,7 @@ EOF
   log "$backend server '$name' ready at $uri"
   printf -v "${name}_URI" '%s' "$uri"
   printf -v "${name}_TOKEN" '%s' "$token"
+  printf -v "${name}_DIR" '%s' "$dir"
 }
 
 # start_moto: the moto server (DynamoDB, SQS, Secrets Manager) on a free port. Exports the
@@ -179,6 +187,20 @@ start_tls_proxies() {
     VECMIGRATE_TEST_TLS_TARGET_PORT="$TLS_TARGET_PORT" \
     VECMIGRATE_TEST_TLS_EXPIRED_PORT="$TLS_EXPIRED_PORT"
   log "TLS proxies: source https://localhost:$TLS_SOURCE_PORT, target (two-way) https://localhost:$TLS_TARGET_PORT, expired https://localhost:$TLS_EXPIRED_PORT"
+}
+
+# start_fault_proxies: the fault-injecting proxies the fault suite steers (after start_milvus
+# SOURCE and TARGET), and the servers' folders for scripts/restart_server.sh. Exports their URIs
+# and control ports.
+start_fault_proxies() {
+  start_grpc_proxy FAULT_SOURCE "$SOURCE_URI"
+  start_grpc_proxy FAULT_TARGET "$TARGET_URI"
+  export VECMIGRATE_TEST_FAULT_SOURCE_URI="http://127.0.0.1:$FAULT_SOURCE_PORT" \
+    VECMIGRATE_TEST_FAULT_SOURCE_CONTROL="http://127.0.0.1:$FAULT_SOURCE_CONTROL" \
+    VECMIGRATE_TEST_FAULT_TARGET_URI="http://127.0.0.1:$FAULT_TARGET_PORT" \
+    VECMIGRATE_TEST_FAULT_TARGET_CONTROL="http://127.0.0.1:$FAULT_TARGET_CONTROL" \
+    VECMIGRATE_TEST_SOURCE_DIR="$SOURCE_DIR" VECMIGRATE_TEST_TARGET_DIR="$TARGET_DIR"
+  log "fault proxies: source $VECMIGRATE_TEST_FAULT_SOURCE_URI, target $VECMIGRATE_TEST_FAULT_TARGET_URI"
 }
 
 stop_servers() {

@@ -37,6 +37,11 @@ for mutation in 's/Runtime: provided.al2023/Runtime: provided.al2099/' \
   fi
 done
 
+# The fault suite adds a row per case here; the table is printed at the end.
+export VECMIGRATE_TEST_FAULT_TABLE="$VM_ROOT/target/fault-table.tsv"
+mkdir -p "$VM_ROOT/target"
+: >"$VECMIGRATE_TEST_FAULT_TABLE"
+
 for backend in ${VECMIGRATE_BACKENDS:-lite standalone}; do
   log "integration tests on $backend"
   # Milvus Lite 3.2.2 races when one client creates a collection while another describes it
@@ -47,6 +52,7 @@ for backend in ${VECMIGRATE_BACKENDS:-lite standalone}; do
   start_milvus "$backend" SOURCE
   start_milvus "$backend" TARGET
   start_tls_proxies
+  start_fault_proxies
   VECMIGRATE_TEST_BACKEND="$backend" \
   VECMIGRATE_TEST_SOURCE_URI="$SOURCE_URI" VECMIGRATE_TEST_SOURCE_TOKEN="$SOURCE_TOKEN" \
   VECMIGRATE_TEST_TARGET_URI="$TARGET_URI" VECMIGRATE_TEST_TARGET_TOKEN="$TARGET_TOKEN" \
@@ -56,4 +62,6 @@ for backend in ${VECMIGRATE_BACKENDS:-lite standalone}; do
 done
 log "smoke test: the bootstrap binary under cargo lambda watch"
 "$VM_ROOT/scripts/smoke_lambda.sh"
+log "the fault suite (docs/RELIABILITY.md keeps a copy):"
+"$VM_PY" "$VM_ROOT/scripts/fault_table.py" "$VECMIGRATE_TEST_FAULT_TABLE" >&2
 log "all tests passed"

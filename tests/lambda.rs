@@ -18,7 +18,7 @@ use common::{assert_same_rows, seed, unique, Seed, Servers, TlsServers};
 use serde_json::{json, Value};
 use vecmigrate::domain::JobStatus;
 use vecmigrate::engine::{EngineConfig, Faults};
-use vecmigrate::entrypoints::lambda::{LambdaApp, LambdaConfig};
+use vecmigrate::entrypoints::lambda::{signed_content, LambdaApp, LambdaConfig};
 use vecmigrate::queue::sqs::SqsQueue;
 use vecmigrate::queue::{WorkMessage, WorkQueue};
 use vecmigrate::webhook::SigningSecret;
@@ -135,6 +135,7 @@ impl Deployment {
         self.app
             .handle(event, deadline_in(Duration::from_secs(900)))
             .await
+            .expect("an answer")
     }
 
     async fn status(&self, job_id: &str) -> Value {
@@ -176,12 +177,15 @@ async fn pump_until(
     let started = tokio::time::Instant::now();
     let mut last_sweep = started;
     loop {
-        if done(&d.status(job_id).await) {
+        let report = d.status(job_id).await;
+        if done(&report) {
             return seen;
         }
         assert!(
             started.elapsed() < Duration::from_secs(240),
-            "the job did not end: {seen:?}"
+            "the job did not end: {seen:?}\n{:#}\n{:#}",
+            report["job"],
+            report["log"]
         );
         if last_sweep.elapsed() > Duration::from_secs(2) {
             let swept = d.invoke(event("schedule-sweep.json")).await;
@@ -227,7 +231,10 @@ async fn pump_until(
             ev["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!(receives.to_string());
             let app = d.app.clone();
             calls.push(tokio::spawn(async move {
-                let response = app.handle(ev, deadline_in(Duration::from_secs(900))).await;
+                let response = app
+                    .handle(ev, deadline_in(Duration::from_secs(900)))
+                    .await
+                    .expect("a readable batch");
                 (message, response)
             }));
         }
@@ -422,18 +429,46 @@ async fn http_errors_are_json_with_the_right_status() {
     let body = request.to_string();
     assert_eq!(error(&d.invoke(start_with(&body, false)).await).0, 401);
     let now = chrono::Utc::now().timestamp();
-    let signed = |ts: i64, body_signed: &str| {
-        let mut ev = start_with(&body, false);
-        ev["headers"]["webhook-id"] = json!("msg_1");
+    // Signed as the README says: "METHOD path\nbody", a fresh webhook-id each time.
+    let sign = |ev: &mut Value, id: &str, ts: i64, content: &[u8]| {
+        ev["headers"]["webhook-id"] = json!(id);
         ev["headers"]["webhook-timestamp"] = json!(ts.to_string());
-        ev["headers"]["webhook-signature"] =
-            json!(secret.sign("msg_1", ts, body_signed.as_bytes()));
+        ev["headers"]["webhook-signature"] = json!(secret.sign(id, ts, content));
+    };
+    let start_signed = |id: &str, ts: i64, content: &[u8]| {
+        let mut ev = start_with(&body, false);
+        sign(&mut ev, id, ts, content);
         ev
     };
-    assert_eq!(error(&d.invoke(signed(now, "{}")).await).0, 401);
-    assert_eq!(error(&d.invoke(signed(now - 600, &body)).await).0, 401);
-    let (code, accepted) = http_response(&d.invoke(signed(now, &body)).await);
+    let content = signed_content("POST", "/migrations", "", body.as_bytes());
+    // a signature over another body, a stale one, one over the body alone (no method, path)
+    assert_eq!(
+        error(
+            &d.invoke(start_signed(
+                "msg_a",
+                now,
+                &signed_content("POST", "/migrations", "", b"{}")
+            ))
+            .await
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        error(&d.invoke(start_signed("msg_b", now - 600, &content)).await).0,
+        401
+    );
+    assert_eq!(
+        error(&d.invoke(start_signed("msg_c", now, body.as_bytes())).await).0,
+        401
+    );
+    let (code, accepted) = http_response(&d.invoke(start_signed("msg_d", now, &content)).await);
     assert_eq!(code, 202, "{accepted}");
+    // the same signed request again is a replay
+    assert_eq!(
+        error(&d.invoke(start_signed("msg_d", now, &content)).await).1,
+        "replayed"
+    );
     let job_id = accepted["job"]["id"].as_str().unwrap().to_owned();
 
     // The same key and body again: 200 with the same job; another body: 409
@@ -460,6 +495,37 @@ async fn http_errors_are_json_with_the_right_status() {
     let mut list = event("http-list.json");
     list["queryStringParameters"]["limit"] = json!("zero");
     assert_eq!(error(&d.invoke(list).await).2, json!("limit"));
+
+    // The headers of a signed GET of the job do not authorize its cancel
+    let mut get = event_for("http-status.json", &job_id);
+    get["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    let path = format!("/migrations/{job_id}");
+    sign(
+        &mut get,
+        "msg_get",
+        now,
+        &signed_content("GET", &path, "", b""),
+    );
+    assert_eq!(http_response(&d.invoke(get.clone()).await).0, 200);
+    let mut cancel = event_for("http-cancel.json", &job_id);
+    cancel["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    sign(
+        &mut cancel,
+        "msg_get2",
+        now,
+        &signed_content("GET", &path, "", b""),
+    );
+    assert_eq!(
+        error(&d.invoke(cancel).await),
+        (401, "unauthenticated".into(), Value::Null),
+        "a GET's signature is not a cancel's"
+    );
 
     // Cancel the pending job: 200 CANCELLED; cancel it again: 409
     let (code, cancelled) = http_response(&d.invoke(event_for("http-cancel.json", &job_id)).await);
@@ -636,4 +702,98 @@ async fn a_start_over_tls_seals_the_client_key_and_runs_to_success() {
         !shown.contains(key_line) && !shown.contains("sealed_client_key"),
         "{shown}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttling_outages_lost_messages_and_conflicts_on_the_lambda_path_lose_nothing() {
+    use common::faults::{checkpointed, lost_and_duplicated, started, FaultProxy, FaultRow};
+    // GIVEN invocations of 2 s, a target behind the fault proxy that throttles a fifth of the
+    // writes, drops a burst of calls and then goes dark for 6 s (longer than an invocation),
+    // and a store where every 7th conditional write of a job record loses the race
+    let d = Deployment::new(
+        Duration::from_secs(2),
+        None,
+        Some(Faults::conflict_every(7)),
+    )
+    .await;
+    let proxy = FaultProxy::target();
+    let source = Seed {
+        partitions: vec!["p1".into(), "p2".into()],
+        ..Seed::new(&unique("lam_fault"), 6_000)
+    };
+    seed(&d.servers.source, "default", &source).await;
+    proxy
+        .set(json!({
+            "throttle_ratio": 0.2, "throttle_rate": 4_000_000,
+            "unavailable": { "after_writes": 3, "count": 4 },
+            "blackout": { "after_writes": 8, "seconds": 6 }
+        }))
+        .await;
+    let mut request = d.request(&source.name, &source.name);
+    request["target"]["uri"] = json!(proxy.uri);
+    request["options"]["batch_size"] = json!(300);
+    request["options"]["max_workers"] = json!(3);
+    let mut start = event("http-start.json");
+    start["body"] = json!(request.to_string());
+    let clock = started();
+    let (code, body) = http_response(&d.invoke(start).await);
+    assert_eq!(code, 202, "{body}");
+    let job_id = body["job"]["id"].as_str().unwrap().to_owned();
+    // WHEN SQS loses the first work message (received, never handed to the function)
+    pump_until(&d, &job_id, 1, |r| r["job"]["phase"] == "copy").await;
+    let lost = d
+        .sqs
+        .receive_message()
+        .queue_url(&d.queue_url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    for m in lost.messages.unwrap_or_default() {
+        d.sqs
+            .delete_message()
+            .queue_url(&d.queue_url)
+            .receipt_handle(m.receipt_handle.unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let seen = pump(&d, &job_id, 3).await;
+    proxy.set(json!({})).await;
+    // THEN it succeeds, across invocations, with every row once
+    let report = d.status(&job_id).await;
+    let done = checkpointed(&*d.app.engine().store().clone(), &job_id).await;
+    let (lost, duplicated) =
+        lost_and_duplicated(&d.servers, &source, "default", &source.name, done).await;
+    FaultRow {
+        fault: "throttling, UNAVAILABLE, 6 s blackout, a lost SQS message, DynamoDB conflicts",
+        path: "lambda",
+        lost,
+        duplicated,
+        outcome: report["job"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        took: clock.elapsed(),
+    }
+    .record(&d.servers);
+    assert_eq!(
+        report["job"]["status"], "SUCCESSFUL",
+        "{report:#}\n{seen:?}"
+    );
+    assert_eq!((lost, duplicated), (0, 0));
+    assert_same_rows(&d.servers, &source, "default", &source.name).await;
+    let log = report["log"].to_string();
+    assert!(
+        log.contains("the target cluster fails the job's calls"),
+        "{log}"
+    );
+    assert!(
+        report["job"]["write_rate"]["throttles"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{report:#}"
+    );
+    eprintln!("lambda fault path: {seen:?}");
 }

@@ -25,7 +25,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let app = app.clone();
         async move {
             let deadline = event.context.deadline;
-            Ok::<Value, lambda_runtime::Error>(app.handle(event.payload, deadline).await)
+            app.handle(event.payload, deadline)
+                .await
+                .map_err(lambda_runtime::Error::from)
         }
     }))
     .await

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::cluster::Role;
 pub use super::delivery::{Attempt, Delivery, DeliveryState, WebhookEvent};
 use super::request::MigrationRequest;
 pub use super::task::{Checkpoint, Cursor, Lease, Task, TaskStatus};
@@ -322,6 +323,37 @@ pub struct Job {
     /// fails after [`MAX_STEP_PANICS`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub panics: u32,
+    /// The outage of a cluster the job is waiting out, while it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage: Option<Outage>,
+    /// The write rate the target was found to take, once it throttled (the whole job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_rate: Option<WriteRate>,
+}
+
+/// An outage a job is waiting out: since when, and what the cluster last said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outage {
+    /// The cluster that does not answer.
+    pub role: Role,
+    /// When the first call failed.
+    pub since: DateTime<Utc>,
+    /// The last error.
+    pub last_error: String,
+    /// Calls retried so far.
+    pub retried: u64,
+}
+
+/// The pace the target takes writes at, learnt from its throttling: every worker takes its
+/// share, and a new invocation starts from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriteRate {
+    /// Bytes per second, for the whole job.
+    pub bytes_per_s: f64,
+    /// Writes the target answered as throttled.
+    pub throttles: u64,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// The most panics a job's steps may have before the job fails (as the work queue's five
@@ -348,6 +380,8 @@ impl Job {
             webhook: None,
             progress_sent_at: None,
             panics: 0,
+            outage: None,
+            write_rate: None,
             collections: Vec::new(),
             error: None,
         }

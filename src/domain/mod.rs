@@ -12,7 +12,7 @@ pub use cluster::{Address, ClusterSpec, Role, TlsSpec};
 pub use job::{
     Attempt, Checkpoint, CollectionReport, CollectionStatus, ContentCheck, CountCheck, CountResult,
     Cursor, Delivery, DeliveryState, InvalidTransition, Job, JobError, JobStatus, Lease, Level,
-    LogEntry, Phase, Problem, Task, TaskStatus, WebhookEvent, MAX_STEP_PANICS,
+    LogEntry, Outage, Phase, Problem, Task, TaskStatus, WebhookEvent, WriteRate, MAX_STEP_PANICS,
 };
 pub use report::{Progress, Report};
 pub use request::{

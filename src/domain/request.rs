@@ -194,11 +194,61 @@ pub struct Options {
     pub verify: VerifyMode,
     /// Keys compared per collection by `verify: "sample"`.
     pub verify_sample_size: u32,
+    /// How long an outage of either cluster is waited out before the job fails (`"15m"`).
+    #[serde(with = "duration_text")]
+    pub max_outage: std::time::Duration,
+    /// A ceiling on the job's writes to the target, in MB/s (10^6 bytes); the rate adapts to
+    /// the target's throttling below it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_write_mb_per_s: Option<f64>,
+}
+
+/// The default `max_outage`.
+pub const DEFAULT_MAX_OUTAGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// The shortest and longest `max_outage`.
+pub const MAX_OUTAGE_RANGE: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(10),
+    std::time::Duration::from_secs(24 * 3600),
+);
+
+/// Durations written as people write them (`"15m"`, `"90s"`).
+mod duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim()).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{}` is not a duration such as \"15m\" or \"90s\"",
+                crate::domain::cluster::printable(&text)
+            ))
+        })
+    }
 }
 
 impl Options {
     fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
         let o = self;
+        let (shortest, longest) = MAX_OUTAGE_RANGE;
+        if o.max_outage < shortest || o.max_outage > longest {
+            return Err(FieldError::new(
+                "options.max_outage",
+                "must be from 10s to 24h",
+            ));
+        }
+        if let Some(rate) = o.max_write_mb_per_s {
+            if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
+                return Err(FieldError::new(
+                    "options.max_write_mb_per_s",
+                    "must be a number of MB/s above 0 (at most 100000)",
+                ));
+            }
+        }
         if o.batch_size == 0 || o.batch_size > MAX_BATCH_SIZE {
             return Err(FieldError::new(
                 "options.batch_size",
@@ -282,6 +332,8 @@ impl Default for Options {
             not_after: None,
             verify: VerifyMode::Count,
             verify_sample_size: DEFAULT_SAMPLE_SIZE,
+            max_outage: DEFAULT_MAX_OUTAGE,
+            max_write_mb_per_s: None,
         }
     }
 }
@@ -361,18 +413,36 @@ pub struct FieldError {
 impl FieldError {
     /// A new error for `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        // A message may quote what the caller sent: its control characters (escapes, newlines)
+        // are written out, so that nobody's terminal interprets them.
         Self {
-            field: field.into(),
-            message: message.into(),
+            field: escape_controls(&field.into()),
+            message: escape_controls(&message.into()),
         }
     }
+}
+
+/// `text` with its control characters written as escapes (`\u{1b}`, `\n`); the rest as is.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl MigrationRequest {
     /// Parses and validates a request from JSON text.
     pub fn from_json(text: &str) -> Result<Self, FieldError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let request: MigrationRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let request: MigrationRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { String::new() } else { path };
             // serde quotes a wrongly typed value in its message: never a secret's.
@@ -383,6 +453,13 @@ impl MigrationRequest {
                 return FieldError::new(field, "must be a string (the value is not shown)");
             }
             FieldError::new(field, e.into_inner().to_string())
+        })?;
+        // Text after the request is a mistake (two requests pasted, a stray character).
+        de.end().map_err(|_| {
+            FieldError::new(
+                "",
+                "there is text after the request's closing brace; send one JSON object",
+            )
         })?;
         if request
             .webhook

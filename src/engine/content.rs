@@ -12,8 +12,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::retry::Patience;
 use super::sample::{draw, Rng};
-use super::{retry_transient, source_collection, Budget, Engine, EngineError};
+use super::{source_collection, Budget, Engine, EngineError};
 use crate::domain::request::MAX_QUERY_ENTITIES as MAX_QUERY_LIMIT;
 use crate::domain::{CollectionReport, ContentCheck, Cursor, Job, VerifyMode};
 use crate::milvus::batch::{
@@ -64,6 +65,7 @@ pub(crate) enum Progress {
 
 /// One collection's two sides, as a comparison reads them.
 struct Sides<'a> {
+    p: &'a Patience<'a>,
     source: &'a dyn Cluster,
     target: &'a dyn Cluster,
     report: &'a CollectionReport,
@@ -86,7 +88,7 @@ impl Sides<'_> {
             filter,
             limit,
         };
-        Ok(retry_transient(|| self.target.query_rows(&q)).await?)
+        self.p.call(|| self.target.query_rows(&q)).await
     }
 
     fn rows(&self, fields: &[FieldData]) -> Result<BTreeMap<Cursor, Row>, EngineError> {
@@ -102,26 +104,27 @@ impl Sides<'_> {
 
 impl Engine {
     /// Compares the content of one collection as the job's `verify` mode asks, continuing
-    /// `state`; stops when `budget` runs out.
+    /// `state`; stops when the invocation's budget runs out.
     pub(crate) async fn compare_content(
         &self,
+        p: &Patience<'_>,
         job: &Job,
         report: &CollectionReport,
         source: &dyn Cluster,
         target: &dyn Cluster,
-        budget: &Budget,
     ) -> Result<Progress, EngineError> {
         let mode = job.request.options.verify;
         let mut state = report
             .content
             .clone()
             .unwrap_or_else(|| ContentCheck::new(mode));
-        let info = source_collection(source, &report.database, &report.source).await?;
+        let info = source_collection(p, source, &report.database, &report.source).await?;
         let (tdb, tname) = (&report.target_database, &report.target);
-        if !retry_transient(|| target.is_loaded(tdb, tname)).await? {
-            retry_transient(|| target.load(tdb, tname)).await?;
+        if !p.call(|| target.is_loaded(tdb, tname)).await? {
+            p.call(|| target.load(tdb, tname)).await?;
         }
         let sides = Sides {
+            p,
             source,
             target,
             report,
@@ -138,7 +141,7 @@ impl Engine {
                 state.done = true;
                 Ok(Progress::Done(state))
             }
-            VerifyMode::Full => self.compare_all(job, &sides, state, budget).await,
+            VerifyMode::Full => self.compare_all(job, &sides, state, p.budget()).await,
         }
     }
 
@@ -172,8 +175,7 @@ impl Engine {
                 filter: filter.clone(),
                 limit: chunk.len() as u32,
             };
-            let source_rows =
-                sides.rows(&retry_transient(|| sides.source.query_rows(&q)).await?)?;
+            let source_rows = sides.rows(&sides.p.call(|| sides.source.query_rows(&q)).await?)?;
             let target_rows = sides.rows(&sides.target_rows(filter, chunk.len() as u32).await?)?;
             let bad = differing(chunk.iter().cloned(), &source_rows, &target_rows);
             state.record(chunk.len() as u64, &bad);
@@ -206,7 +208,7 @@ impl Engine {
                 limit,
                 skip_fields: &sides.skip,
             };
-            let page = retry_transient(|| sides.source.read_page(&request)).await?;
+            let page = sides.p.call(|| sides.source.read_page(&request)).await?;
             let Some(last) = page.last.clone() else {
                 // Past the source's last key: the target must hold nothing more.
                 let extra = sides

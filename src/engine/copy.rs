@@ -2,7 +2,8 @@
 //! partition of the target and checkpoints the cursor under its lease, reading the next page
 //! while the current one is written. It stops when the task is done, when the invocation's
 //! time runs short (releasing the task and enqueuing a continuation), or when the job is
-//! cancelled.
+//! cancelled. A read or write that fails is tried again through an outage (the lease kept
+//! alive meanwhile) and a throttled write slows the worker's pace (see `retry`, `pacing`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +11,15 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
+use super::pacing::Pacer;
+use super::retry::Patience;
 use super::sample::{reservoir, Rng};
 use super::{page_limit, source_collection, Budget, Engine, EngineError, Handled};
-use crate::domain::{Checkpoint, Job, Phase, Task, TaskStatus, VerifyMode};
+use crate::domain::{Checkpoint, Cursor, Job, Phase, Task, TaskStatus, VerifyMode};
 use crate::milvus::batch::primary_keys;
-use crate::milvus::{Batch, Cluster, PageRequest, WriteMode};
+use crate::milvus::{Batch, Cluster, ClusterError, Failure, PageRequest, WriteMode};
 use crate::queue::{Step, WorkMessage};
 use crate::store::StoreError;
-
-use super::retry_transient;
 
 /// How a worker's time on one task ended.
 enum Stop {
@@ -139,8 +140,18 @@ impl Engine {
     }
 
     async fn copy_task(&self, job: &Job, task: Task, budget: Budget) -> Result<Stop, EngineError> {
-        let (source, target) = self.clusters(job).await?;
-        let info = source_collection(&*source, &task.database, &task.collection).await?;
+        let p = self.patience(job, budget);
+        let prepared = async {
+            let (source, target) = self.clusters(&p, job).await?;
+            let info = source_collection(&p, &*source, &task.database, &task.collection).await?;
+            Ok::<_, EngineError>((source, target, info))
+        };
+        let (source, target, info) = match prepared.await {
+            Ok(prepared) => prepared,
+            // An outage outlasted the invocation before the first page.
+            Err(EngineError::OutOfTime) => return Ok(Stop::OutOfTime(task)),
+            Err(e) => return Err(e),
+        };
         let primary = info.primary_field().cloned().ok_or_else(|| {
             EngineError::Refused(format!(
                 "collection `{}.{}` has no primary key",
@@ -148,6 +159,7 @@ impl Engine {
             ))
         })?;
         let options = &job.request.options;
+        let workers = self.workers_on(&job.id).await?;
         let mut copier = Copier {
             engine: self,
             job,
@@ -167,29 +179,61 @@ impl Engine {
                     .request
                     .overrides(&task.database, &task.collection)
                     .is_some_and(|o| o.partition_key.is_some()),
-            budget,
+            p,
+            pacer: Pacer::new(job, workers),
             sample_size: (options.verify == VerifyMode::Sample)
                 .then_some(options.verify_sample_size as usize),
             rng: Rng::new(),
         };
         copier.run(task).await
     }
+
+    /// How many workers copy the job's tasks now (the tasks leased), for their share of the
+    /// write rate.
+    async fn workers_on(&self, job_id: &str) -> Result<usize, EngineError> {
+        let now = Utc::now();
+        let tasks = self.store.list_tasks(job_id).await?;
+        Ok(tasks.iter().filter(|t| t.leased(now)).count().max(1))
+    }
 }
 
-/// Why a worker stops before writing the page it holds.
+/// Why a worker stops before it is done with its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Halt {
+    /// Out of time (or a lease near its end): the next invocation continues.
     OutOfTime,
+    /// The job was cancelled, ended, or its window closed.
     JobOver,
+    /// Another worker holds the task now.
+    LeaseLost,
 }
 
-/// What one worker needs to copy one task: where it reads and writes, and the job's rules.
+impl Halt {
+    fn stop(self, task: Task) -> Stop {
+        match self {
+            Halt::OutOfTime => Stop::OutOfTime(task),
+            Halt::JobOver => Stop::JobOver(task),
+            Halt::LeaseLost => Stop::LeaseLost,
+        }
+    }
+}
+
+/// What came of getting a page read or written through an outage or throttling.
+enum Outcome<T> {
+    Done(T),
+    Halted(Halt),
+}
+
+/// What one worker needs to copy one task: where it reads and writes, the job's rules, how
+/// it waits out outages and how fast it may write.
 struct Copier<'a> {
     engine: &'a Engine,
     job: &'a Job,
     reader: PageReader,
     target: Arc<dyn Cluster>,
     routed: bool,
-    budget: Budget,
+    p: Patience<'a>,
+    pacer: Pacer,
     /// The sample each task keeps, when the job verifies a sample.
     sample_size: Option<usize>,
     rng: Rng,
@@ -206,17 +250,19 @@ impl Copier<'_> {
         };
         let mut limit = task.next_limit;
         let started = Instant::now();
-        let mut page = self.reader.read(task.cursor.clone(), limit).await?;
+        let first = self.reader.read(task.cursor.clone(), limit).await;
+        let mut page = match self.read_through(&mut task, limit, first).await? {
+            Outcome::Done(page) => page,
+            Outcome::Halted(h) => return Ok(h.stop(task)),
+        };
         let mut page_time = started.elapsed();
         let mut wrote = false;
         loop {
             if page.rows == 0 {
                 return Ok(Stop::Done(task));
             }
-            match self.halt_before_write(&task, wrote, page_time).await? {
-                Some(Halt::OutOfTime) => return Ok(Stop::OutOfTime(task)),
-                Some(Halt::JobOver) => return Ok(Stop::JobOver(task)),
-                None => {}
+            if let Some(h) = self.halt_before_write(&task, wrote, page_time).await? {
+                return Ok(h.stop(task));
             }
             let started = Instant::now();
             let following = page_limit(
@@ -224,14 +270,20 @@ impl Copier<'_> {
                 page.rows,
                 page.sizing_bytes,
                 page_time,
-                &self.budget,
+                self.p.budget(),
                 self.job.request.options.batch_size,
             );
+            if let Some(h) = self.pace(page.bytes) {
+                return Ok(h.stop(task));
+            }
+            self.pacer.before_write(page.bytes).await;
             let (written, next_page) = tokio::join!(
-                self.write(&task, &page, mode),
+                self.write_once(&task, &page, mode),
                 self.reader.read(page.last.clone(), following)
             );
-            written?;
+            if let Outcome::Halted(h) = self.write_through(&mut task, &page, written).await? {
+                return Ok(h.stop(task));
+            }
             self.engine.faults.after_write()?;
             self.engine.faults.maybe_panic(Step::Work);
             let checkpoint = self.checkpoint(&task, &page, following)?;
@@ -246,11 +298,151 @@ impl Copier<'_> {
                 Err(StoreError::LeaseLost(_)) => return Ok(Stop::LeaseLost),
                 Err(e) => return Err(e.into()),
             };
+            if self.pacer.sync_due() {
+                let workers = self.engine.workers_on(&self.job.id).await?;
+                self.engine
+                    .sync_write_rate(&self.job.id, &mut self.pacer, workers)
+                    .await?;
+            }
             mode = WriteMode::Insert;
             wrote = true;
-            page = next_page?;
+            page = match self.read_through(&mut task, following, next_page).await? {
+                Outcome::Done(page) => page,
+                Outcome::Halted(h) => return Ok(h.stop(task)),
+            };
             limit = following;
             page_time = started.elapsed();
+        }
+    }
+
+    /// A read that failed is tried again (after the cursor the task holds now) until it gets
+    /// through, waiting out an outage and keeping the lease meanwhile.
+    async fn read_through(
+        &mut self,
+        task: &mut Task,
+        limit: u32,
+        mut result: Result<Batch, ClusterError>,
+    ) -> Result<Outcome<Batch>, EngineError> {
+        loop {
+            let error = match result {
+                Ok(page) => {
+                    self.p.answered().await;
+                    return Ok(Outcome::Done(page));
+                }
+                Err(e) => e,
+            };
+            if let Some(h) = self.wait_out(task, error).await? {
+                return Ok(Outcome::Halted(h));
+            }
+            result = self.reader.read(task.cursor.clone(), limit).await;
+        }
+    }
+
+    /// A write that failed is tried again (as an upsert: the server may have taken it) until
+    /// it gets through; throttling slows the pace, an outage is waited out, the lease is kept.
+    async fn write_through(
+        &mut self,
+        task: &mut Task,
+        page: &Batch,
+        mut result: Result<u64, ClusterError>,
+    ) -> Result<Outcome<()>, EngineError> {
+        loop {
+            let error = match result {
+                Ok(_) => {
+                    self.pacer.wrote(page.bytes);
+                    self.p.answered().await;
+                    return Ok(Outcome::Done(()));
+                }
+                Err(e) => e,
+            };
+            if let Failure::Throttled { rate } = error.failure() {
+                self.throttled(task, &error, rate, page.bytes).await?;
+                if let Some(h) = self.keep_lease(task).await? {
+                    return Ok(Outcome::Halted(h));
+                }
+            } else if let Some(h) = self.wait_out(task, error).await? {
+                return Ok(Outcome::Halted(h));
+            }
+            if let Some(h) = self.pace(page.bytes) {
+                return Ok(Outcome::Halted(h));
+            }
+            self.pacer.before_write(page.bytes).await;
+            result = self.write_once(task, page, WriteMode::Upsert).await;
+        }
+    }
+
+    /// A throttled write: the pace goes down (and the job's rate with it). A target that has
+    /// throttled every write for longer than `max_outage` fails the job.
+    async fn throttled(
+        &mut self,
+        task: &Task,
+        error: &ClusterError,
+        hint: Option<f64>,
+        bytes: usize,
+    ) -> Result<(), EngineError> {
+        self.pacer.throttled(hint, bytes);
+        let max = self.job.request.options.max_outage;
+        if self
+            .pacer
+            .throttled_since()
+            .is_some_and(|t| t.elapsed() > max)
+        {
+            return Err(EngineError::Refused(format!(
+                "the target refused every write as throttled for longer than options.max_outage ({}); the last answer was: {error}",
+                humantime::format_duration(max)
+            )));
+        }
+        let workers = self.engine.workers_on(&task.job_id).await?;
+        self.engine
+            .sync_write_rate(&self.job.id, &mut self.pacer, workers)
+            .await
+    }
+
+    /// Waits out a failure with the step's retry policy, keeping the lease; `Some` when the
+    /// worker must stop instead.
+    async fn wait_out(
+        &mut self,
+        task: &mut Task,
+        error: ClusterError,
+    ) -> Result<Option<Halt>, EngineError> {
+        match self.p.wait_after(error).await {
+            Ok(()) => self.keep_lease(task).await,
+            Err(EngineError::OutOfTime) => Ok(Some(Halt::OutOfTime)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the next write, paced, still fits in the invocation.
+    fn pace(&self, bytes: usize) -> Option<Halt> {
+        let wait = self
+            .pacer
+            .rate()
+            .map(|r| Duration::from_secs_f64(bytes as f64 / r))
+            .unwrap_or_default();
+        (self.p.budget().exhausted(wait)).then_some(Halt::OutOfTime)
+    }
+
+    /// Keeps the task's lease alive while the worker waits, and stops it if the job was
+    /// cancelled or ended meanwhile.
+    async fn keep_lease(&self, task: &mut Task) -> Result<Option<Halt>, EngineError> {
+        let job = self.engine.store.get_job(&self.job.id).await?;
+        let window_over = self
+            .job
+            .request
+            .options
+            .not_after
+            .is_some_and(|t| Utc::now() >= t);
+        if window_over || job.is_none_or(|j| j.cancel_requested || j.status.is_terminal()) {
+            return Ok(Some(Halt::JobOver));
+        }
+        let ttl = self.engine.config.lease();
+        match self.engine.store.renew_task(task, Utc::now(), ttl).await {
+            Ok(renewed) => {
+                *task = renewed;
+                Ok(None)
+            }
+            Err(StoreError::LeaseLost(_)) => Ok(Some(Halt::LeaseLost)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -265,7 +457,7 @@ impl Copier<'_> {
         wrote: bool,
         page_time: Duration,
     ) -> Result<Option<Halt>, EngineError> {
-        if wrote && self.budget.exhausted(page_time) {
+        if (wrote && self.p.budget().exhausted(page_time)) || self.engine.is_interrupted() {
             return Ok(Some(Halt::OutOfTime));
         }
         let fresh = self.engine.store.get_job(&self.job.id).await?;
@@ -293,14 +485,32 @@ impl Copier<'_> {
         Ok(lease_ending.then_some(Halt::OutOfTime))
     }
 
-    /// Writes a page (unless a fault hook loses it, or garbles it first).
-    async fn write(&self, task: &Task, page: &Batch, mode: WriteMode) -> Result<u64, EngineError> {
+    /// One attempt at writing a page (unless a fault hook loses it, or garbles it first).
+    async fn write_once(
+        &self,
+        task: &Task,
+        page: &Batch,
+        mode: WriteMode,
+    ) -> Result<u64, ClusterError> {
         let faults = &self.engine.faults;
         if faults.loses_next_write() {
             return Ok(page.rows as u64);
         }
         let page = faults.maybe_corrupt(page, &self.reader.primary.name);
-        write(&*self.target, task, self.routed, &page, mode).await
+        let partition = if self.routed {
+            None
+        } else {
+            task.partition.as_deref()
+        };
+        self.target
+            .write_page(
+                &task.target_database,
+                &task.target_collection,
+                partition,
+                &page,
+                mode,
+            )
+            .await
     }
 
     /// The checkpoint of a written page: its last key, its counts, the next page's size and the
@@ -344,11 +554,8 @@ struct PageReader {
 }
 
 impl PageReader {
-    async fn read(
-        &self,
-        after: Option<crate::domain::Cursor>,
-        limit: u32,
-    ) -> Result<Batch, EngineError> {
+    /// One attempt at the page after `after`.
+    async fn read(&self, after: Option<Cursor>, limit: u32) -> Result<Batch, ClusterError> {
         let request = PageRequest {
             database: &self.database,
             collection: &self.collection,
@@ -358,35 +565,6 @@ impl PageReader {
             limit,
             skip_fields: &self.skip,
         };
-        Ok(retry_transient(|| self.cluster.read_page(&request)).await?)
+        self.cluster.read_page(&request).await
     }
-}
-
-async fn write(
-    target: &dyn Cluster,
-    task: &Task,
-    routed: bool,
-    page: &Batch,
-    mode: WriteMode,
-) -> Result<u64, EngineError> {
-    let partition = if routed {
-        None
-    } else {
-        task.partition.as_deref()
-    };
-    // A retried insert after a transient failure could double a page the server did take, so
-    // retries always replace by primary key.
-    let mut attempt_mode = mode;
-    Ok(retry_transient(|| {
-        let m = attempt_mode;
-        attempt_mode = WriteMode::Upsert;
-        target.write_page(
-            &task.target_database,
-            &task.target_collection,
-            partition,
-            page,
-            m,
-        )
-    })
-    .await?)
 }

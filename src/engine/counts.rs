@@ -5,7 +5,8 @@
 use chrono::Utc;
 
 use super::content::Progress;
-use super::{retry_transient, Budget, Engine, EngineError};
+use super::retry::Patience;
+use super::{Engine, EngineError};
 use crate::domain::{
     CollectionReport, CollectionStatus, CountResult, Job, JobStatus, Level, OnCountMismatch, Phase,
     VerifyMode,
@@ -18,11 +19,11 @@ impl Engine {
     /// in a content comparison (its progress is saved); true when it is done (or lost its step).
     pub(super) async fn verify(
         &self,
+        p: &Patience<'_>,
         job_id: &str,
         owner: &str,
         source: &dyn Cluster,
         target: &dyn Cluster,
-        budget: &Budget,
     ) -> Result<bool, EngineError> {
         let job = self.job(job_id).await?;
         if job.request.options.verify != VerifyMode::Count {
@@ -33,13 +34,13 @@ impl Engine {
                 if !self.hold_step(job_id, owner, &[Phase::Verify]).await? {
                     return Ok(true);
                 }
-                if !self.compare_one(&job, c, source, target, budget).await? {
+                if !self.compare_one(p, &job, c, source, target).await? {
                     return Ok(false);
                 }
             }
         }
         let job = self.job(job_id).await?;
-        let Some(results) = self.count_all(&job, owner, source, target).await? else {
+        let Some(results) = self.count_all(p, &job, owner, source, target).await? else {
             return Ok(true);
         };
         for r in &results {
@@ -80,13 +81,13 @@ impl Engine {
     /// returns false when it paused, out of time.
     async fn compare_one(
         &self,
+        p: &Patience<'_>,
         job: &Job,
         c: &CollectionReport,
         source: &dyn Cluster,
         target: &dyn Cluster,
-        budget: &Budget,
     ) -> Result<bool, EngineError> {
-        let (state, paused) = match self.compare_content(job, c, source, target, budget).await? {
+        let (state, paused) = match self.compare_content(p, job, c, source, target).await? {
             Progress::Done(s) => (s, false),
             Progress::Paused(s) => (s, true),
         };
@@ -130,6 +131,7 @@ impl Engine {
     /// again unless `load_after`). `None` when the step was lost to another invocation.
     async fn count_all(
         &self,
+        p: &Patience<'_>,
         job: &Job,
         owner: &str,
         source: &dyn Cluster,
@@ -140,16 +142,16 @@ impl Engine {
             if !self.hold_step(&job.id, owner, &[Phase::Verify]).await? {
                 return Ok(None);
             }
-            let source_count = retry_transient(|| source.count(&c.database, &c.source)).await?;
+            let source_count = p.call(|| source.count(&c.database, &c.source)).await?;
             let (tdb, tname) = (&c.target_database, &c.target);
-            if !retry_transient(|| target.is_loaded(tdb, tname)).await? {
-                retry_transient(|| target.load(tdb, tname)).await?;
+            if !p.call(|| target.is_loaded(tdb, tname)).await? {
+                p.call(|| target.load(tdb, tname)).await?;
             }
-            let target_count = retry_transient(|| target.count(tdb, tname)).await?;
+            let target_count = p.call(|| target.count(tdb, tname)).await?;
             if !job.request.options.load_after {
                 // The target collection is the job's own: it is left unloaded unless asked,
                 // also where the server loaded it by itself (Milvus Lite loads on create).
-                retry_transient(|| target.release(tdb, tname)).await?;
+                p.call(|| target.release(tdb, tname)).await?;
             }
             results.push(CountResult {
                 database: c.database.clone(),

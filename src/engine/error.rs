@@ -1,7 +1,7 @@
 //! Why an engine call failed: one error type for every step, mapped to HTTP statuses and exit
 //! codes in one place each (the Lambda's `http` module, the CLI).
 
-use crate::domain::{FieldError, InvalidTransition, Problem};
+use crate::domain::{FieldError, InvalidTransition, Problem, Role};
 use crate::milvus::ClusterError;
 use crate::queue::{QueueError, Step};
 use crate::store::StoreError;
@@ -36,6 +36,22 @@ pub enum EngineError {
     /// The state machine refused a change (a bug, or a race the caller must re-read).
     #[error(transparent)]
     Transition(#[from] InvalidTransition),
+    /// An outage outlasted the invocation: the step is handed to the next one (never the
+    /// job's failure).
+    #[error("the invocation ran out of time waiting out an outage; the next one continues")]
+    OutOfTime,
+    /// A cluster did not answer for longer than the job's `max_outage`.
+    #[error(
+        "the {role} cluster has not answered since {since} (longer than options.max_outage); the last error was: {last_error}"
+    )]
+    OutageTooLong {
+        /// Which cluster.
+        role: Role,
+        /// Since when.
+        since: chrono::DateTime<chrono::Utc>,
+        /// What it said last.
+        last_error: String,
+    },
     /// Fault injection: the worker "died" between a write and its checkpoint.
     #[error("injected crash between a write and its checkpoint")]
     InjectedCrash,

@@ -23,6 +23,8 @@ mod hooks {
         writes: AtomicU64,
         panic_step: std::sync::Mutex<Option<Step>>,
         panics_left: AtomicU64,
+        conflict_every: AtomicU64,
+        saves: AtomicU64,
     }
 
     impl Faults {
@@ -50,6 +52,29 @@ mod hooks {
                 corrupt_write: AtomicU64::new(n),
                 ..Default::default()
             }
+        }
+
+        /// Every `n`-th conditional write of a job record finds that another writer got there
+        /// first (as DynamoDB's conditional checks do under contention): the engine must read
+        /// again and retry. Combines with the other hooks through [`Faults::and`].
+        pub fn conflict_every(n: u64) -> Self {
+            Self {
+                conflict_every: AtomicU64::new(n),
+                ..Default::default()
+            }
+        }
+
+        /// These faults and `other`'s `conflict_every` together.
+        pub fn and(self, other: Faults) -> Self {
+            self.conflict_every
+                .store(other.conflict_every.into_inner(), Ordering::SeqCst);
+            self
+        }
+
+        /// Whether this conditional write of a job record is to lose the race.
+        pub(crate) fn conflicts_now(&self) -> bool {
+            let n = self.conflict_every.load(Ordering::SeqCst);
+            n != 0 && (self.saves.fetch_add(1, Ordering::SeqCst) + 1) % n == 0
         }
 
         /// Panic (a bug, as far as the runner can tell) the first `times` times a `step` reaches
@@ -209,5 +234,10 @@ mod hooks {
 
         #[inline]
         pub(crate) fn maybe_panic(&self, _step: Step) {}
+
+        #[inline]
+        pub(crate) fn conflicts_now(&self) -> bool {
+            false
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! invocation at a time (the step lease); a content comparison out of time continues in the
 //! next.
 
-use super::{retry_transient, source_collection, Budget, Engine, EngineError, Handled};
-use crate::domain::{CollectionReport, Level, Phase};
+use super::retry::Patience;
+use super::{source_collection, Budget, Engine, EngineError, Handled};
+use crate::domain::{CollectionReport, Job, Level, Phase};
 use crate::milvus::{kv, Cluster, CollectionInfo, DataType, IndexInfo, ALLOW_INSERT_AUTO_ID};
 use crate::queue::{Step, WorkMessage};
 
@@ -95,22 +96,15 @@ impl Engine {
         }
         let heartbeat = self.step_heartbeat(job_id, &owner, FINISHING);
         self.faults.maybe_panic(Step::Finish);
-        let (source, target) = self.clusters(&job).await?;
-        if job.phase == Some(Phase::Index) {
-            for c in &job.collections {
-                // Renewed per collection, so a long finish keeps its step.
-                if !self.hold_step(job_id, &owner, &[Phase::Index]).await? {
-                    return Ok(Handled::Nothing);
-                }
-                self.index_collection(job_id, c, &*source, &*target).await?;
-            }
-            self.advance(job_id, Phase::Verify).await?;
-        }
-        if !self
-            .verify(job_id, &owner, &*source, &*target, &budget)
-            .await?
-        {
-            // Out of time in a content comparison: hand the step to the next invocation.
+        let p = self.patience(&job, budget);
+        let done = match self.finish_held(&p, &job, &owner).await {
+            Ok(done) => done,
+            // An outage outlasted the invocation: the next one continues.
+            Err(EngineError::OutOfTime) => false,
+            Err(e) => return Err(e),
+        };
+        if !done {
+            // Out of time: hand the step to the next invocation.
             drop(heartbeat);
             self.release_step(job_id, &owner).await?;
             self.queue.send(WorkMessage::finish(job_id)).await?;
@@ -118,34 +112,60 @@ impl Engine {
         Ok(Handled::Done)
     }
 
+    /// The finish step once its lease is held; false when it ran out of time.
+    async fn finish_held(
+        &self,
+        p: &Patience<'_>,
+        job: &Job,
+        owner: &str,
+    ) -> Result<bool, EngineError> {
+        let job_id = &job.id;
+        let (source, target) = self.clusters(p, job).await?;
+        if job.phase == Some(Phase::Index) {
+            for c in &job.collections {
+                // Renewed per collection, so a long finish keeps its step.
+                if !self.hold_step(job_id, owner, &[Phase::Index]).await? {
+                    return Ok(true);
+                }
+                self.index_collection(p, job_id, c, &*source, &*target)
+                    .await?;
+            }
+            self.advance(job_id, Phase::Verify).await?;
+        }
+        self.verify(p, job_id, owner, &*source, &*target).await
+    }
+
     /// Flushes one target collection, ends its copy-only properties and creates its indexes.
     async fn index_collection(
         &self,
+        p: &Patience<'_>,
         job_id: &str,
         c: &CollectionReport,
         source: &dyn Cluster,
         target: &dyn Cluster,
     ) -> Result<(), EngineError> {
         let (tdb, tname) = (&c.target_database, &c.target);
-        retry_transient(|| target.flush(tdb, tname)).await?;
-        let info = source_collection(source, &c.database, &c.source).await?;
+        p.call(|| target.flush(tdb, tname)).await?;
+        let info = source_collection(p, source, &c.database, &c.source).await?;
         if info.has_auto_id() && info.property(ALLOW_INSERT_AUTO_ID).is_none() {
             // Set for the copy only: the target ends with the source's properties.
             // (Asked first: a finish run again after a crash finds it gone.)
-            let set = retry_transient(|| target.describe_collection(tdb, tname))
+            let set = p
+                .call(|| target.describe_collection(tdb, tname))
                 .await?
                 .is_some_and(|t| t.property(ALLOW_INSERT_AUTO_ID).is_some());
             if set {
                 let keys = [ALLOW_INSERT_AUTO_ID.to_owned()];
-                retry_transient(|| target.drop_properties(tdb, tname, &keys)).await?;
+                p.call(|| target.drop_properties(tdb, tname, &keys)).await?;
             }
         }
-        let source_indexes =
-            retry_transient(|| source.list_indexes(&c.database, &c.source)).await?;
-        let present = retry_transient(|| target.list_indexes(tdb, tname)).await?;
+        let source_indexes = p
+            .call(|| source.list_indexes(&c.database, &c.source))
+            .await?;
+        let present = p.call(|| target.list_indexes(tdb, tname)).await?;
         for index in target_indexes(&info, &source_indexes) {
             if !present.iter().any(|p| p.field_name == index.field_name) {
-                self.create_index(job_id, c, &info, &index, &source_indexes, target)
+                self.create_index(p, job_id, c, &info, &index, &source_indexes, target)
                     .await?;
             }
         }
@@ -155,8 +175,10 @@ impl Engine {
     /// Creates one index. A vector field whose AUTOINDEX the target refuses gets the source's
     /// own index (or the one sparse vectors have); a scalar index that fails is logged, as the
     /// data is complete without it.
+    #[allow(clippy::too_many_arguments)]
     async fn create_index(
         &self,
+        p: &Patience<'_>,
         job_id: &str,
         c: &CollectionReport,
         info: &CollectionInfo,
@@ -167,15 +189,15 @@ impl Engine {
         let (tdb, tname) = (&c.target_database, &c.target);
         let collection = Some(format!("{}.{}", c.database, c.source));
         let is_vector = info.vector_fields().any(|f| f.name == index.field_name);
-        let message = match retry_transient(|| target.create_index(tdb, tname, index)).await {
+        let message = match p.call(|| target.create_index(tdb, tname, index)).await {
             Ok(()) => return Ok(()),
             // Some servers refuse AUTOINDEX for some fields (Milvus Lite for a BM25 output):
             // the source's own index is the faithful second choice.
             Err(auto) if is_vector => {
                 let Some(own) = fallback_index(info, index, source_indexes) else {
-                    return Err(auto.into());
+                    return Err(auto);
                 };
-                retry_transient(|| target.create_index(tdb, tname, &own)).await?;
+                p.call(|| target.create_index(tdb, tname, &own)).await?;
                 format!(
                     "the target refused AUTOINDEX on `{}` ({auto}); created the source's {} index on it instead",
                     index.field_name,

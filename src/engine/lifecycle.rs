@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::{retry_transient, Engine, EngineError};
+use super::retry::Patience;
+use super::{Engine, EngineError};
 use crate::domain::{
     FieldError, Job, JobStatus, Level, LogEntry, MigrationRequest, Phase, Problem, Report,
 };
@@ -16,11 +17,12 @@ use crate::store::{Created, StoreError};
 
 /// Describes a source collection a job is migrating; it vanishing is the job's failure.
 pub(crate) async fn source_collection(
+    p: &Patience<'_>,
     source: &dyn Cluster,
     database: &str,
     collection: &str,
 ) -> Result<CollectionInfo, EngineError> {
-    retry_transient(|| source.describe_collection(database, collection))
+    p.call(|| source.describe_collection(database, collection))
         .await?
         .ok_or_else(|| {
             EngineError::Refused(format!(
@@ -122,9 +124,18 @@ impl Engine {
             self.end_cancelled(job_id).await?;
             return Ok(());
         }
-        // Tasks released at a time limit already have their continuation message; a task whose
-        // holder died has none, and its expired lease says so.
-        let orphaned = tasks.iter().filter(|t| t.lease_expired(now)).count();
+        // A task whose holder died has no message, and its expired lease says so. A task
+        // released at a time limit has its continuation on the way, but its lease is expired
+        // too (in case that message is lost): it counts once it has waited a while unclaimed.
+        // And when nobody holds any task while some are left, every work message was lost.
+        let grace = chrono::Duration::from_std(self.config.lease_ttl / 4).unwrap_or_default();
+        let expired = tasks
+            .iter()
+            .filter(|t| t.lease_expired(now - grace))
+            .count();
+        let idle = !tasks.iter().any(|t| t.leased(now));
+        let claimable = tasks.iter().filter(|t| t.claimable(now)).count();
+        let orphaned = if idle { claimable } else { expired };
         let wanted = orphaned.min(job.request.options.max_workers as usize);
         for _ in 0..wanted {
             self.queue.send(WorkMessage::work(job_id)).await?;
@@ -160,6 +171,10 @@ impl Engine {
             let mut job = self.job(job_id).await?;
             if !change(&mut job)? {
                 return Ok(job);
+            }
+            if self.faults.conflicts_now() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
             }
             match self.store.save_job(&job).await {
                 Ok(saved) => return Ok(saved),

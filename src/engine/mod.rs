@@ -30,6 +30,7 @@ mod faults;
 mod finish;
 mod lifecycle;
 mod notify;
+mod pacing;
 mod plan;
 mod preflight;
 mod retry;
@@ -43,7 +44,6 @@ pub use config::EngineConfig;
 pub use error::EngineError;
 pub use faults::Faults;
 pub(crate) use lifecycle::source_collection;
-pub use retry::retry_transient;
 
 /// What a handled message led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,9 +62,23 @@ pub struct Engine {
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) config: EngineConfig,
     pub(crate) faults: Arc<Faults>,
+    /// Set when the process is asked to stop (Ctrl-C): workers stop at their next page.
+    interrupted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Engine {
+    /// Asks this process's workers to stop at their next page (or wait) and release their
+    /// tasks: the process is about to exit, and a `resume` should not wait for its leases.
+    pub fn interrupt(&self) {
+        self.interrupted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Engine::interrupt`] was called.
+    pub(crate) fn is_interrupted(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// An engine on the given ports.
     pub fn new(
         store: Arc<dyn JobStore>,
@@ -80,6 +94,7 @@ impl Engine {
             notifier,
             config,
             faults: Arc::default(),
+            interrupted: Arc::default(),
         }
     }
 
@@ -110,7 +125,7 @@ impl Engine {
         budget: Budget,
     ) -> Result<Handled, EngineError> {
         let (job_id, result) = match message {
-            WorkMessage::Plan { job_id } => (job_id, self.plan(job_id).await),
+            WorkMessage::Plan { job_id } => (job_id, self.plan(job_id, budget).await),
             WorkMessage::Work { job_id } => (job_id, self.work(job_id, budget).await),
             WorkMessage::Finish { job_id } => (job_id, self.finish(job_id, budget).await),
             WorkMessage::Deliver { job_id } => (job_id, self.deliver(job_id, budget).await),
@@ -118,6 +133,8 @@ impl Engine {
         match result {
             // A crash is not the job's failure: its task is picked up again.
             Err(e @ (EngineError::InjectedCrash | EngineError::Panicked { .. })) => Err(e),
+            // Out of time waiting out an outage: the step's continuation is on its way.
+            Err(EngineError::OutOfTime) => Ok(Handled::Done),
             // The store or queue itself failing leaves the job as it is, for a retry.
             Err(e @ (EngineError::Store(_) | EngineError::Queue(_))) => Err(e),
             Err(e) => {

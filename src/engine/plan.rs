@@ -6,30 +6,30 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{Engine, EngineError, Handled};
+use super::retry::Patience;
+use super::{Budget, Engine, EngineError, Handled};
 use crate::domain::{Job, Level, Phase, Role};
 use crate::milvus::Cluster;
-use crate::queue::Step;
+use crate::queue::{Step, WorkMessage};
 
 impl Engine {
-    /// The job's two clusters, connected.
+    /// The job's two clusters, connected (an outage is waited out as for any call).
     pub(crate) async fn clusters(
         &self,
+        p: &Patience<'_>,
         job: &Job,
     ) -> Result<(Arc<dyn Cluster>, Arc<dyn Cluster>), EngineError> {
-        let source = self
-            .clusters
-            .connect(Role::Source, &job.request.source)
+        let source = p
+            .call(|| self.clusters.connect(Role::Source, &job.request.source))
             .await?;
-        let target = self
-            .clusters
-            .connect(Role::Target, &job.request.target)
+        let target = p
+            .call(|| self.clusters.connect(Role::Target, &job.request.target))
             .await?;
         Ok((source, target))
     }
 
     /// The plan step: preflight, then the target schema and the tasks.
-    pub(crate) async fn plan(&self, job_id: &str) -> Result<Handled, EngineError> {
+    pub(crate) async fn plan(&self, job_id: &str, budget: Budget) -> Result<Handled, EngineError> {
         let job = self.job(job_id).await?;
         if job.status.is_terminal() || job.phase.is_some_and(|p| p >= Phase::Copy) {
             return Ok(Handled::Nothing);
@@ -48,12 +48,33 @@ impl Engine {
         if !self.hold_step(job_id, &owner, PLANNING).await? {
             return Ok(Handled::Nothing);
         }
-        let _heartbeat = self.step_heartbeat(job_id, &owner, PLANNING);
+        let heartbeat = self.step_heartbeat(job_id, &owner, PLANNING);
         self.faults.maybe_panic(Step::Plan);
         let job = self.job(job_id).await?;
-        let (source, target) = self.clusters(&job).await?;
+        let p = self.patience(&job, budget);
+        match self.plan_held(&p, &job, &owner).await {
+            // An outage outlasted the invocation: the next one continues.
+            Err(EngineError::OutOfTime) => {
+                drop(heartbeat);
+                self.release_step(job_id, &owner).await?;
+                self.queue.send(WorkMessage::plan(job_id)).await?;
+                Ok(Handled::Done)
+            }
+            other => other,
+        }
+    }
+
+    /// The plan step once its lease is held.
+    async fn plan_held(
+        &self,
+        p: &Patience<'_>,
+        job: &Job,
+        owner: &str,
+    ) -> Result<Handled, EngineError> {
+        let job_id = &job.id;
+        let (source, target) = self.clusters(p, job).await?;
         if job.phase == Some(Phase::Preflight) {
-            let collections = self.preflight(&job, &*source, &*target).await?;
+            let collections = self.preflight(p, job, &*source, &*target).await?;
             let total: u64 = collections.iter().filter_map(|c| c.source_count).sum();
             self.update_job(job_id, |j| {
                 if j.phase != Some(Phase::Preflight) {
@@ -75,7 +96,7 @@ impl Engine {
             )
             .await;
         }
-        self.create_schema(job_id, &owner, &*source, &*target)
+        self.create_schema(p, job_id, owner, &*source, &*target)
             .await?;
         Ok(Handled::Done)
     }

@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 
-use super::{retry_transient, Engine, EngineError};
+use super::retry::Patience;
+use super::{Engine, EngineError};
 use crate::domain::cluster::printable;
 use crate::domain::{CollectionReport, CollectionStatus, DatabaseSpec, Job, Level, Problem};
 use crate::milvus::compat::{schema_differences, too_old_for, type_name};
@@ -93,6 +94,7 @@ struct Findings {
 
 /// The two clusters, as preflight reads them.
 struct Sides<'a> {
+    p: &'a Patience<'a>,
     source: &'a dyn Cluster,
     target: &'a dyn Cluster,
     source_dbs: Vec<String>,
@@ -137,25 +139,28 @@ impl Engine {
     /// Checks both clusters and every collection; writes nothing. Reports every problem at once.
     pub(super) async fn preflight(
         &self,
+        p: &Patience<'_>,
         job: &Job,
         source: &dyn Cluster,
         target: &dyn Cluster,
     ) -> Result<Vec<CollectionReport>, EngineError> {
         let sides = Sides {
+            p,
             source,
             target,
-            source_dbs: retry_transient(|| source.list_databases()).await?,
-            target_dbs: retry_transient(|| target.list_databases()).await?,
-            target_version: retry_transient(|| target.server_version()).await?,
+            source_dbs: p.call(|| source.list_databases()).await?,
+            target_dbs: p.call(|| target.list_databases()).await?,
+            target_version: p.call(|| target.server_version()).await?,
         };
         let mut found = Findings::default();
         for (i, db) in job.request.databases.iter().enumerate() {
             self.check_database(&sides, i, db, &mut found).await?;
         }
         if !found.auto_id.is_empty() {
+            let p = sides.p;
             // Keys are preserved or the collection is not migrated: ask the target whether it
             // keeps explicit keys in an auto_id collection (on a scratch collection).
-            if let Err(reason) = retry_transient(|| target.probe_explicit_auto_id()).await? {
+            if let Err(reason) = p.call(|| target.probe_explicit_auto_id()).await? {
                 found.problems.push(Problem::general(format!(
                     "{} generate their primary keys (auto_id), and the target cannot keep the source's keys: it refused explicit keys in an auto_id collection even with the `allow_insert_auto_id` property ({reason}); migrate to a Milvus version that supports `allow_insert_auto_id`, as copying would renumber every entity",
                     found.auto_id.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
@@ -187,7 +192,10 @@ impl Engine {
             return Ok(());
         }
         let candidates: Vec<Candidate> = if db.collections.is_empty() {
-            let mut all = retry_transient(|| sides.source.list_collections(&db.name)).await?;
+            let mut all = sides
+                .p
+                .call(|| sides.source.list_collections(&db.name))
+                .await?;
             all.sort();
             all.into_iter()
                 .map(|name| Candidate {
@@ -218,7 +226,9 @@ impl Engine {
         }
         let existing_targets: HashSet<String> = if sides.target_dbs.iter().any(|d| d == db.target())
         {
-            retry_transient(|| sides.target.list_collections(db.target()))
+            sides
+                .p
+                .call(|| sides.target.list_collections(db.target()))
                 .await?
                 .into_iter()
                 .collect()
@@ -240,7 +250,10 @@ impl Engine {
         found: &mut Findings,
     ) -> Result<(), EngineError> {
         let (db, name) = (&c.db.name, &c.name);
-        let Some(info) = retry_transient(|| sides.source.describe_collection(db, name)).await?
+        let Some(info) = sides
+            .p
+            .call(|| sides.source.describe_collection(db, name))
+            .await?
         else {
             found.problems.push(Problem::at(
                 c.field(),
@@ -287,7 +300,7 @@ impl Engine {
                 ),
             ));
         }
-        if !retry_transient(|| sides.source.is_loaded(db, name)).await? {
+        if !sides.p.call(|| sides.source.is_loaded(db, name)).await? {
             found.problems.push(Problem::at(
                 c.field(),
                 format!(
@@ -296,7 +309,7 @@ impl Engine {
             ));
             return Ok(());
         }
-        let count = retry_transient(|| sides.source.count(db, name)).await?;
+        let count = sides.p.call(|| sides.source.count(db, name)).await?;
         found.reports.push(CollectionReport {
             database: db.clone(),
             source: name.clone(),
@@ -337,7 +350,7 @@ impl Engine {
         }
         let mut sent = wanted.schema.clone();
         sent.fields.retain(|f| !f.is_dynamic);
-        let kept = match retry_transient(|| sides.target.probe_schema(wanted)).await? {
+        let kept = match sides.p.call(|| sides.target.probe_schema(wanted)).await? {
             Err(refused) => {
                 let problem = Problem::at(
                     c.field(),

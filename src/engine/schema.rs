@@ -2,7 +2,8 @@
 //! the source's schema and the request's overrides, its partitions), recording each collection
 //! as `creating` before it is made, then cut the copy into tasks and start the workers.
 
-use super::{retry_transient, source_collection, Engine, EngineError};
+use super::retry::Patience;
+use super::{source_collection, Engine, EngineError};
 use crate::domain::{CollectionReport, CollectionStatus, Job, Level, Phase, Task};
 use crate::milvus::batch::first_limit;
 use crate::milvus::{Cluster, CollectionInfo};
@@ -12,6 +13,7 @@ impl Engine {
     /// Creates what the target needs, then writes the tasks and starts the workers.
     pub(super) async fn create_schema(
         &self,
+        p: &Patience<'_>,
         job_id: &str,
         owner: &str,
         source: &dyn Cluster,
@@ -27,11 +29,11 @@ impl Engine {
             if !self.hold_step(job_id, owner, &[Phase::Schema]).await? {
                 return Ok(());
             }
-            let info = source_collection(source, &report.database, &report.source).await?;
-            let partitions =
-                retry_transient(|| source.list_partitions(&report.database, &report.source))
-                    .await?;
-            self.prepare_target(&job, report, &info, &partitions, target)
+            let info = source_collection(p, source, &report.database, &report.source).await?;
+            let partitions = p
+                .call(|| source.list_partitions(&report.database, &report.source))
+                .await?;
+            self.prepare_target(p, &job, report, &info, &partitions, target)
                 .await?;
             tasks.extend(tasks_for(&job, report, &info, &partitions));
         }
@@ -43,6 +45,7 @@ impl Engine {
     /// run of the step already did; drops it first when the collection is migrated again.
     async fn prepare_target(
         &self,
+        p: &Patience<'_>,
         job: &Job,
         report: &CollectionReport,
         info: &CollectionInfo,
@@ -62,11 +65,11 @@ impl Engine {
         if report.status == CollectionStatus::Pending && report.remigrations > 0 {
             // Migrated again after a count mismatch: the target collection starts over.
             // (Done before `creating` is recorded, so a rerun never drops the new one.)
-            if retry_transient(|| target.describe_collection(tdb, tname))
+            if p.call(|| target.describe_collection(tdb, tname))
                 .await?
                 .is_some()
             {
-                retry_transient(|| target.drop_collection(tdb, tname)).await?;
+                p.call(|| target.drop_collection(tdb, tname)).await?;
             }
             let message = format!(
                 "dropped `{tdb}.{tname}` to migrate it again (remigration {})",
@@ -85,22 +88,21 @@ impl Engine {
         // collection may exist and is this job's.
         self.set_collection_status(&job.id, db, name, CollectionStatus::Creating)
             .await?;
-        if !retry_transient(|| target.list_databases())
-            .await?
-            .contains(tdb)
-        {
-            retry_transient(|| target.create_database(tdb)).await?;
+        if !p.call(|| target.list_databases()).await?.contains(tdb) {
+            p.call(|| target.create_database(tdb)).await?;
         }
-        if retry_transient(|| target.describe_collection(tdb, tname))
+        if p.call(|| target.describe_collection(tdb, tname))
             .await?
             .is_none()
         {
-            retry_transient(|| target.create_collection(tdb, tname, &wanted)).await?;
+            p.call(|| target.create_collection(tdb, tname, &wanted))
+                .await?;
         }
         if !wanted.has_partition_key() {
-            let existing = retry_transient(|| target.list_partitions(tdb, tname)).await?;
-            for p in partitions.iter().filter(|p| !existing.contains(p)) {
-                retry_transient(|| target.create_partition(tdb, tname, p)).await?;
+            let existing = p.call(|| target.list_partitions(tdb, tname)).await?;
+            for partition in partitions.iter().filter(|p| !existing.contains(p)) {
+                p.call(|| target.create_partition(tdb, tname, partition))
+                    .await?;
             }
         }
         self.set_collection_status(&job.id, db, name, CollectionStatus::Copying)

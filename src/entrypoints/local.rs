@@ -84,8 +84,24 @@ impl LocalRunner {
     pub async fn drive(
         &self,
         job_id: &str,
-        mut progress: impl FnMut(&Report),
+        progress: impl FnMut(&Report),
     ) -> Result<Report, EngineError> {
+        self.drive_until(job_id, progress, std::future::pending())
+            .await
+            .map(|(report, _)| report)
+    }
+
+    /// As [`LocalRunner::drive`], but stops early when `interrupt` completes (Ctrl-C): the
+    /// workers stop at their next page and release their tasks, so that a `resume` takes them
+    /// at once. Returns the report and whether the run was interrupted.
+    pub async fn drive_until(
+        &self,
+        job_id: &str,
+        mut progress: impl FnMut(&Report),
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> Result<(Report, bool), EngineError> {
+        tokio::pin!(interrupt);
+        let mut interrupted = false;
         let mut workers = JoinSet::new();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         for _ in 0..self.settings.workers.max(1) {
@@ -138,7 +154,14 @@ impl LocalRunner {
                     tracing::warn!(job = %job_id, "sweep failed: {e}");
                 }
             }
-            tokio::time::sleep(self.settings.progress_every).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.progress_every) => {}
+                _ = &mut interrupt => {
+                    interrupted = true;
+                    self.engine.interrupt();
+                    break Ok(report);
+                }
+            }
         };
         // In-flight steps see the ended job at their next page and release their tasks.
         let _ = stop.send(true);
@@ -152,8 +175,8 @@ impl LocalRunner {
         }
         // Read again: the last workers checkpointed their final pages while draining.
         match result {
-            Ok(_) => self.engine.report(job_id).await,
-            err => err,
+            Ok(_) => Ok((self.engine.report(job_id).await?, interrupted)),
+            Err(e) => Err(e),
         }
     }
 }

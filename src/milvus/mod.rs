@@ -73,7 +73,7 @@ pub enum ClusterError {
         detail: String,
     },
     /// A call failed.
-    #[error("{role} cluster: {operation} failed: {detail}")]
+    #[error("{role} cluster: {operation} failed: {detail}{}", .failure.advice(*.role))]
     Call {
         /// Which cluster.
         role: Role,
@@ -81,8 +81,8 @@ pub enum ClusterError {
         operation: String,
         /// The server's words.
         detail: String,
-        /// Whether trying again may help (connection dropped, server busy).
-        transient: bool,
+        /// What the failure means for the caller.
+        failure: Failure,
     },
     /// The cluster's token could not be found (Secrets Manager, a sealed token).
     #[error("cannot get the {role} cluster's token: {detail}")]
@@ -97,16 +97,63 @@ pub enum ClusterError {
     Protocol(String, Role),
 }
 
+/// What a failed call means for whoever made it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Failure {
+    /// Trying again will not help (a bad request, a missing collection, a refused schema).
+    Permanent,
+    /// The cluster or the network is down for now (connection refused or reset,
+    /// `UNAVAILABLE`, `DEADLINE_EXCEEDED`, a restart): wait it out.
+    Outage,
+    /// The cluster asks for fewer or smaller requests (its rate limiter, gRPC
+    /// `RESOURCE_EXHAUSTED`); `rate` is its hint, in bytes per second for writes.
+    Throttled {
+        /// The `rate=` of the server's message.
+        rate: Option<f64>,
+    },
+    /// The cluster is full (quota exceeded, disk or memory quota): nothing gets in until
+    /// someone makes room.
+    Full,
+}
+
+impl Failure {
+    /// What to do, appended to the error's message.
+    fn advice(&self, role: Role) -> String {
+        match self {
+            Failure::Full => format!(
+                "; the {role} cluster is full: free space on it or raise its quota (a larger plan or more CUs on Zilliz Cloud), then start the job again"
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
 impl ClusterError {
+    /// What the failure means: every error but a failed call is either an outage (a cluster
+    /// that cannot be reached) or permanent.
+    pub fn failure(&self) -> Failure {
+        match self {
+            ClusterError::Call { failure, .. } => *failure,
+            ClusterError::Unreachable { .. } => Failure::Outage,
+            _ => Failure::Permanent,
+        }
+    }
+
+    /// Which cluster failed.
+    pub fn role(&self) -> Role {
+        match self {
+            ClusterError::Unreachable { role, .. }
+            | ClusterError::Tls { role, .. }
+            | ClusterError::Unauthenticated { role, .. }
+            | ClusterError::Call { role, .. }
+            | ClusterError::Credentials { role, .. }
+            | ClusterError::Protocol(_, role) => *role,
+        }
+    }
+
     /// Whether trying the same call again may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            ClusterError::Call {
-                transient: true,
-                ..
-            }
-        )
+        matches!(self.failure(), Failure::Outage | Failure::Throttled { .. })
     }
 }
 

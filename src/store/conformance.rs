@@ -312,19 +312,20 @@ pub async fn checkpoint_release_complete(store: Arc<dyn JobStore>) {
         ),
         (150, 1200, 2, 50)
     );
+    let later = Utc::now();
     assert!(
-        stored.lease.is_none() && stored.claimable(now),
+        !stored.leased(later) && stored.claimable(later),
         "released at once, no waiting"
     );
     let b = store
-        .claim_task(&job.id, &t.id, "b", now, ttl)
+        .claim_task(&job.id, &t.id, "b", later, ttl)
         .await
         .unwrap()
         .unwrap();
     let done = store.complete_task(&b).await.unwrap();
     assert_eq!(done.status, TaskStatus::Done);
     assert!(store
-        .claim_task(&job.id, &t.id, "c", now + ttl * 2, ttl)
+        .claim_task(&job.id, &t.id, "c", later + ttl * 2, ttl)
         .await
         .unwrap()
         .is_none());
@@ -349,6 +350,28 @@ pub async fn log_keeps_order(store: Arc<dyn JobStore>) {
     assert!(store.list_logs(&other.id).await.unwrap().is_empty());
 }
 
+/// A signed request's id is taken once until it expires; after that it may be used again.
+pub async fn request_ids_are_taken_once(store: Arc<dyn JobStore>) {
+    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    let until = Utc::now() + Duration::minutes(10);
+    assert!(store.remember_request_id(&id, until).await.unwrap());
+    assert!(
+        !store.remember_request_id(&id, until).await.unwrap(),
+        "a replay"
+    );
+    let other = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    assert!(store.remember_request_id(&other, until).await.unwrap());
+    let gone = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    assert!(store
+        .remember_request_id(&gone, Utc::now() - Duration::seconds(5))
+        .await
+        .unwrap());
+    assert!(
+        store.remember_request_id(&gone, until).await.unwrap(),
+        "an expired id may be used again"
+    );
+}
+
 /// Generates one `#[tokio::test]` per conformance check, for a store made by `$make` (an async
 /// function returning `Arc<dyn JobStore>`).
 #[macro_export]
@@ -359,7 +382,7 @@ macro_rules! job_store_suite {
             save_is_conditional_on_version, lists_jobs_in_pages_and_by_status,
             put_tasks_keeps_existing, exactly_one_concurrent_claim_wins,
             expired_lease_is_taken_over_and_fenced, checkpoint_release_complete, log_keeps_order,
-            lists_due_webhooks);
+            lists_due_webhooks, request_ids_are_taken_once);
     };
     (@tests $make:path; $($name:ident),*) => {
         $(

@@ -529,6 +529,33 @@ impl JobStore for DynamoStore {
         Ok(())
     }
 
+    async fn remember_request_id(
+        &self,
+        id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // One item per id, gone by TTL after `until`; an item TTL has not removed yet but
+        // whose time is over does not count.
+        let mut item = Item::new();
+        item.insert(PK.into(), s(format!("REQ#{id}")));
+        item.insert(SK.into(), s("META"));
+        item.insert(TTL_ATTRIBUTE.into(), n(until.timestamp()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk) OR #ttl <= :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(Utc::now().timestamp()));
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(sdk("PutItem", e)),
+        }
+    }
+
     async fn list_logs(&self, job_id: &str) -> Result<Vec<LogEntry>, StoreError> {
         self.query_prefix(job_id, "LOG#")
             .await?

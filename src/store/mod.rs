@@ -136,10 +136,29 @@ pub trait JobStore: Send + Sync {
             .await
     }
 
-    /// Gives the lease back so another worker can continue at once.
+    /// Extends the lease of a worker that is waiting (an outage, a throttled target), if it
+    /// still holds it.
+    async fn renew_task(
+        &self,
+        task: &Task,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Task, StoreError> {
+        let mut new = task.clone();
+        if let Some(lease) = new.lease.as_mut() {
+            lease.expires_at = now + ttl;
+        }
+        self.update_held(task, new).await
+    }
+
+    /// Gives the lease back so another worker can continue at once. The lease is expired
+    /// rather than removed: should the continuation message be lost, the sweep sees a task
+    /// whose holder is gone and sends work for it.
     async fn release_task(&self, task: &Task) -> Result<(), StoreError> {
         let mut new = task.clone();
-        new.lease = None;
+        if let Some(lease) = new.lease.as_mut() {
+            lease.expires_at = Utc::now();
+        }
         self.update_held(task, new).await.map(|_| ())
     }
 
@@ -164,6 +183,11 @@ pub trait JobStore: Send + Sync {
             Err(StoreError::LeaseLost(new.id.clone()))
         }
     }
+
+    /// Records the id of a signed request until `until`; false when it is recorded already
+    /// and not expired (the request is a replay).
+    async fn remember_request_id(&self, id: &str, until: DateTime<Utc>)
+        -> Result<bool, StoreError>;
 
     /// Appends to the job's log.
     async fn append_log(&self, job_id: &str, entry: &LogEntry) -> Result<(), StoreError>;

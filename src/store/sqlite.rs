@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS logs (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_by_job ON logs (job_id, seq);
+CREATE TABLE IF NOT EXISTS request_ids (
+    id TEXT PRIMARY KEY,
+    until TEXT NOT NULL
+);
 ";
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -423,6 +427,28 @@ impl JobStore for SqliteStore {
             )
             .map(|_| ())
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn remember_request_id(
+        &self,
+        id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (id, until, now) = (id.to_owned(), timestamp(until), timestamp(Utc::now()));
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            tx.execute("DELETE FROM request_ids WHERE until <= ?1", params![now])
+                .map_err(backend)?;
+            let added = tx
+                .execute(
+                    "INSERT OR IGNORE INTO request_ids (id, until) VALUES (?1, ?2)",
+                    params![id, until],
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(added == 1)
         })
         .await
     }

@@ -159,6 +159,11 @@ impl UrlPolicy {
 
     /// Checks what can be checked without a lookup: scheme, host, a literal address.
     pub fn check_url(&self, url: &str) -> Result<Url, String> {
+        // The URL parser reads `https:///x` as host `x`; the caller meant something else.
+        let after_scheme = url.trim().split_once("://").map(|(_, rest)| rest);
+        if after_scheme.is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) {
+            return Err("has no host".into());
+        }
         let parsed = Url::parse(url.trim()).map_err(|e| format!("is not a URL: {e}"))?;
         let https = match parsed.scheme() {
             "https" => true,

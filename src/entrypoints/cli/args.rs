@@ -37,8 +37,8 @@ pub enum Command {
         /// Only jobs with this status (PENDING, IN_PROGRESS, SUCCESSFUL, FAILED, CANCELLED).
         #[arg(long)]
         status: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 20)]
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 20, value_parser = parse_limit)]
         limit: usize,
     },
     /// Continue a job that stopped (crash, Ctrl-C) from its checkpoints.
@@ -68,8 +68,9 @@ pub struct RunSettings {
     /// Parallel workers (overrides options.max_workers).
     #[arg(long)]
     pub workers: Option<u32>,
-    /// Simulated invocation budget, e.g. `2s`: a worker stops after it and a fresh one continues.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Simulated invocation budget, e.g. `2s` (at least 1s): a worker stops after it and a
+    /// fresh one continues.
+    #[arg(long, value_parser = parse_max_run)]
     pub max_run: Option<Duration>,
     /// The webhook's signing secret, `whsec_<base64>` (never stored; pass it again on resume).
     #[arg(long, env = "VECMIGRATE_WEBHOOK_SECRET", hide_env_values = true)]
@@ -140,6 +141,23 @@ pub struct RunArgs {
     /// Tokens and worker settings.
     #[command(flatten)]
     pub run: RunSettings,
+}
+
+fn parse_limit(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| format!("`{s}` is not a number from 1 to 1000"))
+}
+
+fn parse_max_run(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration: {e}"))?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "`{s}` is too short: an invocation must fit at least one page (use 1s or more)"
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_verify(s: &str) -> Result<VerifyMode, String> {

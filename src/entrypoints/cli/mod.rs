@@ -81,7 +81,11 @@ pub async fn main_with(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            // Messages may quote what the user typed: control characters are written out.
+            eprintln!(
+                "error: {}",
+                crate::domain::request::escape_controls(&f.message)
+            );
             f.code
         }
     }
@@ -327,14 +331,22 @@ fn with_test_faults(engine: Engine) -> Result<Engine, Failure> {
 async fn follow(runner: &LocalRunner, job_id: &str, json: bool) -> Result<i32, Failure> {
     eprintln!("job {job_id}");
     let mut follower = Follower::new(json);
-    let report = tokio::select! {
-        r = runner.drive(job_id, |r| follower.update(r)) => r?,
-        _ = tokio::signal::ctrl_c() => {
-            follower.abandon();
-            eprintln!("interrupted; the job keeps its checkpoints: vecmigrate resume {job_id}");
-            return Ok(EXIT_FAILED);
-        }
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("interrupted: the workers stop at their next page and release their tasks (Ctrl-C again to quit at once)…");
+        tokio::spawn(async {
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(EXIT_FAILED);
+        });
     };
+    let (report, interrupted) = runner
+        .drive_until(job_id, |r| follower.update(r), interrupt)
+        .await?;
+    if interrupted {
+        follower.abandon();
+        eprintln!("interrupted; the job keeps its checkpoints: vecmigrate resume {job_id}");
+        return Ok(EXIT_FAILED);
+    }
     follower.finish();
     print_report(&report, json);
     Ok(exit_code(report.job.status))

@@ -9,8 +9,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::domain::{DeliveryState, Job, Report};
 
-/// The phase a job is in, as the progress line shows it.
-pub(super) fn phase_text(job: &Job) -> &'static str {
+/// Where a job is, as the progress line shows it: its phase, an outage it is waiting out, or
+/// its outcome webhook still being delivered.
+fn status_text(job: &Job) -> &'static str {
+    if job.outage.is_some() {
+        return "outage";
+    }
+    if job.status.is_terminal() && job.webhook_due().is_some() {
+        return "webhook";
+    }
     job.phase.map(|p| p.as_str()).unwrap_or("pending")
 }
 
@@ -20,6 +27,8 @@ pub(super) struct Follower {
     terminal: bool,
     last_line: std::time::Instant,
     last_phase: Option<&'static str>,
+    last_detail: Option<String>,
+    last_detail_at: std::time::Instant,
 }
 
 impl Follower {
@@ -45,12 +54,14 @@ impl Follower {
             terminal,
             last_line: std::time::Instant::now() - Duration::from_secs(10),
             last_phase: None,
+            last_detail: None,
+            last_detail_at: std::time::Instant::now(),
         }
     }
 
     /// Shows one report.
     pub(super) fn update(&mut self, r: &Report) {
-        let phase = phase_text(&r.job);
+        let phase = status_text(&r.job);
         let p = &r.progress;
         self.bar.set_length(p.total);
         self.bar.set_position(p.copied);
@@ -68,6 +79,37 @@ impl Follower {
             );
             self.last_line = std::time::Instant::now();
             self.last_phase = Some(phase);
+        }
+        // What the job waits for, when it is not the copy: said when it changes.
+        let detail = match phase {
+            "outage" => outage_line(&r.job),
+            "webhook" => webhook_line(&r.job).map(|w| {
+                format!(
+                    "{w}; Ctrl-C stops waiting (`vecmigrate resume {}` sends it later)",
+                    r.job.id
+                )
+            }),
+            _ => None,
+        };
+        // Said when what the job waits for changes, and every ten seconds while it lasts.
+        let key = match phase {
+            "outage" => r
+                .job
+                .outage
+                .as_ref()
+                .map(|o| format!("{}{}", o.role, o.since)),
+            "webhook" => r.job.webhook.as_ref().map(|d| d.attempts.len().to_string()),
+            _ => None,
+        };
+        let stale = self.last_detail_at.elapsed() >= Duration::from_secs(10);
+        if let Some(text) = detail.filter(|_| key != self.last_detail || stale) {
+            if self.terminal {
+                self.bar.println(text);
+            } else {
+                eprintln!("{text}");
+            }
+            self.last_detail = key;
+            self.last_detail_at = std::time::Instant::now();
         }
     }
 
@@ -116,6 +158,17 @@ pub fn render_table(report: &Report) -> String {
         p.tasks
     );
     render_collections(&mut out, job);
+    if let Some(line) = outage_line(job) {
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(w) = &job.write_rate {
+        let _ = writeln!(
+            out,
+            "target write rate: {:.2} MB/s, learnt from {} throttled write(s)",
+            w.bytes_per_s / 1e6,
+            w.throttles
+        );
+    }
     if let Some(e) = &job.error {
         let _ = writeln!(out, "error: {}", e.message);
     }
@@ -166,6 +219,20 @@ fn render_collections(out: &mut String, job: &Job) {
             );
         }
     }
+}
+
+/// The outage the job is waiting out, if any.
+fn outage_line(job: &Job) -> Option<String> {
+    let o = job.outage.as_ref()?;
+    let for_ = (chrono::Utc::now() - o.since).to_std().unwrap_or_default();
+    Some(format!(
+        "waiting out an outage of the {} cluster for {} (since {}); {} call(s) retried; last error: {}",
+        o.role,
+        humantime::format_duration(Duration::from_secs(for_.as_secs())),
+        o.since.format("%H:%M:%S UTC"),
+        o.retried,
+        o.last_error
+    ))
 }
 
 /// The outcome webhook's state, with its last attempt.

@@ -1,7 +1,10 @@
 //! HTTP: Function URL / API Gateway HTTP API requests (payload 2.0), routed to calls. Callers
 //! are trusted when AWS verified their IAM signature (the request context carries an IAM
 //! authorizer), or when the request carries a valid Standard Webhooks signature made with the
-//! deployment's inbound secret.
+//! deployment's inbound secret over **the method, the path (with its query) and the body**:
+//! the signed payload is `"{METHOD} {path}\n{body}"`, so the headers of one request authorize
+//! no other. Each `webhook-id` is accepted once: the store remembers it for twice the
+//! signature's tolerance, and a replay is refused.
 
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
@@ -12,6 +15,7 @@ use serde_json::Value;
 use super::api::Call;
 use super::error::ApiError;
 use super::LambdaApp;
+use crate::webhook::signature::TOLERANCE_SECONDS;
 
 impl LambdaApp {
     /// Answers an HTTP request with the status and JSON body of its call.
@@ -39,6 +43,13 @@ impl LambdaApp {
             .unwrap_or_default()
             .to_ascii_uppercase();
         let path = request.raw_path.clone().unwrap_or_default();
+        if request
+            .body
+            .as_ref()
+            .is_some_and(|b| b.len() > MAX_BODY_BYTES * 4 / 3 + 4)
+        {
+            return Err(too_large());
+        }
         let body = match (&request.body, request.is_base64_encoded) {
             (None, _) => Vec::new(),
             (Some(b), false) => b.as_bytes().to_vec(),
@@ -46,7 +57,10 @@ impl LambdaApp {
                 .decode(b)
                 .map_err(|_| ApiError::new(400, "bad_request", "the body is not valid base64"))?,
         };
-        self.authenticate(&request, &body)?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        self.authenticate(&request, &method, &path, &body).await?;
         let header = |name: &str| {
             request
                 .headers
@@ -87,10 +101,13 @@ impl LambdaApp {
         self.call(call).await
     }
 
-    /// IAM-verified callers pass; others need a valid inbound Standard Webhooks signature.
-    fn authenticate(
+    /// IAM-verified callers pass; others need a valid inbound Standard Webhooks signature over
+    /// this request's method, path and body, with a `webhook-id` not used before.
+    async fn authenticate(
         &self,
         request: &LambdaFunctionUrlRequest,
+        method: &str,
+        path: &str,
         body: &[u8],
     ) -> Result<(), ApiError> {
         let iam = request
@@ -110,14 +127,66 @@ impl LambdaApp {
             ));
         };
         let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+        let query = request.raw_query_string.as_deref().unwrap_or_default();
+        let signed = signed_content(method, path, query, body);
         secret
             .verify(
                 header("webhook-id"),
                 header("webhook-timestamp"),
                 header("webhook-signature"),
-                body,
+                &signed,
                 chrono::Utc::now().timestamp(),
             )
-            .map_err(|e| ApiError::new(401, "unauthenticated", e.to_string()))
+            .map_err(|e| ApiError::new(401, "unauthenticated", e.to_string()))?;
+        let id = header("webhook-id").unwrap_or_default();
+        let until = chrono::Utc::now() + chrono::Duration::seconds(2 * TOLERANCE_SECONDS);
+        if !self.engine.store().remember_request_id(id, until).await? {
+            return Err(ApiError::new(
+                401,
+                "replayed",
+                "this webhook-id was already used: sign every request with a new webhook-id",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        413,
+        "payload_too_large",
+        format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+/// What an inbound signature covers: `"{METHOD} {path}[?{query}]\n{body}"`.
+pub fn signed_content(method: &str, path: &str, query: &str, body: &[u8]) -> Vec<u8> {
+    let target = if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    };
+    let mut signed = format!("{} {target}\n", method.to_ascii_uppercase()).into_bytes();
+    signed.extend_from_slice(body);
+    signed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_covers_method_path_query_and_body() {
+        assert_eq!(
+            signed_content("post", "/migrations", "", b"{}"),
+            b"POST /migrations\n{}".to_vec()
+        );
+        assert_eq!(
+            signed_content("GET", "/migrations", "status=FAILED", b""),
+            b"GET /migrations?status=FAILED\n".to_vec()
+        );
     }
 }

@@ -37,6 +37,7 @@ mod sweep;
 pub use config::LambdaConfig;
 use error::ApiError;
 use event::Event;
+pub use http::{signed_content, MAX_BODY_BYTES};
 
 /// The function: an engine on DynamoDB and SQS, plus what the HTTP routes need.
 pub struct LambdaApp {
@@ -121,13 +122,24 @@ impl LambdaApp {
     }
 
     /// Handles one event. `deadline_ms` is the invocation's deadline in epoch milliseconds.
-    pub async fn handle(&self, event: Value, deadline_ms: u64) -> Value {
+    /// An SQS batch that cannot be read is an error of the invocation, so that SQS keeps its
+    /// messages (and, after its receives, moves them to the dead-letter queue) instead of
+    /// deleting them; every other event gets an answer.
+    pub async fn handle(&self, event: Value, deadline_ms: u64) -> Result<Value, UnreadableBatch> {
         let budget = Budget::new(
             time_left(deadline_ms, now_ms()),
             self.config.max_run,
             self.config.engine.safety_margin,
         );
-        match Event::parse(event) {
+        let from_sqs = event
+            .pointer("/Records/0/eventSource")
+            .and_then(Value::as_str)
+            == Some("aws:sqs");
+        Ok(match Event::parse(event) {
+            Err(e) if from_sqs => {
+                tracing::error!("unreadable SQS batch: {}", e.body());
+                return Err(UnreadableBatch(e.body().to_string()));
+            }
             Err(e) => e.body(),
             Ok(Event::Sqs(sqs)) => self.on_sqs(sqs, budget).await,
             Ok(Event::Http(request)) => self.on_http(*request).await,
@@ -144,9 +156,14 @@ impl LambdaApp {
                 format!("no route for EventBridge events of type `{detail_type}`"),
             )
             .body(),
-        }
+        })
     }
 }
+
+/// An SQS batch the function could not read: the invocation fails, and SQS keeps the messages.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable SQS batch: {0}")]
+pub struct UnreadableBatch(pub String);
 
 #[cfg(test)]
 mod tests {

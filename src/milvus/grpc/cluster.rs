@@ -18,8 +18,8 @@ use super::calls::ok_status;
 use super::{MilvusCluster, LOAD_TIMEOUT};
 use crate::milvus::batch::{after_filter, normalize_page, Batch};
 use crate::milvus::{
-    kv, Cluster, ClusterError, CollectionInfo, IndexInfo, PageRequest, RowQuery, WriteMode,
-    ALLOW_INSERT_AUTO_ID,
+    kv, Cluster, ClusterError, CollectionInfo, Failure, IndexInfo, PageRequest, RowQuery,
+    WriteMode, ALLOW_INSERT_AUTO_ID,
 };
 
 impl MilvusCluster {
@@ -158,20 +158,20 @@ impl Cluster for MilvusCluster {
                 self.call_error(format!("describe indexes of {database}.{collection}"), e)
             })?
             .into_inner();
-        if let Err((reason, retriable)) = ok_status(response.status.as_ref()) {
-            #[allow(deprecated)]
-            let code = response.status.as_ref().map(|s| (s.code, s.error_code));
+        if let Err(refusal) = ok_status(response.status.as_ref()) {
             // "No index yet" is an error status on every version; it means an empty list.
-            let missing = code
-                .is_some_and(|(c, e)| c == 700 || e == ErrorCode::IndexNotExist as i32)
-                || reason.to_lowercase().contains("index not found")
-                || reason.to_lowercase().contains("index doesn't exist");
+            let (code, legacy) = refusal.codes;
+            let reason = refusal.reason.to_lowercase();
+            let missing = code == 700
+                || legacy == ErrorCode::IndexNotExist as i32
+                || reason.contains("index not found")
+                || reason.contains("index doesn't exist");
             if missing {
                 return Ok(Vec::new());
             }
             return Err(self.status_error(
                 format!("describe indexes of {database}.{collection}"),
-                (reason, retriable),
+                refusal,
             ));
         }
         Ok(response
@@ -405,7 +405,7 @@ impl Cluster for MilvusCluster {
                     role: self.role,
                     operation: format!("load {database}.{collection}"),
                     detail: format!("not loaded after {}s", LOAD_TIMEOUT.as_secs()),
-                    transient: true,
+                    failure: Failure::Outage,
                 });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -8,7 +8,7 @@ use prost::Message;
 
 use super::calls::ok_status;
 use super::{scratch_name, MilvusCluster};
-use crate::milvus::{kv, Cluster, ClusterError, CollectionInfo, ALLOW_INSERT_AUTO_ID};
+use crate::milvus::{kv, Cluster, ClusterError, CollectionInfo, Failure, ALLOW_INSERT_AUTO_ID};
 
 impl MilvusCluster {
     pub(super) async fn scratch_schema(
@@ -20,7 +20,7 @@ impl MilvusCluster {
             Ok(()) => {}
             Err(ClusterError::Call {
                 detail,
-                transient: false,
+                failure: Failure::Permanent,
                 ..
             }) => return Ok(Err(detail)),
             Err(e) => return Err(e),
@@ -45,7 +45,7 @@ impl MilvusCluster {
             Ok(_) => {}
             Err(ClusterError::Call {
                 detail,
-                transient: false,
+                failure: Failure::Permanent,
                 ..
             }) => return Ok(Err(detail)),
             Err(e) => return Err(e),
@@ -135,7 +135,7 @@ fn explicit_key_kept(
     key: i64,
 ) -> Result<(), String> {
     use ::milvus::proto::schema::i_ds;
-    ok_status(response.status.as_ref()).map_err(|(reason, _)| reason)?;
+    ok_status(response.status.as_ref()).map_err(|r| r.reason)?;
     match response.i_ds.and_then(|ids| ids.id_field) {
         Some(i_ds::IdField::IntId(ids)) if ids.data == [key] => Ok(()),
         Some(_) => Err("it took the entity but gave it another key".into()),
