@@ -25,6 +25,11 @@ pub const DEFAULT_MAX_WORKERS: u32 = 4;
 /// The most times one collection may be migrated again after a count mismatch.
 pub const MAX_REMIGRATIONS: u32 = 5;
 
+/// The most databases one request may name.
+pub const MAX_DATABASES: usize = 64;
+/// The most collections one request may list per database.
+pub const MAX_COLLECTIONS: usize = 1000;
+
 /// The largest number of parallel workers a job may ask for.
 pub const MAX_WORKERS: u32 = 256;
 
@@ -513,8 +518,23 @@ impl MigrationRequest {
         Ok(())
     }
 
-    /// Names valid, no collection listed twice, no two written to one target.
+    /// Names valid, no collection listed twice, no two written to one target, and no more of
+    /// them than one job should carry.
     fn validate_databases(&self) -> Result<(), FieldError> {
+        if self.databases.len() > MAX_DATABASES {
+            return Err(FieldError::new(
+                "databases",
+                format!("at most {MAX_DATABASES} databases per request; start several jobs"),
+            ));
+        }
+        for (i, db) in self.databases.iter().enumerate() {
+            if db.collections.len() > MAX_COLLECTIONS {
+                return Err(FieldError::new(
+                    format!("databases[{i}].collections"),
+                    format!("at most {MAX_COLLECTIONS} collections per database in one request; start several jobs, or leave `collections` out to migrate all of them"),
+                ));
+            }
+        }
         let mut targets = HashSet::new();
         let mut sources = HashSet::new();
         for (i, db) in self.databases.iter().enumerate() {
@@ -832,5 +852,94 @@ mod tests {
         let c = MigrationRequest::from_json(&minimal().replace("products", "orders")).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! Property tests of the parser: whatever a caller sends, it answers with a request or an
+    //! error naming a field, never panics, and never repeats a token.
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    /// The request's own field names, so that generated objects reach deep into the parser.
+    const KEYS: &[&str] = &[
+        "source", "target", "databases", "options", "webhook", "uri", "token", "tls",
+        "ca_cert", "client_key", "server_name", "name", "target_name", "collections",
+        "schema_overrides", "partition_key", "field", "batch_size", "max_workers", "verify",
+        "not_after", "max_outage", "url", "secret", "idempotency_key", "x",
+    ];
+    const MARK: &str = "zz-never-echo-zz";
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            "[a-z:/._0-9]{0,24}".prop_map(Value::String),
+            Just(json!("http://127.0.0.1:19530")),
+            Just(json!(MARK)),
+        ];
+        leaf.prop_recursive(5, 96, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(
+                    |pairs| {
+                        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                    }
+                ),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_gets_a_request_or_an_error(text in "\\PC{0,160}") {
+            let _ = MigrationRequest::from_json(&text);
+        }
+
+        #[test]
+        fn any_json_gets_a_request_or_an_error_and_never_echoes_a_token(v in value()) {
+            let mut v = v;
+            // Tokens carry the marker, wherever the generator put them.
+            if let Some(source) = v.get_mut("source").and_then(Value::as_object_mut) {
+                source.insert("token".into(), json!(7));
+            }
+            match MigrationRequest::from_json(&v.to_string()) {
+                Ok(r) => prop_assert!(r.validate(Utc::now()).is_ok()),
+                Err(e) => {
+                    let shown = e.to_string();
+                    if v.pointer("/source/token").is_some() && e.field.ends_with(".token") {
+                        prop_assert!(!shown.contains('7'), "{shown}");
+                    }
+                    prop_assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn a_valid_request_keeps_its_meaning_through_the_record(
+            batch in 1u32..=MAX_BATCH_SIZE,
+            workers in 1u32..=MAX_WORKERS,
+            name in "[a-z_][a-z0-9_]{0,30}",
+        ) {
+            let text = json!({
+                "source": {"uri": "http://127.0.0.1:1", "token": MARK},
+                "target": {"uri": "https://milvus.example.com"},
+                "databases": [{"name": "default", "collections": [{"name": name}]}],
+                "options": {"batch_size": batch, "max_workers": workers}
+            })
+            .to_string();
+            let r = MigrationRequest::from_json(&text).unwrap();
+            let stored = serde_json::to_string(&r.redacted()).unwrap();
+            prop_assert!(!stored.contains(MARK));
+            let back: MigrationRequest = serde_json::from_str(&stored).unwrap();
+            prop_assert_eq!(back.options, r.options);
+            prop_assert_eq!(back.databases, r.databases);
+        }
     }
 }

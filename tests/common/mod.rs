@@ -9,6 +9,7 @@
 
 pub mod aws;
 pub mod faults;
+pub mod lambda;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -223,3 +223,52 @@ mod tests {
         assert_eq!(field(json!({"action": "status", "job_id": 7})), "job_id");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Property tests of the router: any JSON is an event of some kind or an error body, never
+    //! a panic.
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const KEYS: &[&str] = &[
+        "Records", "eventSource", "body", "messageId", "requestContext", "http", "method",
+        "rawPath", "detail-type", "detail", "action", "job_id", "request", "limit", "status",
+        "next", "x",
+    ];
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-z:._/]{0,16}".prop_map(Value::String),
+            Just(json!("aws:sqs")),
+            Just(json!("status")),
+            Just(json!("Scheduled Event")),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..5).prop_map(
+                    |pairs| {
+                        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                    }
+                ),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_event_is_routed_or_refused_with_an_error_body(v in value()) {
+            if let Err(e) = Event::parse(v) {
+                let body = e.body();
+                prop_assert!(body["error"]["code"].is_string(), "{body}");
+            }
+        }
+    }
+}
