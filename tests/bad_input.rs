@@ -43,59 +43,342 @@ async fn every_bad_input_gets_its_status_and_names_its_field() {
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32])
     );
     let d = Deployment::new(std::time::Duration::from_secs(5), Some(&secret), None).await;
+    // A signed list request, taken once; the same headers again are a replay.
+    let signing = vecmigrate::webhook::SigningSecret::parse(&secret).unwrap();
+    let signed_list = {
+        let mut e = event("http-list.json");
+        e["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorizer");
+        let (id, ts) = (unique("msg"), chrono::Utc::now().timestamp());
+        let query = e["rawQueryString"].as_str().unwrap().to_owned();
+        let content =
+            vecmigrate::entrypoints::lambda::signed_content("GET", "/migrations", &query, b"");
+        e["headers"]["webhook-id"] = json!(id);
+        e["headers"]["webhook-timestamp"] = json!(ts.to_string());
+        e["headers"]["webhook-signature"] = json!(signing.sign(&id, ts, &content));
+        e
+    };
+    let first = d.invoke(signed_list.clone()).await;
+    assert_eq!(first["statusCode"], 200, "{first}");
     let http: Vec<(&str, Value, Expect)> = vec![
-        ("malformed JSON", http_body("{\"source\":"), Expect::Http(400, "source")),
+        (
+            "malformed JSON",
+            http_body("{\"source\":"),
+            Expect::Http(400, "source"),
+        ),
         ("empty body", http_body(""), Expect::Http(400, "")),
-        ("a JSON string, not an object", http_body("\"hello\""), Expect::Http(400, "")),
-        ("text after the request", http_body(&format!("{} xyz", d.request("a", "b"))), Expect::Http(400, "")),
-        ("oversize body", http_body(&"x".repeat(1_100_000)), Expect::Http(413, "")),
-        ("unknown field", http_start(&d, |r| r["optoins"] = json!({})), Expect::Http(400, "optoins")),
-        ("unknown nested field", http_start(&d, |r| r["source"]["tokn"] = json!("x")), Expect::Http(400, "source.tokn")),
-        ("wrong type", http_start(&d, |r| r["options"]["batch_size"] = json!("big")), Expect::Http(400, "options.batch_size")),
-        ("null source", http_start(&d, |r| r["source"] = Value::Null), Expect::Http(400, "source")),
-        ("batch_size 0", http_start(&d, |r| r["options"]["batch_size"] = json!(0)), Expect::Http(400, "options.batch_size")),
-        ("negative batch_size", http_start(&d, |r| r["options"]["batch_size"] = json!(-5)), Expect::Http(400, "options.batch_size")),
-        ("huge batch_size", http_start(&d, |r| r["options"]["batch_size"] = json!(1_000_000_000_000u64)), Expect::Http(400, "options.batch_size")),
-        ("max_workers 0", http_start(&d, |r| r["options"]["max_workers"] = json!(0)), Expect::Http(400, "options.max_workers")),
-        ("empty database name", http_start(&d, |r| r["databases"][0]["name"] = json!("")), Expect::Http(400, "databases[0].name")),
-        ("overlong collection name", http_start(&d, |r| r["databases"][0]["collections"][0]["name"] = json!("c".repeat(300))), Expect::Http(400, "databases[0].collections[0].name")),
-        ("a collection listed twice", http_start(&d, |r| r["databases"][0]["collections"] = json!([{"name": "a"}, {"name": "a", "target_name": "b"}])), Expect::Http(400, "databases[0].collections[1].name")),
-        ("1,001 collections", http_start(&d, |r| r["databases"][0]["collections"] = json!((0..1001).map(|i| json!({"name": format!("c{i}")})).collect::<Vec<_>>())), Expect::Http(400, "databases[0].collections")),
-        ("no databases", http_start(&d, |r| r["databases"] = json!([])), Expect::Http(400, "databases")),
-        ("ftp URI", http_start(&d, |r| r["source"]["uri"] = json!("ftp://h")), Expect::Http(400, "source.uri")),
-        ("port 0", http_start(&d, |r| r["target"]["uri"] = json!("http://h:0")), Expect::Http(400, "target.uri")),
-        ("port 70000", http_start(&d, |r| r["target"]["uri"] = json!("http://h:70000")), Expect::Http(400, "target.uri")),
-        ("unclosed IPv6", http_start(&d, |r| r["target"]["uri"] = json!("http://[::1")), Expect::Http(400, "target.uri")),
-        ("token in the URI's query", http_start(&d, |r| r["target"]["uri"] = json!("http://h/?token=secret")), Expect::Http(400, "target.uri")),
-        ("a path in the URI", http_start(&d, |r| r["target"]["uri"] = json!("http://h:19530/db")), Expect::Http(400, "target.uri")),
-        ("tls on an http URI", http_start(&d, |r| r["source"]["tls"] = json!({})), Expect::Http(400, "source.tls")),
-        ("not_after in the past", http_start(&d, |r| r["options"]["not_after"] = json!("2001-01-01T00:00:00Z")), Expect::Http(400, "options.not_after")),
-        ("max_outage that is no duration", http_start(&d, |r| r["options"]["max_outage"] = json!("soon")), Expect::Http(400, "options.max_outage")),
-        ("max_outage of 1 s", http_start(&d, |r| r["options"]["max_outage"] = json!("1s")), Expect::Http(400, "options.max_outage")),
-        ("negative write ceiling", http_start(&d, |r| r["options"]["max_write_mb_per_s"] = json!(-1)), Expect::Http(400, "options.max_write_mb_per_s")),
-        ("webhook to plain http", http_start(&d, |r| r["webhook"] = json!({"url": "http://hooks.example.com/x", "secret_arn": "arn:aws:secretsmanager:r:1:secret:s"})), Expect::Http(400, "webhook.url")),
-        ("webhook without a host", http_start(&d, |r| r["webhook"] = json!({"url": "https:///x", "secret_arn": "arn:aws:secretsmanager:r:1:secret:s"})), Expect::Http(400, "webhook.url")),
-        ("webhook to instance metadata", http_start(&d, |r| r["webhook"] = json!({"url": "https://169.254.169.254/x", "secret_arn": "arn:aws:secretsmanager:r:1:secret:s"})), Expect::Http(400, "webhook.url")),
-        ("webhook to loopback in AWS", http_start(&d, |r| r["webhook"] = json!({"url": "https://127.0.0.1/x", "secret_arn": "arn:aws:secretsmanager:r:1:secret:s"})), Expect::Http(400, "webhook.url")),
-        ("unknown job", event_for("http-status.json", "mig-nope"), Expect::Http(404, "")),
-        ("cancel of an unknown job", event_for("http-cancel.json", "mig-nope"), Expect::Http(404, "")),
-        ("unknown route", { let mut e = event("http-status.json"); e["rawPath"] = json!("/elsewhere"); e }, Expect::Http(404, "")),
-        ("wrong method", { let mut e = event("http-list.json"); e["requestContext"]["http"]["method"] = json!("DELETE"); e }, Expect::Http(405, "")),
-        ("list filter that is no status", { let mut e = event("http-list.json"); e["queryStringParameters"]["status"] = json!("DONE"); e }, Expect::Http(400, "status")),
-        ("list limit 0", { let mut e = event("http-list.json"); e["queryStringParameters"]["limit"] = json!("0"); e }, Expect::Http(400, "limit")),
-        ("a page token never issued", { let mut e = event("http-list.json"); e["queryStringParameters"]["next"] = json!("bogus"); e }, Expect::Http(400, "next")),
-        ("unsigned request", { let mut e = event("http-list.json"); e["requestContext"].as_object_mut().unwrap().remove("authorizer"); e }, Expect::Http(401, "")),
-        ("a bad signature", { let mut e = event("http-list.json"); e["requestContext"].as_object_mut().unwrap().remove("authorizer"); e["headers"]["webhook-id"] = json!("msg_x"); e["headers"]["webhook-timestamp"] = json!(chrono::Utc::now().timestamp().to_string()); e["headers"]["webhook-signature"] = json!("v1,AAAA"); e }, Expect::Http(401, "")),
+        (
+            "a JSON string, not an object",
+            http_body("\"hello\""),
+            Expect::Http(400, ""),
+        ),
+        (
+            "text after the request",
+            http_body(&format!("{} xyz", d.request("a", "b"))),
+            Expect::Http(400, ""),
+        ),
+        (
+            "oversize body",
+            http_body(&"x".repeat(1_100_000)),
+            Expect::Http(413, ""),
+        ),
+        (
+            "unknown field",
+            http_start(&d, |r| r["optoins"] = json!({})),
+            Expect::Http(400, "optoins"),
+        ),
+        (
+            "unknown nested field",
+            http_start(&d, |r| r["source"]["tokn"] = json!("x")),
+            Expect::Http(400, "source.tokn"),
+        ),
+        (
+            "wrong type",
+            http_start(&d, |r| r["options"]["batch_size"] = json!("big")),
+            Expect::Http(400, "options.batch_size"),
+        ),
+        (
+            "null source",
+            http_start(&d, |r| r["source"] = Value::Null),
+            Expect::Http(400, "source"),
+        ),
+        (
+            "batch_size 0",
+            http_start(&d, |r| r["options"]["batch_size"] = json!(0)),
+            Expect::Http(400, "options.batch_size"),
+        ),
+        (
+            "negative batch_size",
+            http_start(&d, |r| r["options"]["batch_size"] = json!(-5)),
+            Expect::Http(400, "options.batch_size"),
+        ),
+        (
+            "huge batch_size",
+            http_start(&d, |r| {
+                r["options"]["batch_size"] = json!(1_000_000_000_000u64)
+            }),
+            Expect::Http(400, "options.batch_size"),
+        ),
+        (
+            "max_workers 0",
+            http_start(&d, |r| r["options"]["max_workers"] = json!(0)),
+            Expect::Http(400, "options.max_workers"),
+        ),
+        (
+            "empty database name",
+            http_start(&d, |r| r["databases"][0]["name"] = json!("")),
+            Expect::Http(400, "databases[0].name"),
+        ),
+        (
+            "overlong collection name",
+            http_start(&d, |r| {
+                r["databases"][0]["collections"][0]["name"] = json!("c".repeat(300))
+            }),
+            Expect::Http(400, "databases[0].collections[0].name"),
+        ),
+        (
+            "a collection listed twice",
+            http_start(&d, |r| {
+                r["databases"][0]["collections"] =
+                    json!([{"name": "a"}, {"name": "a", "target_name": "b"}])
+            }),
+            Expect::Http(400, "databases[0].collections[1].name"),
+        ),
+        (
+            "1,001 collections",
+            http_start(&d, |r| {
+                r["databases"][0]["collections"] = json!((0..1001)
+                    .map(|i| json!({"name": format!("c{i}")}))
+                    .collect::<Vec<_>>())
+            }),
+            Expect::Http(400, "databases[0].collections"),
+        ),
+        (
+            "no databases",
+            http_start(&d, |r| r["databases"] = json!([])),
+            Expect::Http(400, "databases"),
+        ),
+        (
+            "ftp URI",
+            http_start(&d, |r| r["source"]["uri"] = json!("ftp://h")),
+            Expect::Http(400, "source.uri"),
+        ),
+        (
+            "port 0",
+            http_start(&d, |r| r["target"]["uri"] = json!("http://h:0")),
+            Expect::Http(400, "target.uri"),
+        ),
+        (
+            "port 70000",
+            http_start(&d, |r| r["target"]["uri"] = json!("http://h:70000")),
+            Expect::Http(400, "target.uri"),
+        ),
+        (
+            "unclosed IPv6",
+            http_start(&d, |r| r["target"]["uri"] = json!("http://[::1")),
+            Expect::Http(400, "target.uri"),
+        ),
+        (
+            "token in the URI's query",
+            http_start(&d, |r| r["target"]["uri"] = json!("http://h/?token=secret")),
+            Expect::Http(400, "target.uri"),
+        ),
+        (
+            "a path in the URI",
+            http_start(&d, |r| r["target"]["uri"] = json!("http://h:19530/db")),
+            Expect::Http(400, "target.uri"),
+        ),
+        (
+            "tls on an http URI",
+            http_start(&d, |r| r["source"]["tls"] = json!({})),
+            Expect::Http(400, "source.tls"),
+        ),
+        (
+            "not_after in the past",
+            http_start(&d, |r| {
+                r["options"]["not_after"] = json!("2001-01-01T00:00:00Z")
+            }),
+            Expect::Http(400, "options.not_after"),
+        ),
+        (
+            "max_outage that is no duration",
+            http_start(&d, |r| r["options"]["max_outage"] = json!("soon")),
+            Expect::Http(400, "options.max_outage"),
+        ),
+        (
+            "max_outage of 1 s",
+            http_start(&d, |r| r["options"]["max_outage"] = json!("1s")),
+            Expect::Http(400, "options.max_outage"),
+        ),
+        (
+            "negative write ceiling",
+            http_start(&d, |r| r["options"]["max_write_mb_per_s"] = json!(-1)),
+            Expect::Http(400, "options.max_write_mb_per_s"),
+        ),
+        (
+            "webhook to plain http",
+            http_start(
+                &d,
+                |r| r["webhook"] = json!({"url": "http://hooks.example.com/x", "secret_arn": "arn:aws:secretsmanager:r:1:secret:s"}),
+            ),
+            Expect::Http(400, "webhook.url"),
+        ),
+        (
+            "webhook without a host",
+            http_start(
+                &d,
+                |r| r["webhook"] = json!({"url": "https:///x", "secret_arn": "arn:aws:secretsmanager:r:1:secret:s"}),
+            ),
+            Expect::Http(400, "webhook.url"),
+        ),
+        (
+            "webhook to instance metadata",
+            http_start(
+                &d,
+                |r| r["webhook"] = json!({"url": "https://169.254.169.254/x", "secret_arn": "arn:aws:secretsmanager:r:1:secret:s"}),
+            ),
+            Expect::Http(400, "webhook.url"),
+        ),
+        (
+            "webhook to loopback in AWS",
+            http_start(
+                &d,
+                |r| r["webhook"] = json!({"url": "https://127.0.0.1/x", "secret_arn": "arn:aws:secretsmanager:r:1:secret:s"}),
+            ),
+            Expect::Http(400, "webhook.url"),
+        ),
+        (
+            "unknown job",
+            event_for("http-status.json", "mig-nope"),
+            Expect::Http(404, ""),
+        ),
+        (
+            "cancel of an unknown job",
+            event_for("http-cancel.json", "mig-nope"),
+            Expect::Http(404, ""),
+        ),
+        (
+            "unknown route",
+            {
+                let mut e = event("http-status.json");
+                e["rawPath"] = json!("/elsewhere");
+                e
+            },
+            Expect::Http(404, ""),
+        ),
+        (
+            "wrong method",
+            {
+                let mut e = event("http-list.json");
+                e["requestContext"]["http"]["method"] = json!("DELETE");
+                e
+            },
+            Expect::Http(405, ""),
+        ),
+        (
+            "list filter that is no status",
+            {
+                let mut e = event("http-list.json");
+                e["queryStringParameters"]["status"] = json!("DONE");
+                e
+            },
+            Expect::Http(400, "status"),
+        ),
+        (
+            "list limit 0",
+            {
+                let mut e = event("http-list.json");
+                e["queryStringParameters"]["limit"] = json!("0");
+                e
+            },
+            Expect::Http(400, "limit"),
+        ),
+        (
+            "a page token never issued",
+            {
+                let mut e = event("http-list.json");
+                e["queryStringParameters"]["next"] = json!("bogus");
+                e
+            },
+            Expect::Http(400, "next"),
+        ),
+        (
+            "unsigned request",
+            {
+                let mut e = event("http-list.json");
+                e["requestContext"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("authorizer");
+                e
+            },
+            Expect::Http(401, ""),
+        ),
+        (
+            "a bad signature",
+            {
+                let mut e = event("http-list.json");
+                e["requestContext"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("authorizer");
+                e["headers"]["webhook-id"] = json!("msg_x");
+                e["headers"]["webhook-timestamp"] =
+                    json!(chrono::Utc::now().timestamp().to_string());
+                e["headers"]["webhook-signature"] = json!("v1,AAAA");
+                e
+            },
+            Expect::Http(401, ""),
+        ),
+        (
+            "a replayed signed request",
+            signed_list,
+            Expect::Http(401, ""),
+        ),
     ];
     let invoke: Vec<(&str, Value, Expect)> = vec![
-        ("unknown action", json!({"action": "explode"}), Expect::Invoke("action")),
-        ("no action", json!({"job_id": "x"}), Expect::Invoke("action")),
-        ("status without job_id", json!({"action": "status"}), Expect::Invoke("job_id")),
-        ("start without request", json!({"action": "start"}), Expect::Invoke("request")),
-        ("start with a bad request", json!({"action": "start", "request": {"source": 5}}), Expect::Invoke("source")),
-        ("list limit that is no number", json!({"action": "list", "limit": "x"}), Expect::Invoke("limit")),
-        ("unknown field", json!({"action": "sweep", "extra": 1}), Expect::Invoke("extra")),
-        ("wrong type of job_id", json!({"action": "status", "job_id": 7}), Expect::Invoke("job_id")),
+        (
+            "unknown action",
+            json!({"action": "explode"}),
+            Expect::Invoke("action"),
+        ),
+        (
+            "no action",
+            json!({"job_id": "x"}),
+            Expect::Invoke("action"),
+        ),
+        (
+            "status without job_id",
+            json!({"action": "status"}),
+            Expect::Invoke("job_id"),
+        ),
+        (
+            "start without request",
+            json!({"action": "start"}),
+            Expect::Invoke("request"),
+        ),
+        (
+            "start with a bad request",
+            json!({"action": "start", "request": {"source": 5}}),
+            Expect::Invoke("source"),
+        ),
+        (
+            "list limit that is no number",
+            json!({"action": "list", "limit": "x"}),
+            Expect::Invoke("limit"),
+        ),
+        (
+            "unknown field",
+            json!({"action": "sweep", "extra": 1}),
+            Expect::Invoke("extra"),
+        ),
+        (
+            "wrong type of job_id",
+            json!({"action": "status", "job_id": 7}),
+            Expect::Invoke("job_id"),
+        ),
     ];
     let mut rows = Vec::new();
     for (name, ev, expect) in http.into_iter().chain(invoke) {
@@ -103,9 +386,21 @@ async fn every_bad_input_gets_its_status_and_names_its_field() {
         let (got, field) = match expect {
             Expect::Http(..) => {
                 let (code, body) = http_response(&answer);
-                (code, body["error"]["field"].as_str().unwrap_or_default().to_owned())
+                (
+                    code,
+                    body["error"]["field"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
             }
-            _ => (0, answer["error"]["field"].as_str().unwrap_or_default().to_owned()),
+            _ => (
+                0,
+                answer["error"]["field"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
         };
         match expect {
             Expect::Http(code, f) => {
@@ -116,6 +411,13 @@ async fn every_bad_input_gets_its_status_and_names_its_field() {
         }
         rows.push(name);
     }
+    // ... and no refused request left a job behind
+    let items = common::aws::scan(&d.dynamo, &d.table).await;
+    let jobs = items
+        .iter()
+        .filter(|i| i.contains("S(\"META\")") && i.contains("S(\"JOB#"))
+        .count();
+    assert_eq!(jobs, 0, "refused requests wrote jobs: {items:#?}");
     let cli = cli_cases();
     eprintln!(
         "bad input: {} HTTP and invoke cases and {cli} CLI cases, 0 panics",
@@ -156,29 +458,121 @@ fn cli_cases() -> usize {
     let text_store = dir.path().join("not-sqlite");
     std::fs::write(&text_store, "this is not a database, it is text").unwrap();
     let cases: Vec<(&str, Vec<String>, Option<std::path::PathBuf>, Expect)> = vec![
-        ("spec file missing", args(&["run", "--spec", "/nonexistent/spec.json"]), None, Expect::Exit(2, "cannot read spec")),
-        ("text after the request", args(&["run", "--spec", &garbage]), None, Expect::Exit(2, "text after")),
-        ("escape codes in a name are written out", args(&["run", "--spec", &hostile]), None, Expect::Exit(2, "\\u{1b}")),
-        ("--max-run 0s", args(&["run", "--source-uri", "http://a:1", "--target-uri", "http://b:2", "--max-run", "0s"]), None, Expect::Exit(2, "too short")),
-        ("list --limit 0", args(&["list", "--limit", "0"]), None, Expect::Exit(2, "from 1 to 1000")),
-        ("webhook without a host", args(&["run", "--source-uri", "http://a:1", "--target-uri", "http://b:2", "--webhook-url", "https:///x", "--webhook-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]), None, Expect::Exit(2, "webhook.url")),
-        ("a token in the URI", args(&["run", "--source-uri", "http://h:1/?token=abc", "--target-uri", "http://b:2"]), None, Expect::Exit(2, "source.uri")),
-        ("status of an unknown job", args(&["status", "mig-nope"]), None, Expect::Exit(4, "mig-nope")),
-        ("a store that is a directory", args(&["list"]), Some(dir.path().to_owned()), Expect::Exit(4, "cannot open")),
-        ("a store that is not SQLite", args(&["list"]), Some(text_store.clone()), Expect::Exit(4, "")),
-        ("a read-only store", args(&["list"]), Some("/proc/version".into()), Expect::Exit(4, "")),
-        ("unknown flag", args(&["run", "--frobnicate"]), None, Expect::Exit(2, "frobnicate")),
+        (
+            "spec file missing",
+            args(&["run", "--spec", "/nonexistent/spec.json"]),
+            None,
+            Expect::Exit(2, "cannot read spec"),
+        ),
+        (
+            "text after the request",
+            args(&["run", "--spec", &garbage]),
+            None,
+            Expect::Exit(2, "text after"),
+        ),
+        (
+            "escape codes in a name are written out",
+            args(&["run", "--spec", &hostile]),
+            None,
+            Expect::Exit(2, "\\u{1b}"),
+        ),
+        (
+            "--max-run 0s",
+            args(&[
+                "run",
+                "--source-uri",
+                "http://a:1",
+                "--target-uri",
+                "http://b:2",
+                "--max-run",
+                "0s",
+            ]),
+            None,
+            Expect::Exit(2, "too short"),
+        ),
+        (
+            "list --limit 0",
+            args(&["list", "--limit", "0"]),
+            None,
+            Expect::Exit(2, "from 1 to 1000"),
+        ),
+        (
+            "webhook without a host",
+            args(&[
+                "run",
+                "--source-uri",
+                "http://a:1",
+                "--target-uri",
+                "http://b:2",
+                "--webhook-url",
+                "https:///x",
+                "--webhook-secret",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ]),
+            None,
+            Expect::Exit(2, "webhook.url"),
+        ),
+        (
+            "a token in the URI",
+            args(&[
+                "run",
+                "--source-uri",
+                "http://h:1/?token=abc",
+                "--target-uri",
+                "http://b:2",
+            ]),
+            None,
+            Expect::Exit(2, "source.uri"),
+        ),
+        (
+            "status of an unknown job",
+            args(&["status", "mig-nope"]),
+            None,
+            Expect::Exit(4, "mig-nope"),
+        ),
+        (
+            "a store that is a directory",
+            args(&["list"]),
+            Some(dir.path().to_owned()),
+            Expect::Exit(4, "cannot open"),
+        ),
+        (
+            "a store that is not SQLite",
+            args(&["list"]),
+            Some(text_store.clone()),
+            Expect::Exit(4, ""),
+        ),
+        (
+            "a read-only store",
+            args(&["list"]),
+            Some("/proc/version".into()),
+            Expect::Exit(4, ""),
+        ),
+        (
+            "unknown flag",
+            args(&["run", "--frobnicate"]),
+            None,
+            Expect::Exit(2, "frobnicate"),
+        ),
     ];
     let n = cases.len();
     for (name, argv, store_path, expect) in cases {
-        let Expect::Exit(code, words) = expect else { unreachable!() };
+        let Expect::Exit(code, words) = expect else {
+            unreachable!()
+        };
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = vecmigrate(store_path.as_deref().unwrap_or(&store), &argv);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{name}: {stderr}");
         assert!(stderr.contains(words), "{name}: {stderr}");
-        assert!(!stderr.contains('\u{1b}'), "{name}: raw escape codes: {stderr:?}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "{name}: raw escape codes: {stderr:?}"
+        );
     }
+    // No refused command left a job behind.
+    let listed = vecmigrate(&store, &["list", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "[]");
     n
 }
 
@@ -212,19 +606,56 @@ async fn clusters_that_cannot_serve_the_request_fail_the_job_naming_what_is_wron
     let existing = unique("clash");
     seed(&servers.target, "default", &Seed::new(&existing, 3)).await;
     let cases = [
-        ("nothing listens", spec(&format!("http://127.0.0.1:{free_port}"), "default", &s.name, "x1"), "cannot reach the source cluster"),
-        ("unresolvable host", spec("http://no-such-host.invalid:19530", "default", &s.name, "x2"), "cannot reach the source cluster"),
-        ("a missing database", spec(&servers.source.uri, "nope", &s.name, "x3"), "databases[0].name: source database `nope` does not exist"),
-        ("a missing collection", spec(&servers.source.uri, "default", "no_such_collection", "x4"), "does not exist on the source"),
-        ("a name clash on the target", spec(&servers.source.uri, "default", &s.name, &existing), "already exists in target database"),
+        (
+            "nothing listens",
+            spec(
+                &format!("http://127.0.0.1:{free_port}"),
+                "default",
+                &s.name,
+                "x1",
+            ),
+            "cannot reach the source cluster",
+        ),
+        (
+            "unresolvable host",
+            spec(
+                "http://no-such-host.invalid:19530",
+                "default",
+                &s.name,
+                "x2",
+            ),
+            "cannot reach the source cluster",
+        ),
+        (
+            "a missing database",
+            spec(&servers.source.uri, "nope", &s.name, "x3"),
+            "databases[0].name: source database `nope` does not exist",
+        ),
+        (
+            "a missing collection",
+            spec(&servers.source.uri, "default", "no_such_collection", "x4"),
+            "does not exist on the source",
+        ),
+        (
+            "a name clash on the target",
+            spec(&servers.source.uri, "default", &s.name, &existing),
+            "already exists in target database",
+        ),
     ];
     for (name, text, words) in cases {
         let path = dir.path().join("spec.json");
         std::fs::write(&path, text).unwrap();
         let out = vecmigrate(&store, &["--json", "run", "--spec", path.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(1), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
-        let message = report["job"]["error"]["message"].as_str().unwrap_or_default();
+        let message = report["job"]["error"]["message"]
+            .as_str()
+            .unwrap_or_default();
         assert!(message.contains(words), "{name}: {message}");
     }
 }

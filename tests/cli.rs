@@ -319,3 +319,100 @@ async fn a_step_that_keeps_panicking_fails_the_job_and_the_cli_exits_1() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn ctrl_c_releases_the_tasks_and_resume_finishes_the_job_with_nothing_lost() {
+    use common::faults::{lost_and_duplicated, FaultProxy};
+    use vecmigrate::store::JobStore;
+    // GIVEN a copy made slow by a target 150 ms away (the fault proxy's latency), with 2 workers
+    let servers = Servers::from_env();
+    let s = Seed::new(&unique("ctrl_c"), 3_000);
+    seed(&servers.source, "default", &s).await;
+    let proxy = FaultProxy::target();
+    proxy.set(serde_json::json!({ "latency_ms": 150 })).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("jobs.sqlite3");
+    let mut tokens = Vec::new();
+    for (flag, token) in [
+        ("--source-token", &servers.source.token),
+        ("--target-token", &servers.target.token),
+    ] {
+        if let Some(t) = token {
+            tokens.extend([flag.to_owned(), t.clone()]);
+        }
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_vecmigrate"))
+        .arg("--store")
+        .arg(&store)
+        .args(["run", "--source-uri", &servers.source.uri, "--target-uri"])
+        .arg(&proxy.uri)
+        .args([
+            "--collection",
+            &s.name,
+            "--batch-size",
+            "100",
+            "--workers",
+            "2",
+        ])
+        .args(&tokens)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // WHEN Ctrl-C (SIGINT) arrives once a few pages are written
+    for _ in 0..600 {
+        if proxy.stats().await["forwarded_writes"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 4
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let signalled = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    proxy.set(serde_json::json!({})).await;
+
+    // THEN the CLI says how to resume and exits 1, and no task is left under a live lease
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let resume = said
+        .lines()
+        .find_map(|l| l.split("vecmigrate resume ").nth(1))
+        .expect("the resume command is printed")
+        .trim()
+        .to_owned();
+    let opened = vecmigrate::store::sqlite::SqliteStore::open(&store).unwrap();
+    let tasks = opened.list_tasks(&resume).await.unwrap();
+    let now = chrono::Utc::now();
+    assert!(!tasks.is_empty());
+    assert!(
+        tasks.iter().all(|t| !t.leased(now)),
+        "a task is still leased: {tasks:#?}"
+    );
+    let before: u64 = tasks.iter().map(|t| t.copied).sum();
+    assert!(
+        before > 0 && before < 3_000,
+        "interrupted mid-copy: {before}"
+    );
+    drop(opened);
+
+    // ... and `resume` finishes it, every row once
+    let mut args = vec!["resume".to_owned(), resume.clone()];
+    args.extend(tokens);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let resumed = vecmigrate(&store, &args);
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    assert_same_rows(&servers, &s, "default", &s.name).await;
+    let (lost, duplicated) = lost_and_duplicated(&servers, &s, "default", &s.name, 3_000).await;
+    assert_eq!((lost, duplicated), (0, 0));
+}

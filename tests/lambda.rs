@@ -60,10 +60,21 @@ async fn http_start_runs_to_success_across_many_invocations_crashes_and_duplicat
     ] {
         queue.send(message).await.unwrap();
     }
+    let clock = common::faults::started();
     let seen = pump(&d, &job_id, 6).await;
 
     // THEN it succeeds with matching counts, after many short invocations
     let report = d.status(&job_id).await;
+    record_row(
+        &d,
+        &job_id,
+        &source,
+        &target,
+        "a worker killed before its checkpoint, SQS messages sent twice",
+        &report,
+        clock,
+    )
+    .await;
     assert_eq!(
         report["job"]["status"], "SUCCESSFUL",
         "{report:#}\n{seen:?}"
@@ -466,7 +477,7 @@ async fn a_start_over_tls_seals_the_client_key_and_runs_to_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throttling_outages_lost_messages_and_conflicts_on_the_lambda_path_lose_nothing() {
-    use common::faults::{checkpointed, lost_and_duplicated, started, FaultProxy, FaultRow};
+    use common::faults::{started, FaultProxy};
     // GIVEN invocations of 2 s, a target behind the fault proxy that throttles a fifth of the
     // writes, drops a burst of calls and then goes dark for 6 s (longer than an invocation),
     // and a store where every 7th conditional write of a job record loses the race
@@ -522,21 +533,16 @@ async fn throttling_outages_lost_messages_and_conflicts_on_the_lambda_path_lose_
     proxy.set(json!({})).await;
     // THEN it succeeds, across invocations, with every row once
     let report = d.status(&job_id).await;
-    let done = checkpointed(&*d.app.engine().store().clone(), &job_id).await;
-    let (lost, duplicated) =
-        lost_and_duplicated(&d.servers, &source, "default", &source.name, done).await;
-    FaultRow {
-        fault: "throttling, UNAVAILABLE, 6 s blackout, a lost SQS message, DynamoDB conflicts",
-        path: "lambda",
-        lost,
-        duplicated,
-        outcome: report["job"]["status"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        took: clock.elapsed(),
-    }
-    .record(&d.servers);
+    let (lost, duplicated) = record_row(
+        &d,
+        &job_id,
+        &source,
+        &source.name,
+        "throttling, UNAVAILABLE, 6 s blackout, a lost SQS message, DynamoDB conflicts",
+        &report,
+        clock,
+    )
+    .await;
     assert_eq!(
         report["job"]["status"], "SUCCESSFUL",
         "{report:#}\n{seen:?}"
@@ -556,4 +562,32 @@ async fn throttling_outages_lost_messages_and_conflicts_on_the_lambda_path_lose_
         "{report:#}"
     );
     eprintln!("lambda fault path: {seen:?}");
+}
+
+/// Counts what a Lambda-path job lost and wrote twice, and adds its row to the fault table.
+async fn record_row(
+    d: &Deployment,
+    job_id: &str,
+    source: &Seed,
+    target: &str,
+    fault: &str,
+    report: &Value,
+    clock: std::time::Instant,
+) -> (u64, u64) {
+    use common::faults::{checkpointed, lost_and_duplicated, FaultRow};
+    let done = checkpointed(&**d.app.engine().store(), job_id).await;
+    let (lost, duplicated) = lost_and_duplicated(&d.servers, source, "default", target, done).await;
+    FaultRow {
+        fault,
+        path: "lambda",
+        lost,
+        duplicated,
+        outcome: report["job"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        took: clock.elapsed(),
+    }
+    .record(&d.servers);
+    (lost, duplicated)
 }

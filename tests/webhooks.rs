@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::faults;
+use common::receiver::Receiver;
 use common::*;
 use serde_json::Value;
 use vecmigrate::domain::request::WebhookSpec;
@@ -15,54 +15,6 @@ use vecmigrate::domain::{DeliveryState, Job, JobStatus, Secret};
 use vecmigrate::engine::EngineConfig;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// The receiver process; killed when dropped.
-struct Receiver {
-    child: Child,
-    port: u16,
-}
-
-impl Receiver {
-    fn start() -> Self {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let mut child = Command::new(format!("{root}/.venv/bin/python"))
-            .arg(format!("{root}/scripts/webhook_receiver.py"))
-            .args(["--secret", SECRET])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the receiver starts (scripts/test.sh installs .venv)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        Self {
-            child,
-            port: line.trim().parse().expect("the receiver prints its port"),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// Everything it received.
-    async fn deliveries(&self) -> Vec<Value> {
-        let text = reqwest::get(self.url("/deliveries"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        serde_json::from_str(&text).unwrap()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Fast retries, so that four attempts take well under a second.
 fn config() -> EngineConfig {
@@ -79,6 +31,17 @@ async fn migrate_with_webhook(
     rows: usize,
     batch: u32,
 ) -> Job {
+    migrate_and_count(url, progress_every, rows, batch, None).await
+}
+
+/// As [`migrate_with_webhook`], adding the job's row to the fault table under `fault`.
+async fn migrate_and_count(
+    url: String,
+    progress_every: Option<u64>,
+    rows: usize,
+    batch: u32,
+    fault: Option<&str>,
+) -> Job {
     let h = harness_webhook(fast_settings(), config(), SECRET, None);
     let s = Seed::new(&unique("hook"), rows);
     seed(&h.servers.source, "default", &s).await;
@@ -92,16 +55,38 @@ async fn migrate_with_webhook(
         progress_every_seconds: progress_every,
         sealed_secret: None,
     });
+    let clock = faults::started();
     let (_, report) = h.run(r).await;
+    if let Some(fault) = fault {
+        let done = faults::checkpointed(&*h.store, &report.job.id).await;
+        let (lost, duplicated) =
+            faults::lost_and_duplicated(&h.servers, &s, "default", &s.name, done).await;
+        faults::FaultRow {
+            fault,
+            path: "local",
+            lost,
+            duplicated,
+            outcome: report.job.status.as_str().to_owned(),
+            took: clock.elapsed(),
+        }
+        .record(&h.servers);
+    }
     report.job
 }
 
 #[tokio::test]
 async fn a_receiver_down_three_times_gets_exactly_one_verified_delivery_on_the_fourth() {
     // GIVEN a receiver that answers 503 three times, then 200
-    let receiver = Receiver::start();
+    let receiver = Receiver::start(SECRET);
     // WHEN a migration ends
-    let job = migrate_with_webhook(receiver.url("/down/3"), None, 500, 5000).await;
+    let job = migrate_and_count(
+        receiver.url("/down/3"),
+        None,
+        500,
+        5000,
+        Some("webhook receiver down for 3 attempts"),
+    )
+    .await;
 
     // THEN the job records 4 attempts, the last delivered
     assert_eq!(job.status, JobStatus::Successful);
@@ -145,7 +130,7 @@ async fn a_receiver_down_three_times_gets_exactly_one_verified_delivery_on_the_f
 
 #[tokio::test]
 async fn a_4xx_is_not_retried_and_410_disables_the_endpoint() {
-    let receiver = Receiver::start();
+    let receiver = Receiver::start(SECRET);
     for (path, state) in [
         ("/status/400", DeliveryState::Failed),
         ("/status/410", DeliveryState::Disabled),
@@ -161,7 +146,7 @@ async fn a_4xx_is_not_retried_and_410_disables_the_endpoint() {
 #[tokio::test]
 async fn a_redirect_is_not_followed_and_fails_the_delivery() {
     // The receiver redirects to a private address; following it would be an SSRF.
-    let receiver = Receiver::start();
+    let receiver = Receiver::start(SECRET);
     let job = migrate_with_webhook(receiver.url("/redirect"), None, 200, 5000).await;
     let d = job.webhook.unwrap();
     assert_eq!((d.state, d.attempts.len()), (DeliveryState::Failed, 1));
@@ -176,7 +161,7 @@ async fn a_redirect_is_not_followed_and_fails_the_delivery() {
 #[tokio::test]
 async fn progress_events_come_while_the_copy_runs_when_asked() {
     // GIVEN a copy of many small pages and progress events every second
-    let receiver = Receiver::start();
+    let receiver = Receiver::start(SECRET);
     let job = migrate_with_webhook(receiver.url("/ok"), Some(1), 6_000, 100).await;
     assert_eq!(job.status, JobStatus::Successful);
     // THEN progress events arrived (verified), then the outcome, last
@@ -207,7 +192,7 @@ async fn progress_events_come_while_the_copy_runs_when_asked() {
 async fn a_count_mismatch_with_remigrate_migrates_the_collection_again_and_succeeds() {
     // GIVEN a write the target "loses" (fault injection: the 2nd page is reported written but
     // never sent), so the first verification finds too few entities
-    let receiver = Receiver::start();
+    let receiver = Receiver::start(SECRET);
     let h = harness_webhook(
         fast_settings(),
         config(),

@@ -865,10 +865,32 @@ mod properties {
 
     /// The request's own field names, so that generated objects reach deep into the parser.
     const KEYS: &[&str] = &[
-        "source", "target", "databases", "options", "webhook", "uri", "token", "tls",
-        "ca_cert", "client_key", "server_name", "name", "target_name", "collections",
-        "schema_overrides", "partition_key", "field", "batch_size", "max_workers", "verify",
-        "not_after", "max_outage", "url", "secret", "idempotency_key", "x",
+        "source",
+        "target",
+        "databases",
+        "options",
+        "webhook",
+        "uri",
+        "token",
+        "tls",
+        "ca_cert",
+        "client_key",
+        "server_name",
+        "name",
+        "target_name",
+        "collections",
+        "schema_overrides",
+        "partition_key",
+        "field",
+        "batch_size",
+        "max_workers",
+        "verify",
+        "not_after",
+        "max_outage",
+        "url",
+        "secret",
+        "idempotency_key",
+        "x",
     ];
     const MARK: &str = "zz-never-echo-zz";
 

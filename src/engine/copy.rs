@@ -273,7 +273,7 @@ impl Copier<'_> {
                 self.p.budget(),
                 self.job.request.options.batch_size,
             );
-            if let Some(h) = self.pace(page.bytes) {
+            if let Some(h) = self.pace(page.bytes, wrote) {
                 return Ok(h.stop(task));
             }
             self.pacer.before_write(page.bytes).await;
@@ -363,7 +363,7 @@ impl Copier<'_> {
             } else if let Some(h) = self.wait_out(task, error).await? {
                 return Ok(Outcome::Halted(h));
             }
-            if let Some(h) = self.pace(page.bytes) {
+            if let Some(h) = self.pace(page.bytes, true) {
                 return Ok(Outcome::Halted(h));
             }
             self.pacer.before_write(page.bytes).await;
@@ -412,14 +412,16 @@ impl Copier<'_> {
         }
     }
 
-    /// Whether the next write, paced, still fits in the invocation.
-    fn pace(&self, bytes: usize) -> Option<Halt> {
+    /// Whether the next write, paced, still fits in the invocation. An unpaced first write of
+    /// a claim always goes (as in `halt_before_write`: every claim writes the page it read).
+    fn pace(&self, bytes: usize, wrote: bool) -> Option<Halt> {
         let wait = self
             .pacer
             .rate()
             .map(|r| Duration::from_secs_f64(bytes as f64 / r))
             .unwrap_or_default();
-        (self.p.budget().exhausted(wait)).then_some(Halt::OutOfTime)
+        let must_wait = wrote || !wait.is_zero();
+        (must_wait && self.p.budget().exhausted(wait)).then_some(Halt::OutOfTime)
     }
 
     /// Keeps the task's lease alive while the worker waits, and stops it if the job was

@@ -251,4 +251,3 @@ pub async fn pump_until(
         }
     }
 }
-

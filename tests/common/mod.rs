@@ -10,6 +10,7 @@
 pub mod aws;
 pub mod faults;
 pub mod lambda;
+pub mod receiver;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -233,9 +233,23 @@ mod properties {
     use serde_json::json;
 
     const KEYS: &[&str] = &[
-        "Records", "eventSource", "body", "messageId", "requestContext", "http", "method",
-        "rawPath", "detail-type", "detail", "action", "job_id", "request", "limit", "status",
-        "next", "x",
+        "Records",
+        "eventSource",
+        "body",
+        "messageId",
+        "requestContext",
+        "http",
+        "method",
+        "rawPath",
+        "detail-type",
+        "detail",
+        "action",
+        "job_id",
+        "request",
+        "limit",
+        "status",
+        "next",
+        "x",
     ];
 
     fn value() -> impl Strategy<Value = Value> {
