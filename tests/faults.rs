@@ -155,25 +155,31 @@ async fn throttled_writes_slow_the_copy_and_never_fail_it() {
 #[tokio::test]
 async fn a_byte_rate_cap_is_followed_under_the_cap() {
     let _one = ONE_AT_A_TIME.lock().await;
-    // GIVEN a target that takes 250 kB/s of writes and throttles the excess with rate=250000
-    const CAP: f64 = 250_000.0;
+    // GIVEN a target that takes 60 kB/s of writes and throttles the excess with rate=60000
+    // (far below what either test server takes through the proxy, even on a loaded machine:
+    // a cap the copy never reaches would test nothing)
+    const CAP: f64 = 60_000.0;
     let case = Case {
-        rows: 8_000,
+        rows: 4_000,
         batch: 200,
         target_faults: Some(json!({ "rate_cap_bytes": CAP })),
-        ..Case::new("writes capped at 0.25 MB/s")
+        ..Case::new("writes capped at 0.06 MB/s")
     };
     let ran = run(case, |_| {}).await;
     // THEN it succeeded, and the pace it settled at is the cap's (the fraction of the cap it
     // reached goes to the table and docs/RELIABILITY.md; timing is not asserted)
     assert_whole(&ran).await;
     let s = &ran.target_stats;
+    assert!(
+        s["throttled"].as_u64().unwrap() > 0,
+        "the cap was reached and enforced: {s}"
+    );
     let bytes = s["forwarded_write_bytes"].as_f64().unwrap();
     let span = s["last_write_at"].as_f64().unwrap() - s["first_write_at"].as_f64().unwrap();
     let reached = bytes / span.max(1e-3) / CAP;
     eprintln!("capped target: {bytes} bytes in {span:.1} s = {reached:.2} of the cap");
     FaultRow {
-        fault: "writes capped at 0.25 MB/s: fraction of the cap reached",
+        fault: "writes capped at 0.06 MB/s: fraction of the cap reached",
         path: "local",
         lost: ran.lost,
         duplicated: ran.duplicated,
@@ -181,9 +187,12 @@ async fn a_byte_rate_cap_is_followed_under_the_cap() {
         took: ran.took,
     }
     .record(&ran.h.servers);
-    // AIMD probes just above the cap and falls back under it: the learnt rate stays near it.
+    // AIMD probes above the cap until the proxy's bucket (one second of the cap, plus one
+    // request of debt) runs dry, then falls back under it: the learnt rate stays near the cap
+    // (an unpaced copy through this server runs at many times it).
     let rate = ran.report.job.write_rate.clone().expect("a write rate");
-    assert!(rate.bytes_per_s <= CAP * 1.2, "{rate:?}");
+    eprintln!("learnt rate: {rate:?}");
+    assert!(rate.bytes_per_s <= CAP * 1.5, "{rate:?}");
 }
 
 #[tokio::test]
