@@ -23,8 +23,9 @@ use vecmigrate::webhook::SigningSecret;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn http_start_runs_to_success_across_many_invocations_crashes_and_duplicates() {
-    // GIVEN 12,000 entities over 6 partitions, and a function whose invocations copy for 2 s
-    // at most and whose 3rd page write "dies" before its checkpoint
+    // GIVEN 12,000 entities in one partition (cut into key ranges of 1,500), and a function
+    // whose invocations copy for 2 s at most and whose 3rd page write "dies" before its
+    // checkpoint
     let d = Deployment::new(
         Duration::from_secs(2),
         None,
@@ -32,7 +33,6 @@ async fn http_start_runs_to_success_across_many_invocations_crashes_and_duplicat
     )
     .await;
     let source = Seed {
-        partitions: (0..5).map(|i| format!("p{i}")).collect(),
         dim: 16,
         ..Seed::new(&unique("lam"), 12_000)
     };
@@ -99,8 +99,20 @@ async fn http_start_runs_to_success_across_many_invocations_crashes_and_duplicat
     // ... every row arrived once and unchanged, compared field by field
     assert_same_rows(&d.servers, &source, "default", &target).await;
 
-    // ... tasks were resumed in fresh invocations
+    // ... the one partition was copied as key ranges, by invocations holding leases at once
     let tasks = d.app.engine().store().list_tasks(&job_id).await.unwrap();
+    assert!(tasks.len() >= 4, "{} tasks", tasks.len());
+    assert!(
+        tasks.iter().all(|t| t.id.contains('#')),
+        "every task a key range"
+    );
+    let copied: u64 = tasks.iter().map(|t| t.copied).sum();
+    assert_eq!(
+        copied, 12_000,
+        "the ranges add up to the partition, none overlapping"
+    );
+    assert!(seen.leases_at_once >= 2, "{seen:?}");
+    // ... tasks were resumed in fresh invocations
     let runs: u32 = tasks.iter().map(|t| t.runs).sum();
     assert!(
         runs as usize > tasks.len(),

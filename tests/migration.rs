@@ -129,10 +129,12 @@ async fn targets_are_left_unloaded() {
 
 #[tokio::test]
 async fn worker_killed_between_write_and_checkpoint_loses_and_duplicates_nothing() {
-    // GIVEN 6,000 rows in pages of 500, and a worker that dies right after its third write,
-    // before the checkpoint, leaving its lease held (as a crashed Lambda would)
+    // GIVEN 6,000 rows of one partition cut into key ranges of 1,500 or more, in pages of 500,
+    // and a worker that dies right after its third write, before the checkpoint, leaving its
+    // lease held (as a crashed Lambda would)
     let config = EngineConfig {
         lease_ttl: Duration::from_secs(2),
+        min_range_entities: 1_500,
         ..EngineConfig::default()
     };
     let h = harness(
@@ -144,7 +146,7 @@ async fn worker_killed_between_write_and_checkpoint_loses_and_duplicates_nothing
     seed(&h.servers.source, "default", &s).await;
     let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
     req.options.batch_size = 500;
-    req.options.max_workers = 1;
+    req.options.max_workers = 2;
     let (job, _) = h.engine.start(req).await.unwrap();
     let plan = WorkMessage::Plan {
         job_id: job.id.clone(),
@@ -159,14 +161,21 @@ async fn worker_killed_between_write_and_checkpoint_loses_and_duplicates_nothing
         "{crash:?}"
     );
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
+    assert_eq!(tasks.len(), 4, "6,000 entities in 4 ranges (2 per worker)");
+    assert_contiguous(&tasks);
+    let crashed = tasks
+        .iter()
+        .find(|t| t.runs == 1)
+        .expect("the claimed range");
     assert_eq!(
-        tasks[0].copied, 1_000,
+        crashed.copied, 1_000,
         "two pages checkpointed, the third written but not"
     );
     assert!(
-        tasks[0].lease.is_some(),
+        crashed.lease.is_some(),
         "the dead worker still holds the lease"
     );
+    let crashed = crashed.id.clone();
 
     // WHEN a new process resumes the job (its sweep waits out the dead worker's lease)
     let resumed = harness_on(
@@ -189,14 +198,40 @@ async fn worker_killed_between_write_and_checkpoint_loses_and_duplicates_nothing
     );
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
-    assert_eq!(
-        tasks[0].copied, 6_000,
-        "checkpoints add up to the source exactly"
-    );
+    let copied: u64 = tasks.iter().map(|t| t.copied).sum();
+    assert_eq!(copied, 6_000, "checkpoints add up to the source exactly");
     assert!(
-        tasks[0].runs >= 2,
-        "the task was claimed again after the crash"
+        tasks.iter().all(|t| t.copied >= 1_000),
+        "balanced ranges: {:?}",
+        tasks.iter().map(|t| t.copied).collect::<Vec<_>>()
     );
+    let again = tasks.iter().find(|t| t.id == crashed).unwrap();
+    assert!(
+        again.runs >= 2,
+        "the range was claimed again after the crash"
+    );
+}
+
+/// The tasks of one partition's key ranges, as planned: each starts after the key the one
+/// before it ends at, the first from the partition's start and the last to its end.
+fn assert_contiguous(tasks: &[vecmigrate::domain::Task]) {
+    let mut ranges: Vec<_> = tasks.iter().collect();
+    ranges.sort_by_key(|t| t.id.clone());
+    assert!(ranges.iter().all(|t| t.id.contains('#')), "key-range tasks");
+    let planned: Vec<_> = ranges
+        .iter()
+        .map(|t| (t.runs == 0).then(|| t.cursor.clone()))
+        .collect();
+    for (i, t) in ranges.iter().enumerate() {
+        if i + 1 < ranges.len() {
+            assert!(t.upto.is_some(), "only the last range is open-ended");
+            if let Some(start) = &planned[i + 1] {
+                assert_eq!(start, &t.upto, "range {} starts where {} ends", i + 1, i);
+            }
+        } else {
+            assert!(t.upto.is_none(), "the last range runs to the end");
+        }
+    }
 }
 
 #[tokio::test]
@@ -549,9 +584,10 @@ async fn a_job_that_outlives_its_maintenance_window_stops_at_its_end() {
 async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     // GIVEN VarChar keys with quotes, backslashes, `%`, newlines and non-ASCII text, and a
     // worker that dies after its second write, before the checkpoint: the task resumes from a
-    // cursor that is one of those keys
+    // cursor that is one of those keys; the partition is cut into VarChar key ranges
     let config = EngineConfig {
         lease_ttl: Duration::from_secs(2),
+        min_range_entities: 1_000,
         ..EngineConfig::default()
     };
     let h = harness(fast_settings(), config, Some(Faults::crash_after_write(2)));
@@ -577,6 +613,12 @@ async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     assert!(tasks.iter().any(|t| t.runs >= 2), "{tasks:?}");
+    assert_eq!(tasks.len(), 2, "3,000 keys in 2 ranges (one worker)");
+    assert!(
+        tasks[0].upto.is_some() || tasks[1].upto.is_some(),
+        "a VarChar cut"
+    );
+    assert_contiguous(&tasks);
 }
 
 #[tokio::test]
@@ -645,4 +687,50 @@ async fn a_finish_that_keeps_panicking_fails_the_job_with_the_panic() {
             && message.contains("injected panic in the finish step"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn indexes_exist_before_the_copy_and_wait_for_index_waits_until_they_are_built() {
+    // GIVEN a collection of 3,000 entities and a job that waits for its indexes
+    let h = harness(fast_settings(), EngineConfig::default(), None);
+    let s = Seed::new(&unique("indexed"), 3_000);
+    seed(&h.servers.source, "default", &s).await;
+    let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
+    req.options.wait_for_index = true;
+    let (job, _) = h.engine.start(req).await.unwrap();
+
+    // WHEN only the plan step has run
+    let plan = WorkMessage::Plan {
+        job_id: job.id.clone(),
+    };
+    h.engine.handle(&plan, Budget::unlimited()).await.unwrap();
+    // THEN the empty target already has its AUTOINDEX, so the server builds it as data lands
+    let planned = h.engine.report(&job.id).await.unwrap();
+    assert_eq!(planned.job.collections[0].status, CollectionStatus::Copying);
+    assert_eq!(
+        indexes_of(&h.servers.target, "default", &s.name).await,
+        vec![("vec".to_owned(), "AUTOINDEX".to_owned(), "L2".to_owned())]
+    );
+    assert_eq!(h.store.list_tasks(&job.id).await.unwrap()[0].copied, 0);
+
+    // WHEN the job runs to its end
+    h.runner.kick(&job.id).await.unwrap();
+    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+    // THEN the report says the vector index was built over every entity before verification
+    assert_eq!(
+        report.job.status,
+        JobStatus::Successful,
+        "{:?}",
+        report.job.error
+    );
+    let indexes = &report.job.collections[0].indexes;
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    assert_eq!(indexes[0].field, "vec");
+    assert!(indexes[0].built, "{indexes:?}");
+    assert_eq!(
+        (indexes[0].indexed_rows, indexes[0].total_rows),
+        (3_000, 3_000),
+        "{indexes:?}"
+    );
+    assert_same_rows(&h.servers, &s, "default", &s.name).await;
 }

@@ -147,6 +147,22 @@ pub struct CollectionReport {
     /// The content comparison (`verify: "sample"` or `"full"`), once it has started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<ContentCheck>,
+    /// How far the target's vector indexes were built when the index phase ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexedField>,
+}
+
+/// How far the target server had built one vector field's index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexedField {
+    /// The vector field.
+    pub field: String,
+    /// Entities indexed.
+    pub indexed_rows: u64,
+    /// Entities the index covers once built.
+    pub total_rows: u64,
+    /// True when the server reported it built.
+    pub built: bool,
 }
 
 /// The most differing keys a content check names.
@@ -642,6 +658,7 @@ mod tests {
             remigrations: 0,
             mismatches: Vec::new(),
             content: None,
+            indexes: Vec::new(),
         });
         let mismatch = [CountResult {
             database: "default".into(),
@@ -733,6 +750,7 @@ mod tests {
             bytes: 1000,
             next_limit: 200,
             sample: None,
+            read_at: None,
         };
         let t2 = t.checkpointed(&cp, now + Duration::seconds(3), Duration::seconds(5));
         assert_eq!(t2.cursor, Some(Cursor::Int(41)));

@@ -11,8 +11,9 @@ pub mod task;
 pub use cluster::{Address, ClusterSpec, Role, TlsSpec};
 pub use job::{
     Attempt, Checkpoint, CollectionReport, CollectionStatus, ContentCheck, CountCheck, CountResult,
-    Cursor, Delivery, DeliveryState, InvalidTransition, Job, JobError, JobStatus, Lease, Level,
-    LogEntry, Outage, Phase, Problem, Task, TaskStatus, WebhookEvent, WriteRate, MAX_STEP_PANICS,
+    Cursor, Delivery, DeliveryState, IndexedField, InvalidTransition, Job, JobError, JobStatus,
+    Lease, Level, LogEntry, Outage, Phase, Problem, Task, TaskStatus, WebhookEvent, WriteRate,
+    MAX_STEP_PANICS,
 };
 pub use report::{Progress, Report};
 pub use request::{

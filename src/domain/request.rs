@@ -186,8 +186,11 @@ pub struct Options {
     pub batch_size: u32,
     /// The most tasks copied at once.
     pub max_workers: u32,
-    /// Load the target collections when the job ends.
+    /// Load the target collections when the job ends (implies `wait_for_index`).
     pub load_after: bool,
+    /// Stay in the index phase until every index of the targets is built (bounded by
+    /// `not_after`); otherwise the servers go on building after the job ends.
+    pub wait_for_index: bool,
     /// What to do when counts differ.
     pub on_count_mismatch: OnCountMismatch,
     /// How many times a mismatched collection may be migrated again.
@@ -332,6 +335,7 @@ impl Default for Options {
             batch_size: DEFAULT_BATCH_SIZE,
             max_workers: DEFAULT_MAX_WORKERS,
             load_after: false,
+            wait_for_index: false,
             on_count_mismatch: OnCountMismatch::Fail,
             max_remigrations: 1,
             not_after: None,
@@ -887,6 +891,7 @@ mod properties {
         "verify",
         "not_after",
         "max_outage",
+        "wait_for_index",
         "url",
         "secret",
         "idempotency_key",

@@ -46,12 +46,14 @@ pub struct Lease {
     pub expires_at: DateTime<Utc>,
 }
 
-/// One unit of copy work: a (collection, partition) of a job, with its checkpoint.
+/// One unit of copy work: a (collection, partition) of a job, or one primary-key range of it,
+/// with its checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// The job.
     pub job_id: String,
-    /// `db/collection/partition/n`, unique within the job.
+    /// `db/collection/partition/n` (or `db/collection/partition#k/n` for the `k`-th key range),
+    /// unique within the job.
     pub id: String,
     /// Source database.
     pub database: String,
@@ -65,8 +67,15 @@ pub struct Task {
     pub partition: Option<String>,
     /// Whether entities are left.
     pub status: TaskStatus,
-    /// The last primary key checkpointed.
+    /// The last primary key checkpointed (for a key range not yet begun: the key before it).
     pub cursor: Option<Cursor>,
+    /// The last key of the task's key range (inclusive); `None`: to the partition's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upto: Option<Cursor>,
+    /// The source timestamp the task's pages are read at, pinned by its first page (when the
+    /// server reports one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<u64>,
     /// The page size to read after the cursor: kept with it, so a resumed worker re-reads
     /// exactly the page a dead worker may have written.
     pub next_limit: u32,
@@ -115,6 +124,8 @@ impl Task {
             partition: partition.map(str::to_owned),
             status: TaskStatus::Pending,
             cursor: None,
+            upto: None,
+            read_at: None,
             next_limit: first_limit,
             copied: 0,
             bytes: 0,
@@ -126,6 +137,17 @@ impl Task {
             largest_batch_bytes: 0,
             sample: Vec::new(),
         }
+    }
+
+    /// The `k`-th key range of the task's partition: the keys after `after` up to `upto`
+    /// (inclusive), with an id of its own.
+    pub fn ranged(mut self, k: usize, after: Option<Cursor>, upto: Option<Cursor>) -> Self {
+        if let Some((base, generation)) = self.id.rsplit_once('/') {
+            self.id = format!("{base}#{k}/{generation}");
+        }
+        self.cursor = after;
+        self.upto = upto;
+        self
     }
 
     /// The same task for the `generation`-th migration of its collection (after remigrations),
@@ -184,6 +206,7 @@ impl Task {
         if let Some(sample) = &cp.sample {
             t.sample = sample.clone();
         }
+        t.read_at = t.read_at.or(cp.read_at);
         if let Some(lease) = t.lease.as_mut() {
             lease.expires_at = now + ttl;
         }
@@ -210,4 +233,7 @@ pub struct Checkpoint {
     pub next_limit: u32,
     /// The task's key sample after this batch, when the job samples keys.
     pub sample: Option<Vec<Cursor>>,
+    /// The timestamp the batch was read at, when the server said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<u64>,
 }

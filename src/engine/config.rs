@@ -20,6 +20,10 @@ pub struct EngineConfig {
     pub webhook_backoff: Duration,
     /// How long one webhook attempt may take (`VECMIGRATE_WEBHOOK_TIMEOUT`).
     pub webhook_timeout: Duration,
+    /// A partition with at least twice this many entities is cut into primary-key ranges of
+    /// about this many or more, so several workers copy it at once
+    /// (`VECMIGRATE_MIN_RANGE_ENTITIES`; see `engine::split`).
+    pub min_range_entities: u64,
 }
 
 impl EngineConfig {
@@ -34,23 +38,30 @@ impl EngineConfig {
         let duration = |name: &str, default: Duration| {
             crate::entrypoints::env_duration(name, Some(default)).map(|v| v.unwrap_or(default))
         };
-        let attempts = match crate::entrypoints::env_text("VECMIGRATE_WEBHOOK_ATTEMPTS") {
-            None => d.webhook_attempts,
+        let number = |name: &str, default: u64, max: u64| match crate::entrypoints::env_text(name) {
+            None => Ok(default),
             Some(v) => v
                 .trim()
                 .parse()
                 .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| {
-                    format!("VECMIGRATE_WEBHOOK_ATTEMPTS=`{v}` is not a number from 1 to 100")
-                })?,
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| format!("{name}=`{v}` is not a number from 1 to {max}")),
         };
         Ok(Self {
             lease_ttl: duration("VECMIGRATE_LEASE_TTL", d.lease_ttl)?,
             safety_margin: duration("VECMIGRATE_SAFETY_MARGIN", d.safety_margin)?,
-            webhook_attempts: attempts,
+            webhook_attempts: number(
+                "VECMIGRATE_WEBHOOK_ATTEMPTS",
+                d.webhook_attempts.into(),
+                100,
+            )? as u32,
             webhook_backoff: duration("VECMIGRATE_WEBHOOK_BACKOFF", d.webhook_backoff)?,
             webhook_timeout: duration("VECMIGRATE_WEBHOOK_TIMEOUT", d.webhook_timeout)?,
+            min_range_entities: number(
+                "VECMIGRATE_MIN_RANGE_ENTITIES",
+                d.min_range_entities,
+                1_000_000_000,
+            )?,
         })
     }
 }
@@ -63,6 +74,7 @@ impl Default for EngineConfig {
             webhook_attempts: 8,
             webhook_backoff: Duration::from_secs(5),
             webhook_timeout: Duration::from_secs(15),
+            min_range_entities: 50_000,
         }
     }
 }

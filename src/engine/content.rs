@@ -205,6 +205,8 @@ impl Engine {
                 partition: None,
                 primary: &primary_field,
                 after: state.cursor.as_ref(),
+                upto: None,
+                read_at: None,
                 limit,
                 skip_fields: &sides.skip,
             };

@@ -169,6 +169,8 @@ impl Engine {
                 collection: task.collection.clone(),
                 partition: task.partition.clone(),
                 primary,
+                upto: task.upto.clone(),
+                read_at: task.read_at,
                 skip: info.function_outputs(),
             },
             target,
@@ -255,6 +257,8 @@ impl Copier<'_> {
             Outcome::Done(page) => page,
             Outcome::Halted(h) => return Ok(h.stop(task)),
         };
+        // Later pages are read at the first one's timestamp (kept with the checkpoint).
+        self.reader.read_at = self.reader.read_at.or(page.read_at);
         let mut page_time = started.elapsed();
         let mut wrote = false;
         loop {
@@ -541,6 +545,7 @@ impl Copier<'_> {
             bytes: page.bytes as u64,
             next_limit: following,
             sample,
+            read_at: page.read_at,
         })
     }
 }
@@ -552,6 +557,10 @@ struct PageReader {
     collection: String,
     partition: Option<String>,
     primary: crate::milvus::FieldSchema,
+    /// The task's last key, when it is a key range.
+    upto: Option<Cursor>,
+    /// The timestamp pages are read at once the first page pinned it.
+    read_at: Option<u64>,
     skip: Vec<String>,
 }
 
@@ -564,6 +573,8 @@ impl PageReader {
             partition: self.partition.as_deref(),
             primary: &self.primary,
             after: after.as_ref(),
+            upto: self.upto.as_ref(),
+            read_at: self.read_at,
             limit,
             skip_fields: &self.skip,
         };

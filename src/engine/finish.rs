@@ -1,11 +1,16 @@
-//! Finish: flush the targets, create AUTOINDEX on every vector field (and the source's scalar
-//! indexes), then verification ([`super::content`], [`super::counts`]) ends the job. One
-//! invocation at a time (the step lease); a content comparison out of time continues in the
-//! next.
+//! Finish: flush the targets, make sure every index exists (AUTOINDEX on every vector field and
+//! the source's scalar indexes, created on the empty targets by the schema step), record how far
+//! the vector indexes are built (waiting for them with `wait_for_index`), then verification
+//! ([`super::content`], [`super::counts`]) ends the job. One invocation at a time (the step
+//! lease); an index wait or a content comparison out of time continues in the next.
+
+use std::time::Duration;
+
+use chrono::Utc;
 
 use super::retry::Patience;
 use super::{source_collection, Budget, Engine, EngineError, Handled};
-use crate::domain::{CollectionReport, Job, Level, Phase};
+use crate::domain::{CollectionReport, IndexedField, Job, Level, Phase};
 use crate::milvus::{kv, Cluster, CollectionInfo, DataType, IndexInfo, ALLOW_INSERT_AUTO_ID};
 use crate::queue::{Step, WorkMessage};
 
@@ -75,6 +80,19 @@ pub(crate) fn fallback_index(
     })
 }
 
+/// How often the index phase asks how far a waited-for index is built.
+const INDEX_POLL: Duration = Duration::from_secs(2);
+
+/// How one collection's index phase ended.
+enum Indexing {
+    /// Created (and built, when the job waits for it).
+    Built,
+    /// Still building when the invocation ran short: the next one goes on waiting.
+    OutOfTime,
+    /// The job ended (its window closed while waiting).
+    JobOver,
+}
+
 impl Engine {
     /// The finish step: indexes, verification, load policy, final status.
     pub(crate) async fn finish(
@@ -127,23 +145,28 @@ impl Engine {
                 if !self.hold_step(job_id, owner, &[Phase::Index]).await? {
                     return Ok(true);
                 }
-                self.index_collection(p, job_id, c, &*source, &*target)
-                    .await?;
+                match self.index_collection(p, job, c, &*source, &*target).await? {
+                    Indexing::Built => {}
+                    Indexing::OutOfTime => return Ok(false),
+                    Indexing::JobOver => return Ok(true),
+                }
             }
             self.advance(job_id, Phase::Verify).await?;
         }
         self.verify(p, job_id, owner, &*source, &*target).await
     }
 
-    /// Flushes one target collection, ends its copy-only properties and creates its indexes.
+    /// Flushes one target collection, ends its copy-only properties, creates any index the
+    /// schema step did not (a job planned before indexes were made up front), and records how
+    /// far its vector indexes are built, waiting for them when the job asks to.
     async fn index_collection(
         &self,
         p: &Patience<'_>,
-        job_id: &str,
+        job: &Job,
         c: &CollectionReport,
         source: &dyn Cluster,
         target: &dyn Cluster,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Indexing, EngineError> {
         let (tdb, tname) = (&c.target_database, &c.target);
         p.call(|| target.flush(tdb, tname)).await?;
         let info = source_collection(p, source, &c.database, &c.source).await?;
@@ -159,13 +182,102 @@ impl Engine {
                 p.call(|| target.drop_properties(tdb, tname, &keys)).await?;
             }
         }
+        self.ensure_indexes(p, &job.id, c, &info, source, target)
+            .await?;
+        let options = &job.request.options;
+        let wait = options.wait_for_index || options.load_after;
+        // What the target holds of this collection: a server may call an index finished before
+        // it covers the segments the flush just sealed (Milvus 2.3.5 reports 0 of 0 then).
+        let copied: u64 = self
+            .store
+            .list_tasks(&job.id)
+            .await?
+            .iter()
+            .filter(|t| {
+                t.database == c.database
+                    && t.collection == c.source
+                    && t.generation == c.remigrations
+            })
+            .map(|t| t.copied)
+            .sum();
+        loop {
+            let progress = p.call(|| target.index_progress(tdb, tname)).await?;
+            let vectors: Vec<IndexedField> = progress
+                .into_iter()
+                .filter(|i| info.vector_fields().any(|f| f.name == i.field_name))
+                .map(|i| IndexedField {
+                    field: i.field_name,
+                    indexed_rows: i.indexed_rows,
+                    total_rows: i.total_rows,
+                    built: i.finished && i.indexed_rows >= copied,
+                })
+                .collect();
+            let built = vectors.iter().all(|v| v.built);
+            if built || !wait {
+                self.record_indexes(job, c, vectors).await?;
+                return Ok(Indexing::Built);
+            }
+            if job
+                .request
+                .options
+                .not_after
+                .is_some_and(|t| Utc::now() >= t)
+            {
+                let message = format!(
+                    "the maintenance window (not_after) ended while the indexes of `{tdb}.{tname}` were being built: every entity was copied, the server goes on building, and the counts were not verified"
+                );
+                self.record_indexes(job, c, vectors).await?;
+                self.fail(&job.id, message).await?;
+                return Ok(Indexing::JobOver);
+            }
+            if p.budget().exhausted(INDEX_POLL) {
+                return Ok(Indexing::OutOfTime);
+            }
+            tokio::time::sleep(INDEX_POLL).await;
+        }
+    }
+
+    /// Records one collection's index progress on the job.
+    async fn record_indexes(
+        &self,
+        job: &Job,
+        c: &CollectionReport,
+        indexes: Vec<IndexedField>,
+    ) -> Result<(), EngineError> {
+        self.update_job(&job.id, |j| {
+            let Some(r) = j.collection_mut(&c.database, &c.source) else {
+                return Ok(false);
+            };
+            if r.indexes == indexes {
+                return Ok(false);
+            }
+            r.indexes = indexes.clone();
+            Ok(true)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Creates the indexes the target lacks (see [`target_indexes`]): in the schema step, on
+    /// the empty collection, so the server builds them as segments seal; again in the index
+    /// phase, where it finds them present.
+    pub(crate) async fn ensure_indexes(
+        &self,
+        p: &Patience<'_>,
+        job_id: &str,
+        c: &CollectionReport,
+        info: &CollectionInfo,
+        source: &dyn Cluster,
+        target: &dyn Cluster,
+    ) -> Result<(), EngineError> {
+        let (tdb, tname) = (&c.target_database, &c.target);
         let source_indexes = p
             .call(|| source.list_indexes(&c.database, &c.source))
             .await?;
         let present = p.call(|| target.list_indexes(tdb, tname)).await?;
-        for index in target_indexes(&info, &source_indexes) {
+        for index in target_indexes(info, &source_indexes) {
             if !present.iter().any(|p| p.field_name == index.field_name) {
-                self.create_index(p, job_id, c, &info, &index, &source_indexes, target)
+                self.create_index(p, job_id, c, info, &index, &source_indexes, target)
                     .await?;
             }
         }

@@ -7,7 +7,7 @@
 //! fences), not timing.
 //!
 //! - [`lifecycle`]: start, cancel, sweep, report; the conditional job updates every step uses.
-//! - [`plan`] (with [`preflight`] and [`schema`]), [`copy`], [`finish`] (with [`counts`] and
+//! - [`plan`] (with [`preflight`], [`schema`] and [`split`]), [`copy`], [`finish`] (with [`counts`] and
 //!   [`content`]), [`notify`]: the steps.
 //! - [`step_lease`], [`budget`], [`retry`], [`sample`]: what the steps share.
 //! - [`config`], [`error`], [`faults`]: settings, the one error type, test fault hooks.
@@ -36,6 +36,7 @@ mod preflight;
 mod retry;
 pub(crate) mod sample;
 mod schema;
+mod split;
 mod step_lease;
 
 pub(crate) use budget::page_limit;

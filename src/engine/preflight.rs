@@ -322,6 +322,7 @@ impl Engine {
             remigrations: 0,
             mismatches: Vec::new(),
             content: None,
+            indexes: Vec::new(),
         });
         Ok(())
     }

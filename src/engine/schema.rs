@@ -1,8 +1,10 @@
 //! Schema: create what the target needs for each collection (its database, the collection with
 //! the source's schema and the request's overrides, its partitions), recording each collection
-//! as `creating` before it is made, then cut the copy into tasks and start the workers.
+//! as `creating` before it is made, then cut the copy into tasks (a large partition into key
+//! ranges, see [`super::split`]) and start the workers.
 
 use super::retry::Patience;
+use super::split::Partition;
 use super::{source_collection, Engine, EngineError};
 use crate::domain::{CollectionReport, CollectionStatus, Job, Level, Phase, Task};
 use crate::milvus::batch::first_limit;
@@ -33,16 +35,21 @@ impl Engine {
             let partitions = p
                 .call(|| source.list_partitions(&report.database, &report.source))
                 .await?;
-            self.prepare_target(p, &job, report, &info, &partitions, target)
+            self.prepare_target(p, &job, report, &info, &partitions, source, target)
                 .await?;
-            tasks.extend(tasks_for(&job, report, &info, &partitions));
+            tasks.extend(
+                self.tasks_for(p, &job, report, &info, &partitions, source)
+                    .await?,
+            );
         }
         self.store.put_tasks(&tasks).await?;
         self.start_copy(&job, tasks.len()).await
     }
 
-    /// Creates one collection's target (database, collection, partitions), unless an earlier
-    /// run of the step already did; drops it first when the collection is migrated again.
+    /// Creates one collection's target (database, collection, partitions, indexes), unless an
+    /// earlier run of the step already did; drops it first when the collection is migrated
+    /// again.
+    #[allow(clippy::too_many_arguments)]
     async fn prepare_target(
         &self,
         p: &Patience<'_>,
@@ -50,6 +57,7 @@ impl Engine {
         report: &CollectionReport,
         info: &CollectionInfo,
         partitions: &[String],
+        source: &dyn Cluster,
         target: &dyn Cluster,
     ) -> Result<(), EngineError> {
         let (db, name) = (&report.database, &report.source);
@@ -105,6 +113,10 @@ impl Engine {
                     .await?;
             }
         }
+        // On the empty collection: the server builds them as the copy's segments seal, not
+        // all at once after it.
+        self.ensure_indexes(p, &job.id, report, info, source, target)
+            .await?;
         self.set_collection_status(&job.id, db, name, CollectionStatus::Copying)
             .await?;
         let fields = info.schema.fields.len();
@@ -131,6 +143,63 @@ impl Engine {
         Ok(())
     }
 
+    /// One collection's tasks: one per partition, or one for a partition-key collection (Milvus
+    /// routes its entities by key; its partitions cannot be named in reads or writes); a
+    /// large one is cut into key ranges (see `split`), one task each, up to two per worker.
+    async fn tasks_for(
+        &self,
+        p: &Patience<'_>,
+        job: &Job,
+        report: &CollectionReport,
+        info: &CollectionInfo,
+        partitions: &[String],
+        source: &dyn Cluster,
+    ) -> Result<Vec<Task>, EngineError> {
+        let (db, name) = (&report.database, &report.source);
+        let (tdb, tname) = (&report.target_database, &report.target);
+        let options = &job.request.options;
+        let limit = first_limit(&info.schema, options.batch_size);
+        let task = |partition: Option<&str>| {
+            Task::new(&job.id, db, name, tdb, tname, partition, limit)
+                .for_generation(report.remigrations)
+        };
+        let parts: Vec<Option<&str>> = if info.has_partition_key() {
+            vec![None]
+        } else {
+            partitions.iter().map(|p| Some(p.as_str())).collect()
+        };
+        // A collection smaller than two ranges has no partition worth cutting (its count is
+        // known from preflight; without one, its keys are read to find out).
+        let min_range = self.config.min_range_entities;
+        if report.source_count.is_some_and(|n| n < 2 * min_range) {
+            return Ok(parts.into_iter().map(task).collect());
+        }
+        let primary = info.primary_field().ok_or_else(|| {
+            EngineError::Refused(format!("collection `{db}.{name}` has no primary key"))
+        })?;
+        let max_ranges = 2 * options.max_workers as usize;
+        let mut tasks = Vec::new();
+        for partition in parts {
+            let part = Partition {
+                database: db,
+                collection: name,
+                partition,
+                primary,
+            };
+            let ranges = self
+                .key_ranges(p, &job.id, source, &part, max_ranges)
+                .await?;
+            if ranges.len() == 1 {
+                tasks.push(task(partition));
+                continue;
+            }
+            for (k, (after, upto)) in ranges.into_iter().enumerate() {
+                tasks.push(task(partition).ranged(k, after, upto));
+            }
+        }
+        Ok(tasks)
+    }
+
     /// Sets one collection's status in the job record.
     pub(crate) async fn set_collection_status(
         &self,
@@ -151,27 +220,5 @@ impl Engine {
         })
         .await
         .map(|_| ())
-    }
-}
-
-/// One collection's tasks: one per partition, or one for a partition-key collection (Milvus
-/// routes its entities by key; its partitions cannot be named in reads or writes).
-fn tasks_for(
-    job: &Job,
-    report: &CollectionReport,
-    info: &CollectionInfo,
-    partitions: &[String],
-) -> Vec<Task> {
-    let (db, name) = (&report.database, &report.source);
-    let (tdb, tname) = (&report.target_database, &report.target);
-    let limit = first_limit(&info.schema, job.request.options.batch_size);
-    let task = |partition: Option<&str>| {
-        Task::new(&job.id, db, name, tdb, tname, partition, limit)
-            .for_generation(report.remigrations)
-    };
-    if info.has_partition_key() {
-        vec![task(None)]
-    } else {
-        partitions.iter().map(|p| task(Some(p))).collect()
     }
 }

@@ -5,6 +5,7 @@ pub use ::milvus::proto::schema::{field_data, scalar_field, vector_field};
 use ::milvus::proto::schema::{CollectionSchema, DataType, FieldData, FieldSchema};
 use prost::Message;
 
+use crate::domain::request::MAX_QUERY_ENTITIES;
 use crate::domain::Cursor;
 
 /// The response size many Milvus deployments and SDKs still cap a query at.
@@ -30,6 +31,8 @@ pub struct Batch {
     /// `rows` times the widest entity's size: what sizes the next page, so that a page of
     /// entities as wide as the widest one seen still fits [`TARGET_PAGE_BYTES`].
     pub sizing_bytes: usize,
+    /// The timestamp the server read the page at (its `session_ts`), when it says.
+    pub read_at: Option<u64>,
 }
 
 /// A page that breaks the paging invariant.
@@ -82,6 +85,7 @@ impl Batch {
             last: keys.into_iter().last(),
             bytes,
             sizing_bytes,
+            read_at: None,
         })
     }
 }
@@ -275,6 +279,15 @@ pub fn range_filter(primary: &str, after: Option<&Cursor>, upto: &Cursor) -> Str
     }
 }
 
+/// The filter of a page read: the entities after `after`, up to `upto` when the read is
+/// bounded (a key-range task).
+pub fn page_filter(primary: &str, after: Option<&Cursor>, upto: Option<&Cursor>) -> String {
+    match upto {
+        None => after_filter(primary, after),
+        Some(upto) => range_filter(primary, after, upto),
+    }
+}
+
 /// Escapes a string for a double-quoted Milvus expression literal.
 pub fn escape_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -334,6 +347,19 @@ pub fn estimate_row_bytes(schema: &CollectionSchema) -> usize {
         total += 512;
     }
     total.max(1)
+}
+
+/// How many keys one key-only read asks for: `want`, within the servers' 16,384 entities per
+/// query and a response of [`TARGET_PAGE_BYTES`] of keys as long as the field allows.
+pub fn key_page_limit(primary: &FieldSchema, want: u32) -> u32 {
+    let width = match DataType::try_from(primary.data_type) {
+        Ok(DataType::VarChar | DataType::String) => {
+            type_param(primary, "max_length").unwrap_or(256)
+        }
+        _ => 8,
+    } + 4;
+    let fit = (TARGET_PAGE_BYTES / width).max(1) as u32;
+    want.clamp(1, MAX_QUERY_ENTITIES.min(fit))
 }
 
 /// The page size after a page of `rows` entities took `bytes`: aimed at [`TARGET_PAGE_BYTES`],

@@ -314,6 +314,19 @@ impl IndexInfo {
     }
 }
 
+/// How far the server has built one index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexProgress {
+    /// The indexed field.
+    pub field_name: String,
+    /// Entities indexed.
+    pub indexed_rows: u64,
+    /// Entities the index covers when it is built (the sealed segments').
+    pub total_rows: u64,
+    /// True when the server reports the index built (state `Finished`, nothing pending).
+    pub finished: bool,
+}
+
 /// How a page is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
@@ -346,6 +359,10 @@ pub struct PageRequest<'a> {
     pub primary: &'a FieldSchema,
     /// Read strictly after this key.
     pub after: Option<&'a Cursor>,
+    /// Read up to this key (inclusive), or to the end.
+    pub upto: Option<&'a Cursor>,
+    /// Read as of this server timestamp (the task's pinned one), or with Strong consistency.
+    pub read_at: Option<u64>,
     /// At most this many entities.
     pub limit: u32,
     /// Fields to leave out (computed by the target).
@@ -394,6 +411,12 @@ pub trait Cluster: Send + Sync {
         database: &str,
         collection: &str,
     ) -> Result<Vec<IndexInfo>, ClusterError>;
+    /// How far each index of a collection is built.
+    async fn index_progress(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<Vec<IndexProgress>, ClusterError>;
     /// Whether the collection is loaded (it must be, to be read).
     async fn is_loaded(&self, database: &str, collection: &str) -> Result<bool, ClusterError>;
     /// Creates a collection with `info`'s schema and settings under `collection`.
@@ -419,6 +442,9 @@ pub trait Cluster: Send + Sync {
     ) -> Result<(), ClusterError>;
     /// Reads one page in primary-key order.
     async fn read_page(&self, page: &PageRequest<'_>) -> Result<Batch, ClusterError>;
+    /// Reads only the primary keys of one page, in order (to cut a partition into key ranges
+    /// without reading its vectors).
+    async fn read_keys(&self, page: &PageRequest<'_>) -> Result<Vec<Cursor>, ClusterError>;
     /// Writes one page; returns how many entities the server took.
     async fn write_page(
         &self,

@@ -178,6 +178,7 @@ pub async fn put_tasks_keeps_existing(store: Arc<dyn JobStore>) {
         bytes: 80,
         next_limit: 100,
         sample: None,
+        read_at: None,
     };
     store
         .checkpoint(&claimed, &cp, now, Duration::seconds(30))
@@ -254,6 +255,7 @@ pub async fn expired_lease_is_taken_over_and_fenced(store: Arc<dyn JobStore>) {
         bytes: 1,
         next_limit: 100,
         sample: None,
+        read_at: None,
     };
     assert!(matches!(
         store.checkpoint(&a, &cp, later, ttl).await,
@@ -290,6 +292,7 @@ pub async fn checkpoint_release_complete(store: Arc<dyn JobStore>) {
         bytes: 800,
         next_limit: 50,
         sample: None,
+        read_at: None,
     };
     let a = store.checkpoint(&a, &cp1, now, ttl).await.unwrap();
     let cp2 = Checkpoint {
@@ -298,6 +301,7 @@ pub async fn checkpoint_release_complete(store: Arc<dyn JobStore>) {
         bytes: 400,
         next_limit: 50,
         sample: None,
+        read_at: None,
     };
     let a = store.checkpoint(&a, &cp2, now, ttl).await.unwrap();
     store.release_task(&a).await.unwrap();

@@ -93,6 +93,8 @@ impl Deployment {
                 lease_ttl: Duration::from_secs(4),
                 webhook_backoff: Duration::from_millis(100),
                 webhook_timeout: Duration::from_secs(1),
+                // Partitions of 3,000 entities or more are cut into key ranges.
+                min_range_entities: 1_500,
                 ..EngineConfig::default()
             },
         };
@@ -143,6 +145,9 @@ pub struct Pumped {
     pub failures: usize,
     pub redelivered: usize,
     pub sweeps: usize,
+    /// The most tasks seen leased by different invocations at one moment (the store polled
+    /// every 50 ms while invocations run).
+    pub leases_at_once: usize,
 }
 
 /// Plays the SQS event source mapping (up to `concurrency` invocations at once, batch size 1)
@@ -229,8 +234,14 @@ pub async fn pump_until(
                 (message, response)
             }));
         }
+        let watcher = watch_leases(d, job_id);
+        let mut results = Vec::new();
         for call in calls {
-            let (message, response) = call.await.unwrap();
+            results.push(call.await.unwrap());
+        }
+        watcher.abort();
+        seen.leases_at_once = seen.leases_at_once.max(watcher.await_most().await);
+        for (message, response) in results {
             let failed = response["batchItemFailures"]
                 .as_array()
                 .expect("a partial batch response")
@@ -249,5 +260,46 @@ pub async fn pump_until(
                 .await
                 .unwrap();
         }
+    }
+}
+
+/// Polls the job's tasks until aborted, keeping the most invocations seen holding a live task
+/// lease at one moment.
+fn watch_leases(d: &Deployment, job_id: &str) -> WatchHandle {
+    let store = d.app.engine().store().clone();
+    let job_id = job_id.to_owned();
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cell = most.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            if let Ok(tasks) = store.list_tasks(&job_id).await {
+                let now = chrono::Utc::now();
+                let owners: std::collections::HashSet<_> = tasks
+                    .iter()
+                    .filter(|t| t.leased(now))
+                    .filter_map(|t| t.lease.as_ref().map(|l| l.owner.clone()))
+                    .collect();
+                cell.fetch_max(owners.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    WatchHandle { task, most }
+}
+
+/// A running [`watch_leases`].
+struct WatchHandle {
+    task: tokio::task::JoinHandle<()>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl WatchHandle {
+    fn abort(&self) {
+        self.task.abort();
+    }
+
+    async fn await_most(self) -> usize {
+        let _ = self.task.await;
+        self.most.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

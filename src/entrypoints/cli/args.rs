@@ -123,6 +123,10 @@ pub struct RunArgs {
     /// Load the target collections at the end.
     #[arg(long)]
     pub load_after: bool,
+    /// Wait until every index of the targets is built before verifying (implied by
+    /// `--load-after`).
+    #[arg(long)]
+    pub wait_for_index: bool,
     /// What verification compares besides counts: `count`, `sample` or `full`.
     #[arg(long, value_parser = parse_verify)]
     pub verify: Option<VerifyMode>,

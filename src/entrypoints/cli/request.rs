@@ -82,6 +82,7 @@ fn apply_flags(args: &RunArgs, request: &mut MigrationRequest) {
     o.batch_size = args.batch_size.unwrap_or(o.batch_size);
     o.max_workers = args.run.workers.unwrap_or(o.max_workers);
     o.load_after |= args.load_after;
+    o.wait_for_index |= args.wait_for_index;
     o.verify = args.verify.unwrap_or(o.verify);
     o.verify_sample_size = args.verify_sample_size.unwrap_or(o.verify_sample_size);
     let token = |t: &Option<String>| t.clone().map(Secret::new);

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use ::milvus::proto::common::{ConsistencyLevel, ErrorCode, LoadState};
+use ::milvus::proto::common::{ConsistencyLevel, ErrorCode, IndexState, LoadState};
 use ::milvus::proto::milvus::{
     AlterCollectionRequest, CreateCollectionRequest, CreateDatabaseRequest, CreateIndexRequest,
     CreatePartitionRequest, DescribeCollectionRequest, DescribeIndexRequest, DropCollectionRequest,
-    FlushRequest, GetLoadStateRequest, GetVersionRequest, InsertRequest, ListDatabasesRequest,
-    LoadCollectionRequest, QueryRequest, ReleaseCollectionRequest, ShowCollectionsRequest,
-    ShowPartitionsRequest, UpsertRequest,
+    FlushRequest, GetLoadStateRequest, GetVersionRequest, IndexDescription, InsertRequest,
+    ListDatabasesRequest, LoadCollectionRequest, QueryRequest, ReleaseCollectionRequest,
+    ShowCollectionsRequest, ShowPartitionsRequest, UpsertRequest,
 };
 use ::milvus::proto::schema::{field_data, scalar_field};
 use async_trait::async_trait;
@@ -16,13 +16,48 @@ use prost::Message;
 
 use super::calls::ok_status;
 use super::{MilvusCluster, LOAD_TIMEOUT};
-use crate::milvus::batch::{after_filter, normalize_page, Batch};
+use crate::domain::Cursor;
+use crate::milvus::batch::{normalize_page, page_filter, primary_keys, Batch};
 use crate::milvus::{
-    kv, Cluster, ClusterError, CollectionInfo, Failure, IndexInfo, PageRequest, RowQuery,
-    WriteMode, ALLOW_INSERT_AUTO_ID,
+    kv, Cluster, ClusterError, CollectionInfo, Failure, IndexInfo, IndexProgress, PageRequest,
+    RowQuery, WriteMode, ALLOW_INSERT_AUTO_ID,
 };
 
 impl MilvusCluster {
+    /// The collection's indexes as the server describes them (none yet: an empty list).
+    async fn describe_indexes(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<Vec<IndexDescription>, ClusterError> {
+        let what = || format!("describe indexes of {database}.{collection}");
+        let response = self
+            .client
+            .clone()
+            .describe_index(DescribeIndexRequest {
+                db_name: database.into(),
+                collection_name: collection.into(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.call_error(what(), e))?
+            .into_inner();
+        if let Err(refusal) = ok_status(response.status.as_ref()) {
+            // "No index yet" is an error status on every version; it means an empty list.
+            let (code, legacy) = refusal.codes;
+            let reason = refusal.reason.to_lowercase();
+            let missing = code == 700
+                || legacy == ErrorCode::IndexNotExist as i32
+                || reason.contains("index not found")
+                || reason.contains("index doesn't exist");
+            if missing {
+                return Ok(Vec::new());
+            }
+            return Err(self.status_error(what(), refusal));
+        }
+        Ok(response.index_descriptions)
+    }
+
     async fn load_state(&self, database: &str, collection: &str) -> Result<i32, ClusterError> {
         let response = rpc!(
             self,
@@ -41,9 +76,18 @@ impl MilvusCluster {
         request: QueryRequest,
         what: &str,
     ) -> Result<Vec<::milvus::proto::schema::FieldData>, ClusterError> {
+        Ok(self.query_at(request, what).await?.0)
+    }
+
+    /// A query's columns and the timestamp the server read at (0 when it does not say).
+    async fn query_at(
+        &self,
+        request: QueryRequest,
+        what: &str,
+    ) -> Result<(Vec<::milvus::proto::schema::FieldData>, u64), ClusterError> {
         let (db, coll) = (request.db_name.clone(), request.collection_name.clone());
         let response = rpc!(self, || format!("{what} {db}.{coll}"), query(request))?;
-        Ok(response.fields_data)
+        Ok((response.fields_data, response.session_ts))
     }
 }
 
@@ -145,42 +189,30 @@ impl Cluster for MilvusCluster {
         database: &str,
         collection: &str,
     ) -> Result<Vec<IndexInfo>, ClusterError> {
-        let response = self
-            .client
-            .clone()
-            .describe_index(DescribeIndexRequest {
-                db_name: database.into(),
-                collection_name: collection.into(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| {
-                self.call_error(format!("describe indexes of {database}.{collection}"), e)
-            })?
-            .into_inner();
-        if let Err(refusal) = ok_status(response.status.as_ref()) {
-            // "No index yet" is an error status on every version; it means an empty list.
-            let (code, legacy) = refusal.codes;
-            let reason = refusal.reason.to_lowercase();
-            let missing = code == 700
-                || legacy == ErrorCode::IndexNotExist as i32
-                || reason.contains("index not found")
-                || reason.contains("index doesn't exist");
-            if missing {
-                return Ok(Vec::new());
-            }
-            return Err(self.status_error(
-                format!("describe indexes of {database}.{collection}"),
-                refusal,
-            ));
-        }
-        Ok(response
-            .index_descriptions
+        let described = self.describe_indexes(database, collection).await?;
+        Ok(described
             .into_iter()
             .map(|d| IndexInfo {
                 index_name: d.index_name,
                 field_name: d.field_name,
                 params: d.params,
+            })
+            .collect())
+    }
+
+    async fn index_progress(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<Vec<IndexProgress>, ClusterError> {
+        let described = self.describe_indexes(database, collection).await?;
+        Ok(described
+            .into_iter()
+            .map(|d| IndexProgress {
+                finished: d.state == IndexState::Finished as i32 && d.pending_index_rows == 0,
+                field_name: d.field_name,
+                indexed_rows: d.indexed_rows.max(0) as u64,
+                total_rows: d.total_rows.max(0) as u64,
             })
             .collect())
     }
@@ -281,33 +313,30 @@ impl Cluster for MilvusCluster {
     }
 
     async fn read_page(&self, page: &PageRequest<'_>) -> Result<Batch, ClusterError> {
-        let request = QueryRequest {
-            db_name: page.database.into(),
-            collection_name: page.collection.into(),
-            expr: after_filter(&page.primary.name, page.after),
-            output_fields: vec!["*".into()],
-            partition_names: page
-                .partition
-                .map(|p| vec![p.to_owned()])
-                .unwrap_or_default(),
-            query_params: vec![
-                kv("limit", &page.limit.to_string()),
-                kv("iterator", "True"),
-                kv("reduce_stop_for_best", "False"),
-            ],
-            consistency_level: ConsistencyLevel::Strong as i32,
-            use_default_consistency: false,
-            ..Default::default()
-        };
-        let mut fields = self.query(request, "read").await?;
+        let request = page_query(page, vec!["*".into()]);
+        let (mut fields, session_ts) = self.query_at(request, "read").await?;
         fields.retain(|f| !page.skip_fields.contains(&f.field_name));
         normalize_page(&mut fields);
-        Batch::from_columns(fields, &page.primary.name, page.after).map_err(|e| {
-            ClusterError::Protocol(
-                format!("reading {}.{}: {e}", page.database, page.collection),
-                self.role,
-            )
-        })
+        let mut batch =
+            Batch::from_columns(fields, &page.primary.name, page.after).map_err(|e| {
+                ClusterError::Protocol(
+                    format!("reading {}.{}: {e}", page.database, page.collection),
+                    self.role,
+                )
+            })?;
+        batch.read_at = (session_ts > 0).then_some(session_ts);
+        Ok(batch)
+    }
+
+    async fn read_keys(&self, page: &PageRequest<'_>) -> Result<Vec<Cursor>, ClusterError> {
+        let primary = &page.primary.name;
+        let request = page_query(page, vec![primary.clone()]);
+        let fields = self.query(request, "read keys of").await?;
+        let column = fields.iter().find(|f| &f.field_name == primary);
+        let mut keys = column.and_then(primary_keys).unwrap_or_default();
+        // The server sorts an iterator's page by key; sorted here too, as the split relies on it.
+        keys.sort();
+        Ok(keys)
     }
 
     async fn write_page(
@@ -530,5 +559,73 @@ impl Cluster for MilvusCluster {
 
     async fn probe_explicit_auto_id(&self) -> Result<Result<(), String>, ClusterError> {
         self.scratch_auto_id().await
+    }
+}
+
+/// The query that reads one page in key order (an iterator's page: sorted by primary key),
+/// returning `output_fields`.
+fn page_query(page: &PageRequest<'_>, output_fields: Vec<String>) -> QueryRequest {
+    QueryRequest {
+        db_name: page.database.into(),
+        collection_name: page.collection.into(),
+        expr: page_filter(&page.primary.name, page.after, page.upto),
+        output_fields,
+        partition_names: page
+            .partition
+            .map(|p| vec![p.to_owned()])
+            .unwrap_or_default(),
+        query_params: vec![
+            kv("limit", &page.limit.to_string()),
+            kv("iterator", "True"),
+            kv("reduce_stop_for_best", "False"),
+        ],
+        // Pinned: the server serves the page as of that timestamp, without waiting for its
+        // newest one as Strong does on every page (as pymilvus's query iterator does with the
+        // first page's session_ts). A server that reports no session_ts leaves pages Strong.
+        guarantee_timestamp: page.read_at.unwrap_or_default(),
+        consistency_level: match page.read_at {
+            Some(_) => ConsistencyLevel::Customized as i32,
+            None => ConsistencyLevel::Strong as i32,
+        },
+        use_default_consistency: false,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::milvus::FieldSchema;
+
+    #[test]
+    fn a_pinned_page_is_read_at_its_timestamp_and_an_unpinned_one_strongly() {
+        let primary = FieldSchema {
+            name: "id".into(),
+            ..Default::default()
+        };
+        let (after, upto) = (Cursor::Int(10), Cursor::Int(99));
+        let mut page = PageRequest {
+            database: "db",
+            collection: "c",
+            partition: None,
+            primary: &primary,
+            after: Some(&after),
+            upto: Some(&upto),
+            read_at: None,
+            limit: 16,
+            skip_fields: &[],
+        };
+        let strong = page_query(&page, vec!["*".into()]);
+        assert_eq!(strong.consistency_level, ConsistencyLevel::Strong as i32);
+        assert_eq!(strong.guarantee_timestamp, 0);
+        assert_eq!(strong.expr, "id > 10 && id <= 99");
+        page.read_at = Some(451_000_000_000_000_000);
+        let pinned = page_query(&page, vec!["id".into()]);
+        assert_eq!(
+            pinned.consistency_level,
+            ConsistencyLevel::Customized as i32
+        );
+        assert_eq!(pinned.guarantee_timestamp, 451_000_000_000_000_000);
+        assert!(!pinned.use_default_consistency);
     }
 }
