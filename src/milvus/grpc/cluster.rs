@@ -324,7 +324,11 @@ impl Cluster for MilvusCluster {
                     self.role,
                 )
             })?;
-        batch.read_at = (session_ts > 0).then_some(session_ts);
+        batch.read_at = Some(match (page.read_at, session_ts) {
+            (Some(pinned), _) => pinned,
+            (None, ts) if ts > 0 => ts,
+            (None, _) => client_timestamp(),
+        });
         Ok(batch)
     }
 
@@ -562,6 +566,18 @@ impl Cluster for MilvusCluster {
     }
 }
 
+/// A Milvus hybrid timestamp (milliseconds since the epoch above 18 logical bits) one second
+/// ahead of this machine's clock: the pin for servers that report no `session_ts` (Milvus
+/// before 2.4), as pymilvus's query iterator falls back to the client's time. The second ahead
+/// covers a client clock up to a second behind the server's (a server ahead of it waits at most
+/// that long, once); the counts verified with Strong consistency catch a larger skew.
+fn client_timestamp() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (now.as_millis() as u64 + 1_000) << 18
+}
+
 /// The query that reads one page in key order (an iterator's page: sorted by primary key),
 /// returning `output_fields`.
 fn page_query(page: &PageRequest<'_>, output_fields: Vec<String>) -> QueryRequest {
@@ -581,7 +597,7 @@ fn page_query(page: &PageRequest<'_>, output_fields: Vec<String>) -> QueryReques
         ],
         // Pinned: the server serves the page as of that timestamp, without waiting for its
         // newest one as Strong does on every page (as pymilvus's query iterator does with the
-        // first page's session_ts). A server that reports no session_ts leaves pages Strong.
+        // first page's session_ts, or the client's time where the server reports none).
         guarantee_timestamp: page.read_at.unwrap_or_default(),
         consistency_level: match page.read_at {
             Some(_) => ConsistencyLevel::Customized as i32,
