@@ -668,6 +668,9 @@ async fn clusters_that_cannot_serve_the_request_fail_the_job_naming_what_is_wron
             .as_str()
             .unwrap_or_default();
         assert!(message.contains(words), "{name}: {message}");
-        assert!(!message.contains("certainly-wrong"), "{name}: the token echoed");
+        assert!(
+            !message.contains("certainly-wrong"),
+            "{name}: the token echoed"
+        );
     }
 }

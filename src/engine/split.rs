@@ -44,8 +44,9 @@ impl Engine {
         max_ranges: usize,
     ) -> Result<Vec<KeyRange>, EngineError> {
         let min_range = self.config.min_range_entities;
-        // As many keys per read as a response holds (a read costs the server about as much
-        // for 10 keys as for 16,384), keeping every `every`-th as a place to cut.
+        // As many keys per read as a response holds (on Milvus Lite each query costs time in
+        // proportion to the collection, whatever its limit), keeping every `every`-th key as a
+        // place to cut.
         let limit = key_page_limit(part.primary, u32::MAX);
         let every = (min_range / 4).max(1) as usize;
         let started = Instant::now();
