@@ -236,7 +236,9 @@ fn assert_contiguous(tasks: &[vecmigrate::domain::Task]) {
 
 #[tokio::test]
 async fn job_crosses_many_simulated_time_limits() {
-    // GIVEN 6,000 rows in pages of 100 and an invocation budget of 250 ms
+    // GIVEN 15,000 rows in pages of 100 and an invocation budget of 250 ms (150 pages: with
+    // reads at a pinned timestamp Milvus 2.3.5 serves about 7 pages per budget, so 6,000 rows
+    // made only 8 continuations)
     let settings = vecmigrate::entrypoints::local::LocalSettings {
         max_run: Some(Duration::from_millis(250)),
         workers: 2,
@@ -245,7 +247,7 @@ async fn job_crosses_many_simulated_time_limits() {
     let h = harness(settings, EngineConfig::default(), None);
     let s = Seed {
         partitions: vec!["p1".into()],
-        ..Seed::new(&unique("chunked"), 6_000)
+        ..Seed::new(&unique("chunked"), 15_000)
     };
     seed(&h.servers.source, "default", &s).await;
     let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
