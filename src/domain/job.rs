@@ -152,6 +152,16 @@ pub struct CollectionReport {
     pub indexes: Vec<IndexedField>,
 }
 
+impl CollectionReport {
+    /// True when `task` copies this collection in its current migration (not an earlier one
+    /// dropped by a remigration).
+    pub fn holds(&self, task: &crate::domain::Task) -> bool {
+        task.database == self.database
+            && task.collection == self.source
+            && task.generation == self.remigrations
+    }
+}
+
 /// How far the target server had built one vector field's index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexedField {

@@ -157,11 +157,7 @@ impl Engine {
             .list_tasks(&job.id)
             .await?
             .into_iter()
-            .filter(|t| {
-                t.database == report.database
-                    && t.collection == report.source
-                    && t.generation == report.remigrations
-            })
+            .filter(|t| report.holds(t))
             .map(|t| (t.copied, t.sample))
             .collect();
         let size = job.request.options.verify_sample_size as usize;

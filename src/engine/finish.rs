@@ -193,11 +193,7 @@ impl Engine {
             .list_tasks(&job.id)
             .await?
             .iter()
-            .filter(|t| {
-                t.database == c.database
-                    && t.collection == c.source
-                    && t.generation == c.remigrations
-            })
+            .filter(|t| c.holds(t))
             .map(|t| t.copied)
             .sum();
         loop {
