@@ -154,6 +154,100 @@ async fn run_with_flags_prints_json_report_and_exits_0() {
 }
 
 #[tokio::test]
+async fn a_run_on_a_deployments_dynamodb_table_keeps_its_job_there() {
+    // GIVEN a job table as template.yaml defines it (on moto), and a seeded source
+    let servers = Servers::from_env();
+    let s = Seed::new(&unique("ddb"), 1_200);
+    seed(&servers.source, "default", &s).await;
+    let table = unique("vecmigrate-jobs");
+    let dynamo = common::aws::create_table(&table).await;
+    let cli = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_vecmigrate"))
+                .args(&args)
+                .env_remove("VECMIGRATE_STORE")
+                .output()
+                .expect("the binary runs")
+        })
+    };
+    let mut args: Vec<String> = ["--dynamodb-table", &table, "--json", "run"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.extend(
+        [
+            "--source-uri",
+            &servers.source.uri,
+            "--target-uri",
+            &servers.target.uri,
+            "--collection",
+            &s.name,
+        ]
+        .iter()
+        .map(|a| a.to_string()),
+    );
+    for (flag, token) in [
+        ("--source-token", &servers.source.token),
+        ("--target-token", &servers.target.token),
+    ] {
+        if let Some(t) = token {
+            args.extend([flag.to_owned(), t.clone()]);
+        }
+    }
+
+    // WHEN the CLI runs the job with `--dynamodb-table`
+    let out = cli(args).await.unwrap();
+
+    // THEN it succeeds, its record is the table's `JOB#…/META` item, and `status` reads it there
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = report["job"]["id"].as_str().unwrap().to_owned();
+    let item = dynamo
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("JOB#{id}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("META".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = item.item().and_then(|i| i.get("status")).cloned();
+    assert_eq!(
+        status,
+        Some(aws_sdk_dynamodb::types::AttributeValue::S(
+            "SUCCESSFUL".into()
+        ))
+    );
+    assert_eq!(count(&servers.target, "default", &s.name).await, 1_200);
+    let shown = cli(vec![
+        "--dynamodb-table".into(),
+        table.clone(),
+        "status".into(),
+        id,
+    ])
+    .await
+    .unwrap();
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("SUCCESSFUL"));
+    // AND both stores at once is refused as a usage error
+    let both = cli(vec![
+        "--dynamodb-table".into(),
+        table,
+        "--store".into(),
+        "/tmp/x.sqlite3".into(),
+        "list".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+}
+
+#[tokio::test]
 async fn a_token_in_secrets_manager_is_read_with_the_usual_aws_credentials() {
     // GIVEN a source token kept in Secrets Manager (moto) and a spec that names its ARN
     let servers = Servers::from_env();

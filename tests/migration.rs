@@ -470,11 +470,12 @@ async fn wrong_token_is_a_clear_error() {
 
 #[tokio::test]
 async fn wide_rows_are_paged_by_bytes_under_the_message_limits() {
-    // GIVEN 20,000 rows of 128-d vectors in one partition (about 14 MB), and the largest batch
-    // size Milvus allows: one 16,384-row page of them (11 MB) broke the SDK's 4 MiB limit
+    // GIVEN 20,000 rows of 512-d vectors in one partition (about 42 MB), and the largest batch
+    // size Milvus allows: one 16,384-row page of them (34 MB) would be over twice the 16 MiB a
+    // page aims at (and broke the SDK's 4 MiB limit)
     let h = harness(fast_settings(), EngineConfig::default(), None);
     let s = Seed {
-        dim: 128,
+        dim: 512,
         ..Seed::new(&unique("wide"), 20_000)
     };
     seed(&h.servers.source, "default", &s).await;
@@ -492,7 +493,11 @@ async fn wide_rows_are_paged_by_bytes_under_the_message_limits() {
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let task = &h.store.list_tasks(&job.id).await.unwrap()[0];
     assert_eq!(task.copied, 20_000);
-    assert!(task.batches >= 2, "{} pages", task.batches);
+    assert!(
+        task.batches >= 3,
+        "{} pages, where 16,384 entities a page would make 2",
+        task.batches
+    );
     let per_page = task.bytes / task.batches;
     let limit = vecmigrate::milvus::batch::TARGET_PAGE_BYTES as u64;
     assert!(
@@ -500,8 +505,8 @@ async fn wide_rows_are_paged_by_bytes_under_the_message_limits() {
         "pages average {per_page} bytes"
     );
     assert!(
-        task.bytes > 4 << 20,
-        "more than one SDK-sized response was moved"
+        task.bytes > 32 << 20,
+        "more than two pages' worth was moved"
     );
 }
 
@@ -589,7 +594,7 @@ async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     // cursor that is one of those keys; the partition is cut into VarChar key ranges
     let config = EngineConfig {
         lease_ttl: Duration::from_secs(2),
-        min_range_entities: 1_000,
+        min_range_entities: 1_500,
         ..EngineConfig::default()
     };
     let h = harness(fast_settings(), config, Some(Faults::crash_after_write(2)));
@@ -600,7 +605,7 @@ async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     seed(&h.servers.source, "default", &s).await;
     let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
     req.options.batch_size = 400;
-    req.options.max_workers = 1;
+    req.options.max_workers = 2;
 
     // WHEN the job runs (the sweep hands the task on once the dead worker's lease expires)
     let (job, report) = h.run(req).await;
@@ -615,7 +620,7 @@ async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     assert!(tasks.iter().any(|t| t.runs >= 2), "{tasks:?}");
-    assert_eq!(tasks.len(), 2, "3,000 keys in 2 ranges (one worker)");
+    assert_eq!(tasks.len(), 2, "3,000 keys in 2 ranges of 1,500");
     assert!(
         tasks[0].upto.is_some() || tasks[1].upto.is_some(),
         "a VarChar cut"

@@ -18,8 +18,9 @@ pub use super::secret::{Secret, REDACTED};
 pub const MAX_QUERY_ENTITIES: u32 = 16_384;
 /// The largest batch a request may ask for.
 pub const MAX_BATCH_SIZE: u32 = MAX_QUERY_ENTITIES;
-/// The default number of entities read and written per batch.
-pub const DEFAULT_BATCH_SIZE: u32 = 5_000;
+/// The default number of entities read and written per page at most: as many as a query may
+/// return, as pages are sized by bytes within it (`milvus::batch::TARGET_PAGE_BYTES`).
+pub const DEFAULT_BATCH_SIZE: u32 = MAX_QUERY_ENTITIES;
 /// The default number of parallel workers.
 pub const DEFAULT_MAX_WORKERS: u32 = 4;
 /// The most times one collection may be migrated again after a count mismatch.

@@ -161,7 +161,10 @@ mod hooks {
     /// Changes the first entity's value in the first column that is not the primary key.
     fn garble_first_value(page: &mut Batch, primary: &str) {
         use crate::milvus::batch::{field_data, scalar_field, vector_field};
-        for column in page.fields.iter_mut().filter(|f| f.field_name != primary) {
+        for column in std::sync::Arc::make_mut(&mut page.fields)
+            .iter_mut()
+            .filter(|f| f.field_name != primary)
+        {
             match &mut column.field {
                 Some(field_data::Field::Vectors(v)) => {
                     if let Some(vector_field::Data::FloatVector(d)) = &mut v.data {

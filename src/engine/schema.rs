@@ -169,9 +169,10 @@ impl Engine {
             partitions.iter().map(|p| Some(p.as_str())).collect()
         };
         // A collection smaller than two ranges has no partition worth cutting (its count is
-        // known from preflight; without one, its keys are read to find out).
+        // known from preflight; without one, its keys are read to find out), and one worker
+        // gains nothing from ranges but the cost of reading every key first.
         let min_range = self.config.min_range_entities;
-        if report.source_count.is_some_and(|n| n < 2 * min_range) {
+        if options.max_workers <= 1 || report.source_count.is_some_and(|n| n < 2 * min_range) {
             return Ok(parts.into_iter().map(task).collect());
         }
         let primary = info.primary_field().ok_or_else(|| {

@@ -4,24 +4,30 @@
 pub use ::milvus::proto::schema::{field_data, scalar_field, vector_field};
 use ::milvus::proto::schema::{CollectionSchema, DataType, FieldData, FieldSchema};
 use prost::Message;
+use std::sync::Arc;
 
 use crate::domain::request::MAX_QUERY_ENTITIES;
 use crate::domain::Cursor;
 
-/// The response size many Milvus deployments and SDKs still cap a query at.
-pub const RESPONSE_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+/// The largest request or response Milvus's proxy (`proxy.grpc.serverMaxRecvSize`) and Zilliz
+/// Cloud accept by default: 64 MB.
+pub const MESSAGE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 
-/// Bytes a page aims at: the 4 MiB response limit less 512 KiB for the response's own framing.
-/// Pages are sized by the widest entity seen in the last page (not the average), so a page stays
-/// under it unless entities grow wider than any seen before; it is far under Milvus's 64 MB
-/// request limit, and the prefetched page and the one being written sit easily in a Lambda.
-pub const TARGET_PAGE_BYTES: usize = RESPONSE_LIMIT_BYTES - 512 * 1024;
+/// Bytes a page aims at. Pages are sized by the widest entity seen in the last page (not the
+/// average), so a page stays under it unless entities grow wider than any seen before. 16 MiB
+/// lets 128-d pages reach the servers' 16,384 entities per query (on Milvus Lite each query
+/// costs the same whatever its size, so fewer pages are faster: see `bench/RESULTS.md`), and is
+/// a quarter of [`MESSAGE_LIMIT_BYTES`], so entities four times wider than any seen still fit; a
+/// worker holds about four pages' bytes at once (the response, the page, the prefetched one,
+/// the request), which keeps four 768-d workers under 256 MB.
+pub const TARGET_PAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// One page read from the source, written to the target as it came.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Batch {
-    /// The columns, as the query returned them (minus target-computed fields).
-    pub fields: Vec<FieldData>,
+    /// The columns, as the query returned them (minus target-computed fields); shared, so a
+    /// page goes to the target, and again on a retry, without being copied.
+    pub fields: Arc<Vec<FieldData>>,
     /// Entities in the page.
     pub rows: usize,
     /// The largest primary key in the page.
@@ -80,7 +86,7 @@ impl Batch {
         let bytes = fields.iter().map(|f| f.encoded_len()).sum();
         let sizing_bytes = widest_row(&fields, rows).saturating_mul(rows).max(bytes);
         Ok(Self {
-            fields,
+            fields: Arc::new(fields),
             rows,
             last: keys.into_iter().last(),
             bytes,
@@ -656,20 +662,22 @@ mod tests {
         let first = first_limit(&schema, 16_384) as usize;
         assert!(first >= 1);
         assert!(
-            first * (65_536 + 65_535) <= RESPONSE_LIMIT_BYTES,
+            first * (65_536 + 65_535) <= TARGET_PAGE_BYTES,
             "first page of {first}"
         );
-        // Then by measured bytes: 64 KiB rows give 55 a page.
-        assert_eq!(next_limit(64, 16, 16 * 65_600, 16_384), 55);
+        // Then by measured bytes: 64 KiB rows give 255 a page.
+        assert_eq!(next_limit(200, 16, 16 * 65_600, 16_384), 255);
     }
 
     #[test]
     fn page_size_follows_bytes() {
-        // 1 KiB rows: 3,584 fit the target, but the limit at most doubles per page.
-        assert_eq!(next_limit(500, 500, 500 * 1024, 16_384), 1000);
-        assert_eq!(next_limit(3000, 3000, 3000 * 1024, 16_384), 3584);
-        // 64 KiB rows (a 16,384-d float vector): 56 per page.
-        assert_eq!(next_limit(1000, 1000, 1000 * 65_536, 16_384), 56);
+        // 3 KiB rows (768-d): 5,461 fit the target, but the limit at most doubles per page.
+        assert_eq!(next_limit(500, 500, 500 * 3072, 16_384), 1000);
+        assert_eq!(next_limit(3000, 3000, 3000 * 3072, 16_384), 5461);
+        // 1 KiB rows reach the servers' 16,384 entities per query.
+        assert_eq!(next_limit(10_000, 10_000, 10_000 * 1024, 16_384), 16_384);
+        // 64 KiB rows (a 16,384-d float vector): 256 per page.
+        assert_eq!(next_limit(1000, 1000, 1000 * 65_536, 16_384), 256);
         assert_eq!(next_limit(40, 40, 40, 50), 50, "never above the batch size");
         assert_eq!(next_limit(5, 0, 0, 16_384), 5);
     }

@@ -43,6 +43,9 @@ pub const WEBHOOKS_DUE: &str = "webhooks_due";
 
 type Item = HashMap<String, AttributeValue>;
 
+/// How long ended jobs are kept unless the deployment says (`VECMIGRATE_RETENTION_DAYS`).
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
 /// A job store in one DynamoDB table (see the module docs for its layout).
 #[derive(Clone)]
 pub struct DynamoStore {

@@ -14,6 +14,15 @@ pub struct Cli {
     /// The embedded job store (SQLite file).
     #[arg(long, global = true, env = "VECMIGRATE_STORE")]
     pub store: Option<PathBuf>,
+    /// A deployment's DynamoDB job table instead of the embedded store, reached with the
+    /// environment's AWS credentials and region (the table `template.yaml` creates).
+    #[arg(
+        long,
+        global = true,
+        env = "VECMIGRATE_DYNAMODB_TABLE",
+        conflicts_with = "store"
+    )]
+    pub dynamodb_table: Option<String>,
     /// Print the report as JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -117,7 +126,7 @@ pub struct RunArgs {
     /// A collection to migrate, `NAME` or `NAME:TARGET`; repeat it; none means all.
     #[arg(long)]
     pub collection: Vec<String>,
-    /// Entities per page at most.
+    /// Entities per page at most [16384]; pages are also kept under 16 MiB.
     #[arg(long)]
     pub batch_size: Option<u32>,
     /// Load the target collections at the end.

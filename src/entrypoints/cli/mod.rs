@@ -23,6 +23,7 @@ use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::entrypoints::local::{LocalRunner, LocalSettings};
 use crate::milvus::grpc::MilvusConnector;
 use crate::queue::inprocess::InProcessQueue;
+use crate::store::dynamodb::{DynamoStore, DEFAULT_RETENTION_DAYS};
 use crate::store::sqlite::SqliteStore;
 use crate::store::JobStore;
 use crate::webhook::sender::HttpNotifier;
@@ -99,7 +100,16 @@ fn default_store() -> PathBuf {
     base.join("vecmigrate").join("jobs.sqlite3")
 }
 
-fn open_store(cli: &Cli) -> Result<Arc<dyn JobStore>, Failure> {
+async fn open_store(cli: &Cli) -> Result<Arc<dyn JobStore>, Failure> {
+    if let Some(table) = &cli.dynamodb_table {
+        // A deployment's table, with the environment's AWS credentials and region.
+        let sdk = crate::aws::config().await;
+        return Ok(Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            table.clone(),
+            chrono::Duration::days(DEFAULT_RETENTION_DAYS.into()),
+        )));
+    }
     let path = cli.store.clone().unwrap_or_else(default_store);
     let store = SqliteStore::open(&path).map_err(|e| Failure {
         code: EXIT_ERROR,
@@ -123,7 +133,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<i32, Failure> {
             .with_client_keys(inline_key(&request.source), inline_key(&request.target))
             .with_webhook_secret(request.webhook_secret().cloned());
     let (engine, runner) = local(
-        open_store(cli)?,
+        open_store(cli).await?,
         credentials,
         &args.run,
         request.options.max_workers,
@@ -138,7 +148,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<i32, Failure> {
 
 /// `resume`: continue a job from its checkpoints, with its secrets given again.
 async fn resume(cli: &Cli, job: &str, settings: &RunSettings) -> Result<i32, Failure> {
-    let store = open_store(cli)?;
+    let store = open_store(cli).await?;
     let found = store
         .get_job(job)
         .await
@@ -176,7 +186,7 @@ async fn resume(cli: &Cli, job: &str, settings: &RunSettings) -> Result<i32, Fai
 
 /// `status`: print a job's report.
 async fn status(cli: &Cli, job: &str) -> Result<i32, Failure> {
-    let engine = bare_engine(open_store(cli)?)?;
+    let engine = bare_engine(open_store(cli).await?)?;
     let report = engine.report(job).await?;
     print_report(&report, cli.json);
     Ok(exit_code(report.job.status))
@@ -184,7 +194,7 @@ async fn status(cli: &Cli, job: &str) -> Result<i32, Failure> {
 
 /// `cancel`: ask a job to stop, and wait a little for a worker in another process to see it.
 async fn cancel(cli: &Cli, job: &str) -> Result<i32, Failure> {
-    let engine = bare_engine(open_store(cli)?)?;
+    let engine = bare_engine(open_store(cli).await?)?;
     engine.cancel(job).await?;
     let mut report = engine.report(job).await?;
     for _ in 0..50 {
@@ -216,7 +226,8 @@ async fn list(cli: &Cli, status: Option<&str>, limit: usize) -> Result<i32, Fail
             })
         })
         .transpose()?;
-    let page = open_store(cli)?
+    let page = open_store(cli)
+        .await?
         .list_jobs(status, limit, None)
         .await
         .map_err(EngineError::from)?;

@@ -34,7 +34,7 @@ impl LambdaConfig {
             env_text(name).ok_or_else(|| format!("{name} is not set (see template.yaml)"))
         };
         let retention_days = match env_text("VECMIGRATE_RETENTION_DAYS") {
-            None => 30,
+            None => crate::store::dynamodb::DEFAULT_RETENTION_DAYS,
             Some(v) => v
                 .trim()
                 .parse()

@@ -242,7 +242,22 @@ impl MilvusCluster {
         F: FnOnce(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let response = call(self.client.clone())
+        self.unary_on(self.client.clone(), operation, call).await
+    }
+
+    /// [`Self::unary`] on a given client (the generated one, or tonic's own for [`super::write`]).
+    pub(super) async fn unary_on<C, T, F, Fut>(
+        &self,
+        client: C,
+        operation: impl Fn() -> String,
+        call: F,
+    ) -> Result<T, ClusterError>
+    where
+        T: Answer,
+        F: FnOnce(C) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let response = call(client)
             .await
             .map_err(|e| self.call_error(operation(), e))?
             .into_inner();

@@ -1,20 +1,22 @@
 //! The [`Cluster`] port on Milvus's gRPC API: every call the engine makes, each one request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::milvus::proto::common::{ConsistencyLevel, ErrorCode, IndexState, LoadState};
 use ::milvus::proto::milvus::{
     AlterCollectionRequest, CreateCollectionRequest, CreateDatabaseRequest, CreateIndexRequest,
     CreatePartitionRequest, DescribeCollectionRequest, DescribeIndexRequest, DropCollectionRequest,
-    FlushRequest, GetLoadStateRequest, GetVersionRequest, IndexDescription, InsertRequest,
-    ListDatabasesRequest, LoadCollectionRequest, QueryRequest, ReleaseCollectionRequest,
-    ShowCollectionsRequest, ShowPartitionsRequest, UpsertRequest,
+    FlushRequest, GetLoadStateRequest, GetVersionRequest, IndexDescription, ListDatabasesRequest,
+    LoadCollectionRequest, QueryRequest, ReleaseCollectionRequest, ShowCollectionsRequest,
+    ShowPartitionsRequest,
 };
 use ::milvus::proto::schema::{field_data, scalar_field};
 use async_trait::async_trait;
 use prost::Message;
 
 use super::calls::ok_status;
+use super::write::PageWrite;
 use super::{MilvusCluster, LOAD_TIMEOUT};
 use crate::domain::Cursor;
 use crate::milvus::batch::{normalize_page, page_filter, primary_keys, Batch};
@@ -352,34 +354,14 @@ impl Cluster for MilvusCluster {
         mode: WriteMode,
     ) -> Result<u64, ClusterError> {
         let operation = || format!("{} into {database}.{collection}", mode.as_str());
-        let (db_name, collection_name) = (database.to_owned(), collection.to_owned());
-        let partition_name = partition.unwrap_or_default().to_owned();
-        let num_rows = batch.rows as u32;
-        let fields_data = batch.fields.clone();
-        let result = match mode {
-            WriteMode::Insert => {
-                let request = InsertRequest {
-                    db_name,
-                    collection_name,
-                    partition_name,
-                    fields_data,
-                    num_rows,
-                    ..Default::default()
-                };
-                rpc!(self, operation, insert(request))?
-            }
-            WriteMode::Upsert => {
-                let request = UpsertRequest {
-                    db_name,
-                    collection_name,
-                    partition_name,
-                    fields_data,
-                    num_rows,
-                    ..Default::default()
-                };
-                rpc!(self, operation, upsert(request))?
-            }
+        let request = PageWrite {
+            db_name: database.to_owned(),
+            collection_name: collection.to_owned(),
+            partition_name: partition.unwrap_or_default().to_owned(),
+            fields_data: Arc::clone(&batch.fields),
+            num_rows: batch.rows as u32,
         };
+        let result = self.send_page(operation, mode, request).await?;
         let written = match mode {
             WriteMode::Insert => result.insert_cnt,
             WriteMode::Upsert => result.upsert_cnt,

@@ -5,14 +5,15 @@
 //!   by primary key when it sees it) and `reduce_stop_for_best=False` (Milvus 2.3.5 otherwise
 //!   returns short pages, which ended the SDK's own iterator after 1,001 of 100,001 rows); a
 //!   task ends on an empty page, never on a short one, and every page's key order is checked;
-//! - the response size limit is raised from tonic's 4 MiB, and pages are sized by bytes;
+//! - the message size limit is raised from tonic's 4 MiB, pages are sized by bytes, and a page
+//!   is written without being copied ([`write`]);
 //! - Milvus Lite reports collection id 0 and mismatched ShowPartitions arrays, so only names are
 //!   used; its per-partition counts are wrong, so only collection counts are used;
 //! - index creation does not wait on AllocTimestamp (unimplemented in Lite).
 //!
 //! [`calls`] turns one gRPC call and Milvus's status into a result, [`cluster`] is the
-//! `Cluster` port on top of it, [`probes`] asks a target what it can hold on scratch
-//! collections; this module opens connections.
+//! `Cluster` port on top of it, [`write`] sends a page without copying it, [`probes`] asks a
+//! target what it can hold on scratch collections; this module opens connections.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ mod calls;
 mod cluster;
 mod probes;
 mod tls_probe;
+mod write;
 
 /// Largest gRPC message accepted or sent (Milvus itself caps requests at 64 MB by default).
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
@@ -56,6 +58,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const LOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 type Client = MilvusServiceClient<InterceptedService<Channel, Auth>>;
+/// tonic's own client on the same channel, for the calls [`write`] encodes itself.
+type RawClient = tonic::client::Grpc<InterceptedService<Channel, Auth>>;
 
 /// Adds the `authorization` header Milvus expects (base64 of the token).
 #[derive(Clone)]
@@ -153,6 +157,7 @@ pub struct MilvusCluster {
     uri: String,
     address: Address,
     client: Client,
+    raw: RawClient,
 }
 
 /// tonic's TLS settings: the job's CA instead of the platform's roots when it names one (a
@@ -240,6 +245,12 @@ impl MilvusCluster {
                     .map_err(|_| unreachable("the token cannot be sent as a header".into()))
             })
             .transpose()?;
+        let raw = RawClient::new(InterceptedService::new(
+            channel.clone(),
+            Auth(header.clone()),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let client = MilvusServiceClient::with_interceptor(channel, Auth(header))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -248,6 +259,7 @@ impl MilvusCluster {
             uri,
             address: address.clone(),
             client,
+            raw,
         };
         if let Err(e) = cluster.ping().await {
             // tonic says only "connection closed" when the server refused our side of the
