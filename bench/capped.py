@@ -21,10 +21,10 @@ import tempfile
 import time
 import urllib.request
 
-from pymilvus import DataType, MilvusClient
+from pymilvus import MilvusClient
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, SOURCE, seed, seconds, target_count  # noqa: E402
+from bench import BINARY, SOURCE, schema, seed, seconds, target_count  # noqa: E402
 
 
 def control(url, path, body=None):
@@ -51,11 +51,7 @@ def run_vecmigrate(args, name):
 
 
 def run_pymilvus(args, source, target, name):
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=args.dim)
-    schema.add_field("title", DataType.VARCHAR, max_length=64)
-    target.create_collection(name, schema=schema)
+    target.create_collection(name, schema=schema(args.dim))
     t0 = time.monotonic()
     it = source.query_iterator(SOURCE, batch_size=args.batch_size, output_fields=["*"])
     while True:
@@ -84,7 +80,7 @@ def main():
     p.add_argument("--cap-mb", type=float, default=2.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "vecmigrate"))
+    p.add_argument("--binary", default=BINARY)
     args = p.parse_args()
     cap = args.cap_mb * 1e6
     source = MilvusClient(uri=args.source, token=args.token)

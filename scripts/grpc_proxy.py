@@ -14,7 +14,8 @@ control port is plain HTTP on loopback:
 
     POST /faults   a JSON object; replaces the faults in force (an empty object: none)
     GET  /stats    what the proxy saw and did, as JSON (with `first_write_at`, `last_write_at`:
-                   monotonic seconds of the first and last write it forwarded)
+                   monotonic seconds of the first and last write it forwarded, and `upstream`:
+                   per method, the calls forwarded and the seconds the upstream took)
 
 Faults, as documented behaviour of Milvus and Zilliz Cloud (their error statuses are built
 with pymilvus's own protobuf classes):
@@ -71,7 +72,8 @@ class Faults:
             self.config = config
             self.stats = {"calls": 0, "writes": 0, "forwarded_writes": 0, "throttled": 0,
                           "quota_refused": 0, "unavailable": 0, "lost_replies": 0,
-                          "forwarded_write_bytes": 0, "first_write_at": None, "last_write_at": None}
+                          "forwarded_write_bytes": 0, "first_write_at": None, "last_write_at": None,
+                          "upstream": {}}
             self.tokens = float(config.get("rate_cap_bytes", 0) or 0)
             self.refilled = time.monotonic()
             self.unavailable_left = (config.get("unavailable") or {}).get("count", 0)
@@ -131,6 +133,12 @@ class Faults:
             s["last_write_at"] = now
             return ("forward", None)
 
+    def timed(self, method, seconds):
+        """Adds one forwarded call's time in the upstream to its method's count and total."""
+        with self.lock:
+            count, total = self.stats["upstream"].get(method, (0, 0.0))
+            self.stats["upstream"][method] = (count + 1, total + seconds)
+
     def latency(self):
         with self.lock:
             return self.config.get("latency_ms", 0) / 1000.0
@@ -170,10 +178,13 @@ class Forward(grpc.GenericRpcHandler):
                 if k not in NOT_FORWARDED and not k.startswith(":")
             ]
             left = context.time_remaining()
+            started = time.monotonic()
             try:
                 answer = call(request, metadata=metadata, timeout=left if left and left < 1e6 else None)
             except grpc.RpcError as e:
                 context.abort(e.code(), e.details() or "")
+            finally:
+                self.faults.timed(method.rsplit("/", 1)[-1], time.monotonic() - started)
             if action == "lose":
                 context.abort(grpc.StatusCode.UNAVAILABLE, "injected: the reply was lost")
             return answer
