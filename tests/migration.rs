@@ -588,6 +588,46 @@ async fn a_job_that_outlives_its_maintenance_window_stops_at_its_end() {
 }
 
 #[tokio::test]
+async fn a_partition_whose_keys_cost_as_much_as_its_entities_is_copied_whole() {
+    // GIVEN 20,000 entities in one partition (two pages of keys), ranges of 2,000 allowed, four
+    // workers, and key reads slowed to 3 s a page, as on Milvus Lite, where a query costs
+    // about the same whatever it returns
+    let config = EngineConfig {
+        min_range_entities: 2_000,
+        ..EngineConfig::default()
+    };
+    let h = harness(fast_settings(), config, Some(Faults::slow_key_reads(3_000)));
+    let s = Seed::new(&unique("keycost"), 20_000);
+    seed(&h.servers.source, "default", &s).await;
+    let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
+    req.options.max_workers = 4;
+
+    // WHEN it is migrated
+    let (job, report) = h.run(req).await;
+
+    // THEN the split measured one page of keys against one of entities and did not cut: one
+    // task, the whole partition, every row arrived, and the log says why
+    assert_eq!(
+        report.job.status,
+        JobStatus::Successful,
+        "{:?}",
+        report.job.error
+    );
+    let tasks = h.store.list_tasks(&job.id).await.unwrap();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert!(tasks[0].upto.is_none());
+    assert!(
+        report
+            .log
+            .iter()
+            .any(|l| l.message.contains("is copied whole: 16384 keys took")),
+        "{:?}",
+        report.log
+    );
+    assert_same_rows(&h.servers, &s, "default", &s.name).await;
+}
+
+#[tokio::test]
 async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     // GIVEN VarChar keys with quotes, backslashes, `%`, newlines and non-ASCII text, and a
     // worker that dies after its second write, before the checkpoint: the task resumes from a

@@ -25,6 +25,7 @@ mod hooks {
         panics_left: AtomicU64,
         conflict_every: AtomicU64,
         saves: AtomicU64,
+        key_read_delay_ms: AtomicU64,
     }
 
     impl Faults {
@@ -61,6 +62,23 @@ mod hooks {
             Self {
                 conflict_every: AtomicU64::new(n),
                 ..Default::default()
+            }
+        }
+
+        /// Every key-only read of the split waits `ms` first: keys that cost as much to read as
+        /// the entities, as on Milvus Lite, made deterministic.
+        pub fn slow_key_reads(ms: u64) -> Self {
+            Self {
+                key_read_delay_ms: AtomicU64::new(ms),
+                ..Default::default()
+            }
+        }
+
+        /// Waits before a key-only read if [`Faults::slow_key_reads`] says.
+        pub(crate) async fn before_key_read(&self) {
+            let ms = self.key_read_delay_ms.load(Ordering::SeqCst);
+            if ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
         }
 
@@ -242,5 +260,8 @@ mod hooks {
         pub(crate) fn conflicts_now(&self) -> bool {
             false
         }
+
+        #[inline]
+        pub(crate) async fn before_key_read(&self) {}
     }
 }

@@ -178,7 +178,6 @@ impl Engine {
         let primary = info.primary_field().ok_or_else(|| {
             EngineError::Refused(format!("collection `{db}.{name}` has no primary key"))
         })?;
-        let max_ranges = 2 * options.max_workers as usize;
         let mut tasks = Vec::new();
         for partition in parts {
             let part = Partition {
@@ -186,9 +185,10 @@ impl Engine {
                 collection: name,
                 partition,
                 primary,
+                page_limit: limit,
             };
             let ranges = self
-                .key_ranges(p, &job.id, source, &part, max_ranges)
+                .key_ranges(p, &job.id, source, &part, options.max_workers)
                 .await?;
             if ranges.len() == 1 {
                 tasks.push(task(partition));

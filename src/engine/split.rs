@@ -27,22 +27,46 @@ pub(crate) struct Partition<'a> {
     pub partition: Option<&'a str>,
     /// The primary key field.
     pub primary: &'a FieldSchema,
+    /// Entities in a copy task's first page (what one data page is measured at).
+    pub page_limit: u32,
+}
+
+/// Whether cutting pays, from one page of keys read in `key_page` and one page of `page_rows`
+/// entities read in `data_page`: reading every key (`keys_per_page` a query) must cost less
+/// than half of what `workers` perfectly parallel ranges could save over one reader, which is
+/// `(1 - 1/workers)` of reading the partition once. Milvus Lite fails it (a query costs about
+/// the same whatever it returns, and its readers do not run in parallel); servers whose key
+/// reads are far cheaper than their vector pages pass it.
+pub(crate) fn cut_pays(
+    key_page: Duration,
+    keys_per_page: u32,
+    data_page: Duration,
+    page_rows: usize,
+    workers: u32,
+) -> bool {
+    let per_key = key_page.as_secs_f64() / keys_per_page.max(1) as f64;
+    let per_entity = data_page.as_secs_f64() / page_rows.max(1) as f64;
+    let saving = 1.0 - 1.0 / workers.max(1) as f64;
+    per_key < per_entity * saving / 2.0
 }
 
 impl Engine {
     /// The key ranges one partition is copied in: one range when it holds fewer than twice
     /// `min_range_entities`, otherwise one per `min_range_entities` or more, at most
-    /// `max_ranges`. Every quarter-range-th key is kept as a place to cut, so a cut misses its
+    /// two per worker. Every quarter-range-th key is kept as a place to cut, so a cut misses its
     /// ideal place by at most a quarter of a range. A scan that runs short of the invocation's
-    /// time stops early: the ranges cover what it read, and the last one the rest.
+    /// time stops early: the ranges cover what it read, and the last one the rest. A partition
+    /// whose keys take more than one read is first measured (one page of keys against one
+    /// page of entities, see [`cut_pays`]) and left whole where cutting would not pay.
     pub(crate) async fn key_ranges(
         &self,
         p: &Patience<'_>,
         job_id: &str,
         source: &dyn Cluster,
         part: &Partition<'_>,
-        max_ranges: usize,
+        workers: u32,
     ) -> Result<Vec<KeyRange>, EngineError> {
+        let max_ranges = 2 * workers as usize;
         let min_range = self.config.min_range_entities;
         // As many keys per read as a response holds (on Milvus Lite each query costs time in
         // proportion to the collection, whatever its limit), keeping every `every`-th key as a
@@ -66,10 +90,23 @@ impl Engine {
                 limit,
                 skip_fields: &[],
             };
+            let read = Instant::now();
+            self.faults.before_key_read().await;
             let keys = p.call(|| source.read_keys(&request)).await?;
+            let key_page = read.elapsed();
             let Some(last) = keys.last().cloned() else {
                 break;
             };
+            if seen == 0 && keys.len() as u32 == limit {
+                if let Some(message) = self
+                    .cut_not_paying(p, source, part, key_page, limit, workers)
+                    .await?
+                {
+                    let collection = Some(format!("{}.{}", part.database, part.collection));
+                    self.log(job_id, Level::Info, collection, message).await;
+                    return Ok(vec![(None, None)]);
+                }
+            }
             // The `every`-th, `2 × every`-th … key counted from the partition's start.
             let first = every - 1 - (seen % every as u64) as usize;
             for (i, key) in keys.iter().enumerate().skip(first).step_by(every) {
@@ -115,6 +152,46 @@ impl Engine {
         }
         Ok(out)
     }
+
+    /// Reads one page of the partition's entities, timed, and says why it is not cut if
+    /// [`cut_pays`] says it would not pay.
+    async fn cut_not_paying(
+        &self,
+        p: &Patience<'_>,
+        source: &dyn Cluster,
+        part: &Partition<'_>,
+        key_page: Duration,
+        keys_per_page: u32,
+        workers: u32,
+    ) -> Result<Option<String>, EngineError> {
+        let request = PageRequest {
+            database: part.database,
+            collection: part.collection,
+            partition: part.partition,
+            primary: part.primary,
+            after: None,
+            upto: None,
+            read_at: None,
+            limit: part.page_limit,
+            skip_fields: &[],
+        };
+        let read = Instant::now();
+        let page = p.call(|| source.read_page(&request)).await?;
+        let data_page = read.elapsed();
+        if cut_pays(key_page, keys_per_page, data_page, page.rows, workers) {
+            return Ok(None);
+        }
+        let place = match part.partition {
+            Some(p) => format!("partition `{p}`"),
+            None => "the collection".into(),
+        };
+        Ok(Some(format!(
+            "{place} is copied whole: {keys_per_page} keys took {:.2}s to read and {} entities {:.2}s, so reading every key to cut it would cost more than half of what {workers} workers could save",
+            key_page.as_secs_f64(),
+            page.rows,
+            data_page.as_secs_f64()
+        )))
+    }
 }
 
 /// Where to cut `total` entities into `ranges` of about equal counts, given `boundaries`:
@@ -153,6 +230,22 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn cutting_pays_only_where_keys_are_far_cheaper_than_entities() {
+        let ms = Duration::from_millis;
+        // Milvus Lite at 200,000 entities: a query costs about the same whatever it returns.
+        assert!(!cut_pays(ms(5_100), 16_384, ms(5_800), 16_384, 4));
+        // A server that sends 16,384 keys in 40 ms and 16,384 128-d entities in 400 ms.
+        assert!(cut_pays(ms(40), 16_384, ms(400), 16_384, 4));
+        assert!(cut_pays(ms(40), 16_384, ms(400), 16_384, 2));
+        // Keys at a third of a page's cost: worth it for 4 workers, not for 2.
+        assert!(cut_pays(ms(100), 16_384, ms(300), 16_384, 4));
+        assert!(!cut_pays(ms(100), 16_384, ms(300), 16_384, 2));
+        // One worker never gains; an empty page says nothing either way.
+        assert!(!cut_pays(ms(1), 16_384, ms(1_000), 16_384, 1));
+        assert!(!cut_pays(ms(10), 16_384, ms(0), 0, 4));
     }
 
     #[test]

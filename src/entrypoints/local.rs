@@ -25,7 +25,8 @@ pub struct LocalSettings {
     pub max_run: Option<Duration>,
     /// How often the sweep looks for dead workers' tasks.
     pub sweep_every: Duration,
-    /// How often progress is reported.
+    /// How often progress is reported: each report reads the job, its tasks and its log from
+    /// the store, which on a DynamoDB table are billed reads over the network.
     pub progress_every: Duration,
 }
 
@@ -35,7 +36,7 @@ impl Default for LocalSettings {
             workers: 4,
             max_run: None,
             sweep_every: Duration::from_secs(1),
-            progress_every: Duration::from_millis(250),
+            progress_every: Duration::from_secs(1),
         }
     }
 }
