@@ -178,6 +178,7 @@ impl Engine {
         let primary = info.primary_field().ok_or_else(|| {
             EngineError::Refused(format!("collection `{db}.{name}` has no primary key"))
         })?;
+        let skip = info.function_outputs();
         let mut tasks = Vec::new();
         for partition in parts {
             let part = Partition {
@@ -186,6 +187,7 @@ impl Engine {
                 partition,
                 primary,
                 page_limit: limit,
+                skip_fields: &skip,
             };
             let ranges = self
                 .key_ranges(p, &job.id, source, &part, options.max_workers)

@@ -29,6 +29,8 @@ pub(crate) struct Partition<'a> {
     pub primary: &'a FieldSchema,
     /// Entities in a copy task's first page (what one data page is measured at).
     pub page_limit: u32,
+    /// Fields the copy leaves out (computed by the target), left out of that page too.
+    pub skip_fields: &'a [String],
 }
 
 /// Whether cutting pays, from one page of keys read in `key_page` and one page of `page_rows`
@@ -173,7 +175,7 @@ impl Engine {
             upto: None,
             read_at: None,
             limit: part.page_limit,
-            skip_fields: &[],
+            skip_fields: part.skip_fields,
         };
         let read = Instant::now();
         let page = p.call(|| source.read_page(&request)).await?;

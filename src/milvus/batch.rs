@@ -21,6 +21,8 @@ pub const MESSAGE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 /// worker holds about four pages' bytes at once (the response, the page, the prefetched one,
 /// the request), which keeps four 768-d workers under 256 MB.
 pub const TARGET_PAGE_BYTES: usize = 16 * 1024 * 1024;
+// Entities four times wider than any seen still fit a message.
+const _: () = assert!(4 * TARGET_PAGE_BYTES <= MESSAGE_LIMIT_BYTES);
 
 /// One page read from the source, written to the target as it came.
 #[derive(Debug, Clone, PartialEq, Default)]
