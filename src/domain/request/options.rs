@@ -1,0 +1,189 @@
+//! How a job runs: the request's `options`, their defaults and their limits.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    FieldError, DEFAULT_BATCH_SIZE, DEFAULT_MAX_WORKERS, MAX_BATCH_SIZE, MAX_REMIGRATIONS,
+    MAX_WORKERS,
+};
+
+/// What to do when the verified counts differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCountMismatch {
+    /// Fail the job with both numbers.
+    #[default]
+    Fail,
+    /// Drop the target collection and migrate it again.
+    Remigrate,
+}
+
+/// How a job runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// The most entities per batch (the copy also keeps each batch under a byte budget).
+    pub batch_size: u32,
+    /// The most tasks copied at once.
+    pub max_workers: u32,
+    /// Load the target collections when the job ends (implies `wait_for_index`).
+    pub load_after: bool,
+    /// Stay in the index phase until every index of the targets is built (bounded by
+    /// `not_after`); otherwise the servers go on building after the job ends.
+    pub wait_for_index: bool,
+    /// What to do when counts differ.
+    pub on_count_mismatch: OnCountMismatch,
+    /// How many times a mismatched collection may be migrated again.
+    pub max_remigrations: u32,
+    /// The end of the maintenance window: the job stops and fails cleanly at this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<DateTime<Utc>>,
+    /// What verification compares besides the counts.
+    pub verify: VerifyMode,
+    /// Keys compared per collection by `verify: "sample"`.
+    pub verify_sample_size: u32,
+    /// How long an outage of either cluster is waited out before the job fails (`"15m"`).
+    #[serde(with = "duration_text")]
+    pub max_outage: std::time::Duration,
+    /// A ceiling on the job's writes to the target, in MB/s (10^6 bytes); the rate adapts to
+    /// the target's throttling below it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_write_mb_per_s: Option<f64>,
+}
+
+/// The default `max_outage`.
+pub const DEFAULT_MAX_OUTAGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// The shortest and longest `max_outage`.
+pub const MAX_OUTAGE_RANGE: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(10),
+    std::time::Duration::from_secs(24 * 3600),
+);
+
+/// Durations written as people write them (`"15m"`, `"90s"`).
+mod duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim()).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{}` is not a duration such as \"15m\" or \"90s\"",
+                crate::domain::cluster::printable(&text)
+            ))
+        })
+    }
+}
+
+impl Options {
+    pub(super) fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
+        let o = self;
+        let (shortest, longest) = MAX_OUTAGE_RANGE;
+        if o.max_outage < shortest || o.max_outage > longest {
+            return Err(FieldError::new(
+                "options.max_outage",
+                "must be from 10s to 24h",
+            ));
+        }
+        if let Some(rate) = o.max_write_mb_per_s {
+            if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
+                return Err(FieldError::new(
+                    "options.max_write_mb_per_s",
+                    "must be a number of MB/s above 0 (at most 100000)",
+                ));
+            }
+        }
+        if o.batch_size == 0 || o.batch_size > MAX_BATCH_SIZE {
+            return Err(FieldError::new(
+                "options.batch_size",
+                format!("must be between 1 and {MAX_BATCH_SIZE}"),
+            ));
+        }
+        if o.max_workers == 0 || o.max_workers > MAX_WORKERS {
+            return Err(FieldError::new(
+                "options.max_workers",
+                format!("must be between 1 and {MAX_WORKERS}"),
+            ));
+        }
+        if o.max_remigrations > MAX_REMIGRATIONS {
+            return Err(FieldError::new(
+                "options.max_remigrations",
+                format!("must be at most {MAX_REMIGRATIONS}"),
+            ));
+        }
+        if o.verify_sample_size == 0 || o.verify_sample_size > MAX_SAMPLE_SIZE {
+            return Err(FieldError::new(
+                "options.verify_sample_size",
+                format!("must be between 1 and {MAX_SAMPLE_SIZE}"),
+            ));
+        }
+        if let Some(not_after) = o.not_after {
+            if not_after <= now {
+                return Err(FieldError::new(
+                    "options.not_after",
+                    format!("the maintenance window already ended at {not_after}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a job verifies what it copied. Counts are always compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    /// Exact entity counts only.
+    #[default]
+    Count,
+    /// Counts, and `verify_sample_size` random keys compared field by field on both sides.
+    Sample,
+    /// Counts, and every entity compared on both sides in one streaming pass.
+    Full,
+}
+
+impl VerifyMode {
+    /// The mode's name, as requests write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "count",
+            Self::Sample => "sample",
+            Self::Full => "full",
+        }
+    }
+
+    /// Parses a mode's name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Count, Self::Sample, Self::Full]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+}
+
+/// The default `verify_sample_size`.
+pub const DEFAULT_SAMPLE_SIZE: u32 = 100;
+/// The largest `verify_sample_size` (each task keeps its sample in its record).
+pub const MAX_SAMPLE_SIZE: u32 = 1_000;
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_workers: DEFAULT_MAX_WORKERS,
+            load_after: false,
+            wait_for_index: false,
+            on_count_mismatch: OnCountMismatch::Fail,
+            max_remigrations: 1,
+            not_after: None,
+            verify: VerifyMode::Count,
+            verify_sample_size: DEFAULT_SAMPLE_SIZE,
+            max_outage: DEFAULT_MAX_OUTAGE,
+            max_write_mb_per_s: None,
+        }
+    }
+}
