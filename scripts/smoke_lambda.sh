@@ -5,6 +5,10 @@
 # the test), it must answer a start, then run the job to SUCCESSFUL as SQS would feed it
 # (each queued message handed to the function as an SQS event), and answer status requests.
 # It is the binary's own TLS stack that is tried here: the one a Zilliz Cloud URI needs.
+# Then a script written for Zilliz Cloud's migration API (curl, its documented calls) runs a
+# second job through the function URL, its clusters given by id and resolved through the
+# stand-in control plane (scripts/zilliz_control_plane.py); the transcript is printed (the
+# README shows it).
 #
 #   scripts/smoke_lambda.sh        (scripts/test.sh runs it)
 set -euo pipefail
@@ -44,33 +48,39 @@ PY
 )
 read -r table queue key <<<"$names"
 
+# The stand-in control plane: a Serverless cluster on the source server, a Dedicated one on
+# the target's, both visible to one API key (Milvus Lite has no authentication).
+cp_port=$(free_ports 1)
+cat >"$VM_RUN_DIR/control-plane.json" <<JSON
+{"keys": {"smoke-api-key": ["in05-smokesource01", "in01-smoketarget01"]},
+ "clusters": {"in05-smokesource01": {"plan": "Serverless", "connectAddress": "$SOURCE_URI"},
+              "in01-smoketarget01": {"plan": "Enterprise", "cuSize": 2, "connectAddress": "$TARGET_URI"}}}
+JSON
+"$VM_PY" scripts/zilliz_control_plane.py --config "$VM_RUN_DIR/control-plane.json" \
+  --port "$cp_port" >/dev/null &
+VM_PIDS+=("$!:TERM")
+
 port=$(free_ports 1)
 log "starting bootstrap under cargo lambda watch on port $port"
 PATH="$VM_VENV/bin:$PATH" cargo lambda watch --bin bootstrap --invoke-address 127.0.0.1 \
   --invoke-port "$port" --ignore-changes \
   --env-var "VECMIGRATE_TABLE=$table" --env-var "VECMIGRATE_QUEUE_URL=$queue" \
   --env-var "VECMIGRATE_SEALING_KEY_ARN=$key" --env-var "VECMIGRATE_LOG=warn" \
+  --env-var "VECMIGRATE_ZILLIZ_API_URL=http://127.0.0.1:$cp_port" \
+  --env-var "VECMIGRATE_ZILLIZ_BEARER_AUTH=true" \
   >"$VM_RUN_DIR/cargo-lambda.log" 2>&1 &
 VM_PIDS+=("$!:INT")  # cargo lambda stops its function process on Ctrl-C
 
 "$VM_PY" - "$port" "$VM_ROOT/events" "$queue" "$TLS_SOURCE_PORT" "$VECMIGRATE_TEST_TLS_DIR" \
-  "$TARGET_URI" <<'PY'
-import json, sys, time, urllib.request
-import boto3
+  "$TARGET_URI" "$VM_ROOT/scripts" <<'PY'
+import json, sys, time
 from pymilvus import MilvusClient
-port, events, queue, tls_port, tls_dir, target_uri = sys.argv[1:7]
-url = f"http://127.0.0.1:{port}/2015-03-31/functions/bootstrap/invocations"
+port, events, queue, tls_port, tls_dir, target_uri, scripts = sys.argv[1:8]
+sys.path.insert(0, scripts)
+import smoke_pump
 
-def invoke(payload, timeout=600):
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
-
-def status(job):
-    payload = json.load(open(f"{events}/invoke-status.json"))
-    payload["job_id"] = job
-    return invoke(payload)
+invoke = lambda payload: smoke_pump.invoke(port, payload)
+status = lambda job: smoke_pump.status(port, events, job)
 
 # The sample start, pointed at the source over TLS (CA inline) and the plaintext target.
 start = json.load(open(f"{events}/invoke-start.json"))
@@ -94,20 +104,7 @@ assert answer["job"]["id"] == job and answer["job"]["status"] == "PENDING", answ
 assert "sealed_token" not in json.dumps(answer) and "root:Milvus" not in json.dumps(answer), answer
 
 # Play the event source mapping: every queued message goes to the function as an SQS event.
-sqs = boto3.client("sqs")
-template = json.load(open(f"{events}/sqs-work.json"))
-invocations = 0
-until = time.time() + 300
-while status(job)["job"]["status"] not in ("SUCCESSFUL", "FAILED", "CANCELLED"):
-    assert time.time() < until, status(job)
-    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=1)
-    for m in got.get("Messages", []):
-        event = json.loads(json.dumps(template))
-        event["Records"][0].update(messageId=m["MessageId"], receiptHandle=m["ReceiptHandle"], body=m["Body"])
-        answer = invoke(event)
-        invocations += 1
-        assert answer.get("batchItemFailures") == [], answer
-        sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+invocations = smoke_pump.pump(port, events, queue, job)
 final = status(job)["job"]
 assert final["status"] == "SUCCESSFUL", final
 counts = [(c["source_count"], c["target_count"]) for c in final["collections"]]
@@ -118,3 +115,32 @@ missing = invoke({"action": "status", "job_id": "mig-missing"})
 assert missing["error"]["code"] == "not_found", missing
 print(f"bootstrap under cargo lambda watch: {job} SUCCESSFUL over TLS in {invocations} invocations, 1500 of 1500 entities; unknown job not_found")
 PY
+
+# A script written for Zilliz Cloud, its base URL changed to the function's URL.
+export BASE_URL="http://127.0.0.1:$port/lambda-url/bootstrap" TOKEN="smoke-api-key"
+transcript="$VM_RUN_DIR/zilliz-transcript.txt"
+: >"$transcript"
+say() { printf '%s\n' "$*" >>"$transcript"; }
+say '$ curl --request POST --url "${BASE_URL}/v2/migrations/toExisting" \'
+say '    --header "Authorization: Bearer ${TOKEN}" --header "Content-Type: application/json" \'
+say "    -d '{\"source\":{\"clusterId\":\"in05-smokesource01\"},\"destination\":{\"clusterId\":\"in01-smoketarget01\"},\"dbCollections\":[{\"dbName\":\"default\",\"collections\":[{\"collectionName\":\"smoke\"}]}]}'"
+started=$(curl -sS --request POST --url "${BASE_URL}/v2/migrations/toExisting" \
+  --header "Authorization: Bearer ${TOKEN}" --header "Content-Type: application/json" \
+  -d '{"source":{"clusterId":"in05-smokesource01"},"destination":{"clusterId":"in01-smoketarget01"},"dbCollections":[{"dbName":"default","collections":[{"collectionName":"smoke"}]}]}')
+say "$started"
+job=$("$VM_PY" -c 'import json,sys; a=json.loads(sys.argv[1]); assert a["code"] == 0, a; print(a["data"]["jobId"])' "$started")
+poll() {
+  say '$ curl --request GET --url "${BASE_URL}/v2/jobs/'"$job"'" --header "Authorization: Bearer ${TOKEN}"'
+  local answer
+  answer=$(curl -sS --request GET --url "${BASE_URL}/v2/jobs/$job" --header "Authorization: Bearer ${TOKEN}")
+  say "$answer"
+  printf '%s' "$answer"
+}
+poll >/dev/null
+"$VM_PY" scripts/smoke_pump.py "$port" "$VM_ROOT/events" "$queue" "$job" >/dev/null
+final=$(poll)
+"$VM_PY" -c 'import json,sys; a=json.loads(sys.argv[1]); d=a["data"]; assert (a["code"], d["status"], d["progress"], d["type"]) == (0, "SUCCESSFUL", "100", "MIGRATION"), a' "$final"
+say '$ curl --request GET --url "${BASE_URL}/v2/jobs/'"$job"'" --header "Authorization: Bearer not-a-key"'
+say "$(curl -sS --request GET --url "${BASE_URL}/v2/jobs/$job" --header "Authorization: Bearer not-a-key")"
+cat "$transcript"
+log "Zilliz-compatible API under cargo lambda watch: $job SUCCESSFUL (transcript above)"

@@ -166,6 +166,43 @@ async fn every_bad_input_gets_its_status_and_names_its_field() {
             Expect::Http(400, "source.uri"),
         ),
         (
+            "a cluster id that is not one",
+            http_start(&d, |r| {
+                r["source"] = json!({"cluster_id": "in01-../x", "api_key": "k"})
+            }),
+            Expect::Http(400, "source.cluster_id"),
+        ),
+        (
+            "a cluster id and a URI",
+            http_start(
+                &d,
+                |r| {
+                    r["target"] =
+                        json!({"cluster_id": "in01-abc", "uri": "http://h", "api_key": "k"})
+                },
+            ),
+            Expect::Http(400, "target.cluster_id"),
+        ),
+        (
+            "an api_key that is not text",
+            http_start(&d, |r| {
+                r["target"] = json!({"cluster_id": "in01-abc", "api_key": 42})
+            }),
+            Expect::Http(400, "target.api_key"),
+        ),
+        (
+            "the control plane's answer from a caller",
+            http_start(&d, |r| {
+                r["target"]["zilliz"] = json!({"cluster_id": "in01-abc"})
+            }),
+            Expect::Http(400, "target.zilliz"),
+        ),
+        (
+            "dry_run that is not true or false",
+            http_start(&d, |r| r["dry_run"] = json!("yes")),
+            Expect::Http(400, "dry_run"),
+        ),
+        (
             "port 0",
             http_start(&d, |r| r["target"]["uri"] = json!("http://h:0")),
             Expect::Http(400, "target.uri"),

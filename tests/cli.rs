@@ -510,3 +510,103 @@ async fn ctrl_c_releases_the_tasks_and_resume_finishes_the_job_with_nothing_lost
     let (lost, duplicated) = lost_and_duplicated(&servers, &s, "default", &s.name, 3_000).await;
     assert_eq!((lost, duplicated), (0, 0));
 }
+
+#[tokio::test]
+async fn plan_prints_the_dry_run_and_exits_1_when_the_tier_rule_refuses() {
+    // GIVEN a seeded source, and a control plane (the stand-in) that knows a Dedicated
+    // cluster on the source server and a Dedicated and a Serverless one on the target's
+    let servers = Servers::from_env();
+    let s = Seed::new(&unique("plan"), 1_200);
+    seed(&servers.source, "default", &s).await;
+    let key = |t: &Option<String>| t.clone().unwrap_or_else(|| "standin-key".into());
+    let (source_key, target_key) = (key(&servers.source.token), key(&servers.target.token));
+    let cluster = |plan: &str, cu: u32, uri: &str| serde_json::json!({"plan": plan, "cuSize": cu, "connectAddress": uri, "status": "RUNNING"});
+    let mut keys = serde_json::Map::new();
+    keys.insert(source_key.clone(), serde_json::json!(["in01-src000001"]));
+    keys.entry(target_key.clone())
+        .or_insert_with(|| serde_json::json!([]))
+        .as_array_mut()
+        .unwrap()
+        .extend([
+            serde_json::json!("in01-dst000001"),
+            serde_json::json!("in05-dst000002"),
+        ]);
+    let cp = common::control_plane::StandIn::start(&serde_json::json!({
+        "keys": keys,
+        "clusters": {
+            "in01-src000001": cluster("Enterprise", 4, &servers.source.uri),
+            "in01-dst000001": cluster("Standard", 2, &servers.target.uri),
+            "in05-dst000002": cluster("Serverless", 0, &servers.target.uri),
+        }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("jobs.sqlite3");
+    let not_after = (chrono::Utc::now() + chrono::Duration::hours(4)).to_rfc3339();
+    let plan = |target: &str, json: bool| {
+        let mut args = vec![
+            "plan".to_owned(),
+            "--source-cluster-id".into(),
+            "in01-src000001".into(),
+            "--target-cluster-id".into(),
+            target.into(),
+            "--collection".into(),
+            s.name.clone(),
+            "--not-after".into(),
+            not_after.clone(),
+        ];
+        if json {
+            args.insert(0, "--json".into());
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_vecmigrate"))
+            .arg("--store")
+            .arg(&store)
+            .args(&args)
+            .env("VECMIGRATE_ZILLIZ_API_URL", cp.url())
+            .env("VECMIGRATE_SOURCE_TOKEN", &source_key)
+            .env("VECMIGRATE_TARGET_TOKEN", &target_key)
+            .output()
+            .expect("the binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr(&out),
+        )
+    };
+
+    // WHEN a Dedicated → Dedicated move is planned, for people and for machines
+    let (code, table, err) = plan("in01-dst000001", false);
+    // THEN it exits 0, and the table names the clusters, the rule, the collection and the window
+    assert_eq!(code, Some(0), "{table}{err}");
+    for words in [
+        "plan (dry run; nothing was written)",
+        "in01-dst000001 at",
+        "Dedicated (Standard plan, 2 CU",
+        "Dedicated → Dedicated is supported",
+        "1200",
+        "write cap 8.0 MB/s (the target's plan)",
+        "fits",
+        "OK: no problems",
+    ] {
+        assert!(table.contains(words), "`{words}` missing:\n{table}");
+    }
+    let (code, json, err) = plan("in01-dst000001", true);
+    assert_eq!(code, Some(0), "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&json).expect("a JSON plan");
+    assert_eq!(answer["ok"], true);
+    assert_eq!(answer["collections"][0]["entities"], 1_200);
+    assert_eq!(answer["estimate"]["fits_window"], true);
+    for k in [&source_key, &target_key] {
+        assert!(!json.contains(k.as_str()) && !table.contains(k.as_str()));
+    }
+
+    // WHEN the target is Serverless, a lower tier
+    let (code, table, err) = plan("in05-dst000002", false);
+    // THEN it exits 1 naming the rule's refusal, and no job was ever written
+    assert_eq!(code, Some(1), "{table}{err}");
+    assert!(table.contains("target: Zilliz Cloud's plan-tier rule refuses this migration: Dedicated → Serverless is not supported"), "{table}");
+    let list = vecmigrate(&store, &["list", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
+    assert!(!collection_names(&servers.target, "default")
+        .await
+        .contains(&s.name));
+}

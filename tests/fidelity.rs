@@ -1192,6 +1192,7 @@ async fn every_type_and_feature_round_trips_bit_exact() {
     };
     let mut request = MigrationRequest {
         idempotency_key: None,
+        dry_run: false,
         source: spec(&servers.source),
         target: spec(&servers.target),
         databases: (0..2)

@@ -603,3 +603,170 @@ async fn record_row(
     .record(&d.servers);
     (lost, duplicated)
 }
+
+/// An HTTP event for `method path` with `body`, carrying `bearer` and no IAM signature.
+fn zilliz_call(method: &str, path: &str, body: Option<&Value>, bearer: Option<&str>) -> Value {
+    let mut ev = event("http-start.json");
+    ev["rawPath"] = json!(path);
+    ev["requestContext"]["http"]["method"] = json!(method);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    ev["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    ev["body"] = body.map_or(Value::Null, |b| json!(b.to_string()));
+    if let Some(key) = bearer {
+        ev["headers"]["authorization"] = json!(format!("Bearer {key}"));
+    }
+    ev
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zillizs_own_migration_api_starts_and_reports_a_job_by_cluster_id() {
+    // GIVEN a deployment whose control plane (the stand-in) knows a Serverless cluster on the
+    // source server and a Dedicated one on the target's, both visible to one API key (on
+    // Zilliz Cloud the key is also the data-plane token, so it is the servers' token here)
+    let servers = common::Servers::from_env();
+    assert_eq!(
+        servers.source.token, servers.target.token,
+        "one API key serves both test servers"
+    );
+    let key = servers
+        .source
+        .token
+        .clone()
+        .unwrap_or_else(|| "standin-api-key".into());
+    let cp = common::control_plane::StandIn::start(&json!({
+        "keys": { key.clone(): ["in05-src000001", "in01-dst000001"] },
+        "clusters": {
+            "in05-src000001": {"plan": "Serverless", "connectAddress": servers.source.uri},
+            "in01-dst000001": {"plan": "Enterprise", "cuSize": 4, "connectAddress": servers.target.uri},
+        }
+    }));
+    let d = Deployment::build(Duration::from_secs(60), None, None, Some(cp.url())).await;
+    let s = Seed::new(&unique("zapi"), 3_000);
+    seed(&d.servers.source, "default", &s).await;
+    let body = json!({
+        "source": {"clusterId": "in05-src000001"},
+        "destination": {"clusterId": "in01-dst000001"},
+        "dbCollections": [{"dbName": "default", "collections": [{"collectionName": s.name}]}]
+    });
+
+    // WHEN a script written for Zilliz Cloud posts its body with its API key
+    let start = zilliz_call("POST", "/v2/migrations/toExisting", Some(&body), Some(&key));
+    let (code, answer) = http_response(&d.invoke(start).await);
+    // THEN it answers in Zilliz's shape, and the job runs to its end
+    assert_eq!((code, &answer["code"]), (200, &json!(0)), "{answer}");
+    let job_id = answer["data"]["jobId"].as_str().unwrap().to_owned();
+    let running = zilliz_call("GET", &format!("/v2/jobs/{job_id}"), None, Some(&key));
+    let (code, polled) = http_response(&d.invoke(running).await);
+    assert_eq!(code, 200, "{polled}");
+    assert!(
+        ["PENDING", "IN_PROGRESS"].contains(&polled["data"]["status"].as_str().unwrap()),
+        "{polled}"
+    );
+    pump(&d, &job_id, 2).await;
+    let done = zilliz_call("GET", &format!("/v2/jobs/{job_id}"), None, Some(&key));
+    let (code, polled) = http_response(&d.invoke(done).await);
+    assert_eq!(code, 200, "{polled}");
+    let data = &polled["data"];
+    assert_eq!(polled["code"], 0);
+    assert_eq!(
+        (
+            &data["jobId"],
+            &data["type"],
+            &data["status"],
+            &data["progress"],
+            &data["reason"]
+        ),
+        (
+            &json!(job_id),
+            &json!("MIGRATION"),
+            &json!("SUCCESSFUL"),
+            &json!("100"),
+            &json!("")
+        ),
+        "{polled}"
+    );
+    assert!(data["startTime"].as_str().unwrap().ends_with('Z'));
+    assert!(!data["endTime"].as_str().unwrap().is_empty());
+    assert_same_rows(&d.servers, &s, "default", &s.name).await;
+    // and the record keeps the ids and the resolved endpoints, the key only sealed
+    let report = d.status(&job_id).await;
+    assert_eq!(
+        report["job"]["request"]["target"]["cluster_id"],
+        "in01-dst000001"
+    );
+    assert_eq!(
+        report["job"]["request"]["target"]["uri"],
+        json!(d.servers.target.uri)
+    );
+    assert_eq!(
+        report["job"]["request"]["target"]["zilliz"]["plan"],
+        "Enterprise"
+    );
+    let items = scan(&d.dynamo, &d.table).await;
+    assert!(!format!("{items:?}").contains(&format!("\"{key}\"")));
+
+    // WHEN another key, no key, a job that does not exist, or a body Zilliz would not take
+    let other = zilliz_call(
+        "GET",
+        &format!("/v2/jobs/{job_id}"),
+        None,
+        Some("some-other-key"),
+    );
+    let unsigned = zilliz_call("GET", &format!("/v2/jobs/{job_id}"), None, None);
+    let missing = zilliz_call("GET", "/v2/jobs/mig-nope", None, Some(&key));
+    let typo = json!({"source": {"clusterId": "in05-src000001"}, "destinaton": {"clusterId": "x"}});
+    let bad = zilliz_call("POST", "/v2/migrations/toExisting", Some(&typo), Some(&key));
+    // THEN each is refused in Zilliz's error shape with its HTTP status
+    for (ev, status, words) in [
+        (other, 403, "code 80001"),
+        (unsigned, 401, "sign the request"),
+        (missing, 404, "mig-nope"),
+        (bad, 400, "destinaton"),
+    ] {
+        let (code, answer) = http_response(&d.invoke(ev).await);
+        assert_eq!(
+            (code, answer["code"].as_u64()),
+            (status, Some(status)),
+            "{answer}"
+        );
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains(words), "{message}");
+        assert!(!message.contains(&key), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn post_migrations_with_dry_run_answers_the_plan_and_records_no_job() {
+    // GIVEN a deployment and a seeded source
+    let d = Deployment::new(Duration::from_secs(60), None, None).await;
+    let s = Seed::new(&unique("dry"), 500);
+    seed(&d.servers.source, "default", &s).await;
+    let mut start = event("http-start.json");
+    start["rawQueryString"] = json!("dry_run=true");
+    start["queryStringParameters"] = json!({"dry_run": "true"});
+    start["body"] = json!(d.request(&s.name, &s.name).to_string());
+
+    // WHEN it is posted with ?dry_run=true
+    let (code, plan) = http_response(&d.invoke(start).await);
+
+    // THEN the plan comes back with the collection's count, and no job was written
+    assert_eq!(code, 200, "{plan}");
+    assert_eq!(
+        (&plan["dry_run"], &plan["ok"]),
+        (&json!(true), &json!(true)),
+        "{plan}"
+    );
+    assert_eq!(plan["collections"][0]["entities"], 500);
+    assert_eq!(plan["tier_rule"]["applied"], false);
+    let page = d
+        .app
+        .engine()
+        .store()
+        .list_jobs(None, 10, None)
+        .await
+        .unwrap();
+    assert!(page.jobs.is_empty(), "{:?}", page.jobs);
+}

@@ -1,5 +1,6 @@
 //! How a request names a cluster: its URI (parsed into an [`Address`], with the default ports
-//! users expect), its token, and the TLS settings of a server behind `https://`.
+//! users expect) or its Zilliz Cloud cluster id, its token (or API key), and the TLS settings
+//! of a server behind `https://`.
 //!
 //! The URI rule is pymilvus's: a URI without a port gets 443 for `https` and 19530 for `http`.
 //! Anything the URI could carry besides scheme, host and port (credentials, a path, a query) is
@@ -13,6 +14,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::{Deserialize, Serialize};
 
 use super::request::{FieldError, Secret};
+use super::tier::{cluster_id_of_host, Tier, TierSource, ZillizCluster};
 
 /// The port of an `https://` URI that names none (pymilvus's rule; Zilliz Cloud Serverless).
 pub const DEFAULT_TLS_PORT: u16 = 443;
@@ -42,14 +44,28 @@ impl std::fmt::Display for Role {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
-    /// `http://host[:port]` or `https://host[:port]`.
+    /// `http://host[:port]` or `https://host[:port]`. For a cluster given by `cluster_id`, the
+    /// endpoint the control plane gave (set by the service).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uri: String,
-    /// `user:password` or an API key, for local runs.
+    /// A Zilliz Cloud cluster id (`in01-…`), instead of `uri`: its endpoint, plan and status
+    /// come from the Zilliz Cloud control plane, asked with the API key (`token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// `user:password` or an API key (`api_key` is another name for it).
+    #[serde(default, alias = "api_key", skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
-    /// A Secrets Manager ARN holding the token (AWS deployments).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A Secrets Manager ARN holding the token (AWS deployments; alias `api_key_secret_arn`).
+    #[serde(
+        default,
+        alias = "api_key_secret_arn",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub token_secret_arn: Option<String>,
+    /// What the control plane said about `cluster_id` when the job was planned. Set by the
+    /// service only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zilliz: Option<ZillizCluster>,
     /// The inline token, encrypted by the Lambda deployment so that later invocations can use
     /// it (see [`crate::aws::Sealer`]). Set by the service only; never shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,24 +275,68 @@ impl ClusterSpec {
         }
     }
 
+    /// A Zilliz Cloud cluster given by id, resolved when the job is planned.
+    pub fn by_id(cluster_id: impl Into<String>) -> Self {
+        Self {
+            cluster_id: Some(cluster_id.into()),
+            ..Self::default()
+        }
+    }
+
     /// Where the cluster listens. The request was validated, so this only fails for a record
-    /// written by another version.
+    /// written by another version, or a cluster id not resolved yet.
     pub fn address(&self) -> Result<Address, String> {
+        if self.uri.is_empty() {
+            if let Some(id) = &self.cluster_id {
+                return Err(format!(
+                    "cluster `{id}` has not been resolved through the Zilliz Cloud control plane yet"
+                ));
+            }
+        }
         Address::parse(&self.uri)
     }
 
+    /// The cluster as messages name it: its id, or its URI.
+    pub fn name(&self) -> String {
+        match &self.cluster_id {
+            Some(id) => format!("cluster {id}"),
+            None => self.uri.trim().to_owned(),
+        }
+    }
+
+    /// The cluster's Zilliz Cloud plan tier and CU size, and where they came from: the control
+    /// plane's answer for a cluster given by id, else the cluster id a Zilliz Cloud host
+    /// names (CU size unknown); `None` for any other cluster.
+    pub fn tier(&self) -> Option<(Tier, Option<u32>, TierSource)> {
+        if let Some(z) = &self.zilliz {
+            let tier = Tier::of_plan(&z.cluster_id, &z.plan)?;
+            return Some((tier, Some(z.cu_size), TierSource::ControlPlane));
+        }
+        let host = Address::parse(&self.uri).ok()?.host;
+        let id = cluster_id_of_host(&host)?;
+        Some((Tier::of_id(&id)?, None, TierSource::Host))
+    }
+
     pub(crate) fn validate(&self, path: &str) -> Result<(), FieldError> {
+        if let Some(id) = &self.cluster_id {
+            if !self.uri.trim().is_empty() && self.zilliz.is_none() {
+                return Err(FieldError::new(
+                    format!("{path}.cluster_id"),
+                    "give either uri or cluster_id, not both",
+                ));
+            }
+            check_cluster_id(&format!("{path}.cluster_id"), id)?;
+            if self.tls.is_some() {
+                return Err(FieldError::new(
+                    format!("{path}.tls"),
+                    "applies to clusters given by uri; a Zilliz Cloud cluster id is reached at its public endpoint with the platform's CAs",
+                ));
+            }
+            return self.validate_credentials(path);
+        }
         let address =
             Address::parse(&self.uri).map_err(|e| FieldError::new(format!("{path}.uri"), e))?;
-        if self.token.is_some() && self.token_secret_arn.is_some() {
-            return Err(FieldError::new(
-                format!("{path}.token_secret_arn"),
-                "give either token or token_secret_arn, not both",
-            ));
-        }
-        if let Some(arn) = &self.token_secret_arn {
-            check_arn(&format!("{path}.token_secret_arn"), arn)?;
-        }
+        self.validate_credentials(path)?;
         if let Some(tls) = &self.tls {
             if !address.tls {
                 return Err(FieldError::new(
@@ -288,6 +348,19 @@ impl ClusterSpec {
                 ));
             }
             tls.validate(&format!("{path}.tls"))?;
+        }
+        Ok(())
+    }
+
+    fn validate_credentials(&self, path: &str) -> Result<(), FieldError> {
+        if self.token.is_some() && self.token_secret_arn.is_some() {
+            return Err(FieldError::new(
+                format!("{path}.token_secret_arn"),
+                "give either token (api_key) or token_secret_arn (api_key_secret_arn), not both",
+            ));
+        }
+        if let Some(arn) = &self.token_secret_arn {
+            check_arn(&format!("{path}.token_secret_arn"), arn)?;
         }
         Ok(())
     }
@@ -311,6 +384,12 @@ impl ClusterSpec {
 
     /// The error when a field only the service sets came with the request.
     pub(crate) fn refuse_service_fields(&self, path: &str) -> Result<(), FieldError> {
+        if self.zilliz.is_some() {
+            return Err(FieldError::new(
+                format!("{path}.zilliz"),
+                "is set by the service from the Zilliz Cloud control plane; give cluster_id",
+            ));
+        }
         if self.sealed_token.is_some() {
             return Err(FieldError::new(
                 format!("{path}.sealed_token"),
@@ -329,6 +408,28 @@ impl ClusterSpec {
         }
         Ok(())
     }
+}
+
+/// A Zilliz Cloud cluster id: `in` and two digits, `-`, then letters and digits.
+fn check_cluster_id(field: &str, id: &str) -> Result<(), FieldError> {
+    let b = id.as_bytes();
+    let ok = id.len() > 5
+        && id.len() <= 64
+        && id.starts_with("in")
+        && b[2].is_ascii_digit()
+        && b[3].is_ascii_digit()
+        && b[4] == b'-'
+        && id[5..].bytes().all(|c| c.is_ascii_alphanumeric());
+    if !ok {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "`{}` is not a Zilliz Cloud cluster id (such as in01-0123456789abcdef)",
+                printable(id)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn mark(secret: &mut Option<Secret>) {
@@ -596,6 +697,50 @@ mod tests {
         })
         .validate("source")
         .is_ok());
+    }
+
+    #[test]
+    fn a_cluster_is_given_by_uri_or_by_id_and_the_id_is_checked() {
+        let ok = ClusterSpec::by_id("in01-0123456789abcdef");
+        assert!(ok.validate("source").is_ok());
+        assert!(ok.address().unwrap_err().contains("not been resolved"));
+        for (spec, field) in [
+            (ClusterSpec::by_id("in01-"), "source.cluster_id"),
+            (ClusterSpec::by_id("cluster-1"), "source.cluster_id"),
+            (ClusterSpec::by_id("in01-abc/../x"), "source.cluster_id"),
+            (
+                ClusterSpec {
+                    uri: "http://h".into(),
+                    ..ClusterSpec::by_id("in01-abc")
+                },
+                "source.cluster_id",
+            ),
+            (
+                ClusterSpec {
+                    tls: Some(TlsSpec::default()),
+                    ..ClusterSpec::by_id("in01-abc")
+                },
+                "source.tls",
+            ),
+        ] {
+            assert_eq!(
+                spec.validate("source").unwrap_err().field,
+                field,
+                "{spec:?}"
+            );
+        }
+        // `api_key` is another name for the token, and is redacted like it.
+        let spec: ClusterSpec =
+            serde_json::from_str(r#"{"cluster_id":"in05-abc","api_key":"k-123"}"#).unwrap();
+        assert_eq!(spec.token.as_ref().unwrap().expose(), "k-123");
+        let mut shown = spec.clone();
+        shown.make_public();
+        assert!(!serde_json::to_string(&shown).unwrap().contains("k-123"));
+        // A Zilliz Cloud host names its tier; others have none.
+        let host =
+            ClusterSpec::new("https://in03-abc.serverless.gcp-us-west1.vectordb.zillizcloud.com");
+        assert_eq!(host.tier().map(|t| t.0), Some(Tier::Free));
+        assert_eq!(ClusterSpec::new("http://10.0.0.4:19530").tier(), None);
     }
 
     #[test]

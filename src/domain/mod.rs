@@ -7,6 +7,7 @@ pub mod report;
 pub mod request;
 pub mod secret;
 pub mod task;
+pub mod tier;
 
 pub use cluster::{Address, ClusterSpec, Role, TlsSpec};
 pub use job::{
@@ -21,3 +22,4 @@ pub use request::{
     PartitionKeyOverride, SchemaOverrides, VerifyMode, WebhookSpec,
 };
 pub use secret::{Secret, REDACTED};
+pub use tier::{Tier, TierVerdict, ZillizCluster};

@@ -36,12 +36,12 @@ impl Engine {
     /// its plan. Returns the job and whether it is new.
     pub async fn start(&self, request: MigrationRequest) -> Result<(Job, bool), EngineError> {
         let now = Utc::now();
-        request.validate(now)?;
-        if let Some(w) = &request.webhook {
-            // Refused now rather than at the end of a long job.
-            self.notifier
-                .check_url(&w.url)
-                .map_err(|e| FieldError::new("webhook.url", e))?;
+        self.accept_checks(&request, now)?;
+        if request.dry_run {
+            return Err(EngineError::Invalid(FieldError::new(
+                "dry_run",
+                "a dry run starts no job; ask for the plan instead (vecmigrate plan, POST /migrations?dry_run=true)",
+            )));
         }
         let job = Job::new(Job::new_id(), request, now);
         match self.store.create_job(&job).await? {
@@ -59,6 +59,22 @@ impl Engine {
                 existing.id
             ))),
         }
+    }
+
+    /// What a request must pass before anything is done with it: its own checks, and a
+    /// webhook URL the notifier accepts (refused now rather than at the end of a long job).
+    pub(crate) fn accept_checks(
+        &self,
+        request: &MigrationRequest,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        request.validate(now)?;
+        if let Some(w) = &request.webhook {
+            self.notifier
+                .check_url(&w.url)
+                .map_err(|e| FieldError::new("webhook.url", e))?;
+        }
+        Ok(())
     }
 
     /// Asks a job to stop. Workers stop at their next page; a job with nobody working on it

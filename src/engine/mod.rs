@@ -25,10 +25,12 @@ mod config;
 mod content;
 mod copy;
 mod counts;
+mod dry_run;
 mod error;
 mod faults;
 mod finish;
 mod lifecycle;
+mod locate;
 mod notify;
 mod pacing;
 mod plan;
@@ -42,9 +44,11 @@ mod step_lease;
 pub(crate) use budget::page_limit;
 pub use budget::Budget;
 pub use config::EngineConfig;
+pub use dry_run::{Estimate, PlanReport, PlannedCluster, PlannedCollection, Totals};
 pub use error::EngineError;
 pub use faults::Faults;
 pub(crate) use lifecycle::source_collection;
+pub use preflight::Capacity;
 
 /// What a handled message led to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::retry::Patience;
 use super::{Budget, Engine, EngineError, Handled};
-use crate::domain::{Job, Level, Phase, Role};
+use crate::domain::{Job, Level, Phase, Problem, Role};
 use crate::milvus::Cluster;
 use crate::queue::{Step, WorkMessage};
 
@@ -64,6 +64,46 @@ impl Engine {
         }
     }
 
+    /// Resolves the job's clusters given by id (recording their endpoints and what the control
+    /// plane said on the job) and applies the plan-tier rule: the first of preflight's checks.
+    /// A cluster that could not be resolved ends preflight here; the rule's refusal is returned,
+    /// to be reported with the rest of preflight's findings.
+    async fn locate_job(
+        &self,
+        p: &Patience<'_>,
+        job: &Job,
+    ) -> Result<(Job, Vec<Problem>), EngineError> {
+        let located = self
+            .locate(p, &job.request.source, &job.request.target)
+            .await?;
+        if !located.reachable() {
+            return Err(EngineError::Preflight(located.problems));
+        }
+        if located.verdict.applied {
+            let message = format!("plan tiers: {}", located.verdict.reason);
+            self.log(&job.id, Level::Info, None, message).await;
+        }
+        if located.source == job.request.source && located.target == job.request.target {
+            return Ok((job.clone(), located.problems));
+        }
+        let job = self
+            .update_job(&job.id, |j| {
+                j.request.source = located.source.clone();
+                j.request.target = located.target.clone();
+                Ok(true)
+            })
+            .await?;
+        for (role, spec) in [
+            (Role::Source, &job.request.source),
+            (Role::Target, &job.request.target),
+        ] {
+            if let Some(line) = super::locate::resolved_line(role, spec) {
+                self.log(&job.id, Level::Info, None, line).await;
+            }
+        }
+        Ok((job, located.problems))
+    }
+
     /// The plan step once its lease is held.
     async fn plan_held(
         &self,
@@ -72,9 +112,24 @@ impl Engine {
         owner: &str,
     ) -> Result<Handled, EngineError> {
         let job_id = &job.id;
+        let located;
+        let (job, mut refused) = if job.phase == Some(Phase::Preflight) {
+            let (j, refused) = self.locate_job(p, job).await?;
+            located = j;
+            (&located, refused)
+        } else {
+            (job, Vec::new())
+        };
         let (source, target) = self.clusters(p, job).await?;
         if job.phase == Some(Phase::Preflight) {
-            let collections = self.preflight(p, job, &*source, &*target).await?;
+            let collections = match self.preflight(p, job, &*source, &*target).await {
+                Err(EngineError::Preflight(mut more)) => {
+                    refused.append(&mut more);
+                    return Err(EngineError::Preflight(refused));
+                }
+                Ok(_) if !refused.is_empty() => return Err(EngineError::Preflight(refused)),
+                other => other?,
+            };
             let total: u64 = collections.iter().filter_map(|c| c.source_count).sum();
             self.update_job(job_id, |j| {
                 if j.phase != Some(Phase::Preflight) {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::retry::Patience;
 use super::{Engine, EngineError};
 use crate::domain::cluster::printable;
+use crate::domain::tier::{Tier, MAX_PARTITIONS_PER_COLLECTION};
 use crate::domain::{CollectionReport, CollectionStatus, DatabaseSpec, Job, Level, Problem};
 use crate::milvus::compat::{schema_differences, too_old_for, type_name};
 use crate::milvus::{Cluster, CollectionInfo, DataType};
@@ -81,15 +82,43 @@ fn schema_problems(field: &str, database: &str, name: &str, info: &CollectionInf
     problems
 }
 
-/// What preflight has found so far.
+/// One collection preflight found fit to migrate.
+pub(super) struct Inspected {
+    /// Its report, with the source's count.
+    pub report: CollectionReport,
+    /// Its schema and settings on the source.
+    pub info: CollectionInfo,
+    /// Its partitions (a partition-key collection's: as many as Milvus spreads keys over).
+    pub partitions: u64,
+    /// The request field that names it.
+    pub field: String,
+}
+
+/// The target's collections against its plan's limit (a Zilliz Cloud target only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Capacity {
+    /// Collections the target holds now, in every database.
+    pub existing: u64,
+    /// Collections it would hold after the job.
+    pub after: u64,
+    /// The most its plan allows (unknown for a Dedicated cluster of unknown CU size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_collections: Option<u64>,
+    /// The most partitions one collection may have.
+    pub max_partitions_per_collection: u64,
+}
+
+/// What preflight found.
 #[derive(Default)]
-struct Findings {
-    problems: Vec<Problem>,
-    reports: Vec<CollectionReport>,
+pub(super) struct Findings {
+    pub problems: Vec<Problem>,
+    pub collections: Vec<Inspected>,
+    /// The target's capacity, when its plan is known.
+    pub capacity: Option<Capacity>,
     /// `db.collection` of the collections whose keys the server generates.
     auto_id: Vec<String>,
     /// (`db.collection`, warning) for the job log.
-    warnings: Vec<(String, String)>,
+    pub warnings: Vec<(String, String)>,
 }
 
 /// The two clusters, as preflight reads them.
@@ -144,6 +173,25 @@ impl Engine {
         source: &dyn Cluster,
         target: &dyn Cluster,
     ) -> Result<Vec<CollectionReport>, EngineError> {
+        let found = self.inspect(p, job, source, target).await?;
+        if !found.problems.is_empty() {
+            return Err(EngineError::Preflight(found.problems));
+        }
+        for (collection, warning) in found.warnings {
+            self.log(&job.id, Level::Warn, Some(collection), warning)
+                .await;
+        }
+        Ok(found.collections.into_iter().map(|c| c.report).collect())
+    }
+
+    /// Everything preflight finds, problems included (the dry run reports them all).
+    pub(super) async fn inspect(
+        &self,
+        p: &Patience<'_>,
+        job: &Job,
+        source: &dyn Cluster,
+        target: &dyn Cluster,
+    ) -> Result<Findings, EngineError> {
         let sides = Sides {
             p,
             source,
@@ -167,14 +215,61 @@ impl Engine {
                 )));
             }
         }
-        if !found.problems.is_empty() {
-            return Err(EngineError::Preflight(found.problems));
+        if let Some((tier, cu, _)) = job.request.target.tier() {
+            self.check_capacity(&sides, tier, cu, &mut found).await?;
         }
-        for (collection, warning) in found.warnings {
-            self.log(&job.id, Level::Warn, Some(collection), warning)
-                .await;
+        Ok(found)
+    }
+
+    /// The collections a Zilliz Cloud target would hold, and each one's partitions, against
+    /// its plan's limits.
+    async fn check_capacity(
+        &self,
+        sides: &Sides<'_>,
+        tier: Tier,
+        cu: Option<u32>,
+        found: &mut Findings,
+    ) -> Result<(), EngineError> {
+        let mut existing = 0;
+        for db in &sides.target_dbs {
+            existing += sides
+                .p
+                .call(|| sides.target.list_collections(db))
+                .await?
+                .len() as u64;
         }
-        Ok(found.reports)
+        let adding = found.collections.len() as u64;
+        let capacity = Capacity {
+            existing,
+            after: existing + adding,
+            max_collections: tier.max_collections(cu),
+            max_partitions_per_collection: MAX_PARTITIONS_PER_COLLECTION,
+        };
+        let plan = match cu {
+            Some(cu) if tier == Tier::Dedicated => format!("a {cu}-CU Dedicated cluster"),
+            _ => format!("a {} cluster", tier.as_str()),
+        };
+        if let Some(max) = capacity.max_collections.filter(|m| capacity.after > *m) {
+            found.problems.push(Problem::at(
+                "target",
+                format!(
+                    "the target is {plan}, which holds at most {max} collections: it holds {existing} and this job would add {adding}; migrate fewer collections, drop some on the target, or choose a larger plan"
+                ),
+            ));
+        }
+        for c in &found.collections {
+            if c.partitions > MAX_PARTITIONS_PER_COLLECTION {
+                found.problems.push(Problem::at(
+                    c.field.clone(),
+                    format!(
+                        "collection `{}.{}` has {} partitions; the target is {plan}, which allows at most {MAX_PARTITIONS_PER_COLLECTION} per collection",
+                        c.report.database, c.report.source, c.partitions
+                    ),
+                ));
+            }
+        }
+        found.capacity = Some(capacity);
+        Ok(())
     }
 
     async fn check_database(
@@ -310,7 +405,16 @@ impl Engine {
             return Ok(());
         }
         let count = sides.p.call(|| sides.source.count(db, name)).await?;
-        found.reports.push(CollectionReport {
+        let partitions = if info.has_partition_key() {
+            info.num_partitions.max(1) as u64
+        } else {
+            sides
+                .p
+                .call(|| sides.source.list_partitions(db, name))
+                .await?
+                .len() as u64
+        };
+        let report = CollectionReport {
             database: db.clone(),
             source: name.clone(),
             target_database: c.db.target().to_owned(),
@@ -323,6 +427,12 @@ impl Engine {
             mismatches: Vec::new(),
             content: None,
             indexes: Vec::new(),
+        };
+        found.collections.push(Inspected {
+            report,
+            info,
+            partitions,
+            field: c.field(),
         });
         Ok(())
     }

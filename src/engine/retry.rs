@@ -40,6 +40,8 @@ pub(crate) struct Patience<'a> {
     max_outage: Duration,
     /// Preflight: a cluster never reached is a wrong address, not an outage.
     first_contact: bool,
+    /// Whether outages are recorded on the job (a dry run has no job record).
+    recorded: bool,
     state: Mutex<Waiting>,
 }
 
@@ -74,7 +76,17 @@ impl Engine {
             budget,
             max_outage: job.request.options.max_outage,
             first_contact: job.phase.is_none_or(|p| p == Phase::Preflight),
+            recorded: true,
             state: Mutex::new(Waiting::default()),
+        }
+    }
+
+    /// The same policy for a job that is not in the store (a dry run): outages are waited out
+    /// but not recorded.
+    pub(crate) fn unrecorded_patience(&self, job: &Job, budget: Budget) -> Patience<'_> {
+        Patience {
+            recorded: false,
+            ..self.patience(job, budget)
         }
     }
 
@@ -208,10 +220,13 @@ impl Patience<'_> {
         let since = match known {
             Some(since) => since,
             None => {
-                let since = self
-                    .engine
-                    .outage_began(&self.job_id, role, &error, self.max_outage)
-                    .await?;
+                let since = if self.recorded {
+                    self.engine
+                        .outage_began(&self.job_id, role, &error, self.max_outage)
+                        .await?
+                } else {
+                    Utc::now()
+                };
                 let mut state = self.lock();
                 state.since = Some((role, since));
                 state.attempt = 0;
@@ -239,7 +254,7 @@ impl Patience<'_> {
             }
             (wait, update)
         };
-        if let Some(retried) = update {
+        if let Some(retried) = update.filter(|_| self.recorded) {
             self.engine
                 .outage_goes_on(&self.job_id, role, &error, retried)
                 .await?;
@@ -261,7 +276,7 @@ impl Patience<'_> {
             state.retried = 0;
             ended
         };
-        if let Some((role, retried)) = ended {
+        if let Some((role, retried)) = ended.filter(|_| self.recorded) {
             self.engine.outage_ended(&self.job_id, role, retried).await;
         }
     }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 pub use ::milvus::proto::common::KeyValuePair;
 pub use ::milvus::proto::schema::{CollectionSchema, DataType, FieldData, FieldSchema};
 
-use crate::domain::{ClusterSpec, Cursor, SchemaOverrides};
+use crate::domain::{ClusterSpec, Cursor, SchemaOverrides, ZillizCluster};
 
 /// The collection property that lets explicit keys into an `auto_id` collection.
 pub const ALLOW_INSERT_AUTO_ID: &str = "allow_insert_auto_id";
@@ -23,6 +23,7 @@ pub mod batch;
 pub mod compat;
 pub mod grpc;
 pub mod rows;
+pub mod zilliz;
 
 pub use batch::Batch;
 
@@ -95,6 +96,18 @@ pub enum ClusterError {
     /// The server answered something that breaks an invariant we rely on.
     #[error("{role} cluster: {0}", role = .1)]
     Protocol(String, Role),
+    /// Zilliz Cloud's control plane could not resolve a cluster given by id.
+    #[error("the {role} cluster {cluster_id} {detail}")]
+    ZillizCloud {
+        /// Which cluster.
+        role: Role,
+        /// The id it was given by.
+        cluster_id: String,
+        /// What the control plane said, and what to do.
+        detail: String,
+        /// Whether asking again may succeed (the control plane was unreachable or busy).
+        transient: bool,
+    },
 }
 
 /// What a failed call means for whoever made it.
@@ -135,6 +148,7 @@ impl ClusterError {
         match self {
             ClusterError::Call { failure, .. } => *failure,
             ClusterError::Unreachable { .. } => Failure::Outage,
+            ClusterError::ZillizCloud { transient, .. } if *transient => Failure::Outage,
             _ => Failure::Permanent,
         }
     }
@@ -147,6 +161,7 @@ impl ClusterError {
             | ClusterError::Unauthenticated { role, .. }
             | ClusterError::Call { role, .. }
             | ClusterError::Credentials { role, .. }
+            | ClusterError::ZillizCloud { role, .. }
             | ClusterError::Protocol(_, role) => *role,
         }
     }
@@ -496,4 +511,12 @@ pub trait ClusterConnector: Send + Sync {
         role: Role,
         spec: &ClusterSpec,
     ) -> Result<Arc<dyn Cluster>, ClusterError>;
+
+    /// What Zilliz Cloud's control plane says about the `role` cluster `spec` gives by
+    /// `cluster_id`, asked with its token (the API key); only a `RUNNING` cluster is an answer.
+    async fn describe_zilliz(
+        &self,
+        role: Role,
+        spec: &ClusterSpec,
+    ) -> Result<ZillizCluster, ClusterError>;
 }

@@ -51,6 +51,16 @@ pub struct Deployment {
 
 impl Deployment {
     pub async fn new(max_run: Duration, inbound: Option<&str>, faults: Option<Faults>) -> Self {
+        Self::build(max_run, inbound, faults, None).await
+    }
+
+    /// A deployment whose control plane is `zilliz_api_url` (the tests' stand-in).
+    pub async fn build(
+        max_run: Duration,
+        inbound: Option<&str>,
+        faults: Option<Faults>,
+        zilliz_api_url: Option<String>,
+    ) -> Self {
         let servers = Servers::from_env();
         let table = unique("jobs");
         let dynamo = create_table(&table).await;
@@ -88,6 +98,10 @@ impl Deployment {
             max_run: Some(max_run),
             retention_days: 7,
             allowed_private: Vec::new(),
+            zilliz_api_url: zilliz_api_url
+                .unwrap_or_else(|| "http://127.0.0.1:9/no-control-plane".into()),
+            zilliz_api_key_secret_arn: None,
+            zilliz_bearer_auth: true,
             engine: EngineConfig {
                 safety_margin: Duration::from_millis(300),
                 lease_ttl: Duration::from_secs(4),

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod control_plane;
 pub mod faults;
 pub mod lambda;
 pub mod receiver;
@@ -37,6 +38,7 @@ use vecmigrate::domain::{CollectionSpec, DatabaseSpec, MigrationRequest, Secret}
 use vecmigrate::engine::{Engine, EngineConfig, Faults};
 use vecmigrate::entrypoints::local::{LocalRunner, LocalSettings};
 use vecmigrate::milvus::grpc::MilvusConnector;
+use vecmigrate::milvus::zilliz::ControlPlane;
 use vecmigrate::queue::inprocess::InProcessQueue;
 use vecmigrate::store::sqlite::SqliteStore;
 use vecmigrate::store::JobStore;
@@ -658,7 +660,17 @@ pub async fn read_rows(server: &Server, db: &str, name: &str, seed: &Seed) -> Ro
     rows
 }
 
-/// Exact count (loads the collection if needed).
+/// The databases of a server.
+pub async fn list_databases(server: &Server) -> Vec<String> {
+    raw(server)
+        .await
+        .list_databases(milvus::proto::milvus::ListDatabasesRequest::default())
+        .await
+        .expect("list databases")
+        .into_inner()
+        .db_names
+}
+
 /// The collection names of a database.
 pub async fn collection_names(server: &Server, db: &str) -> Vec<String> {
     raw(server)
@@ -673,6 +685,7 @@ pub async fn collection_names(server: &Server, db: &str) -> Vec<String> {
         .collection_names
 }
 
+/// Exact count (loads the collection if needed).
 pub async fn count(server: &Server, db: &str, name: &str) -> u64 {
     let mut c = raw(server).await;
     if load_state(&mut c, db, name).await != LoadState::Loaded as i32 {
@@ -847,7 +860,15 @@ pub fn harness_on(
     config: EngineConfig,
     faults: Option<Faults>,
 ) -> Harness {
-    harness_full(servers, store, dir, settings, config, faults, None)
+    harness_full(
+        servers,
+        store,
+        dir,
+        settings,
+        config,
+        faults,
+        Extras::default(),
+    )
 }
 
 /// A harness whose engine signs webhooks with `secret` (as the CLI's `--webhook-secret`).
@@ -865,8 +886,45 @@ pub fn harness_webhook(
         settings,
         config,
         faults,
-        Some(Secret::new(secret)),
+        Extras {
+            webhook_secret: Some(Secret::new(secret)),
+            ..Extras::default()
+        },
     )
+}
+
+/// A harness whose connector resolves cluster ids through `control_plane` (the stand-in's
+/// URL), with `keys` (source, target) as the API keys given on the command line (a stored
+/// request holds them redacted, so the CLI passes them to the resolver).
+pub fn harness_zilliz(
+    settings: LocalSettings,
+    control_plane: &str,
+    keys: &(String, String),
+) -> Harness {
+    let (store, dir) = fresh_store();
+    harness_full(
+        Servers::from_env(),
+        store,
+        dir,
+        settings,
+        EngineConfig::default(),
+        None,
+        Extras {
+            zilliz: Some((
+                control_plane.to_owned(),
+                Secret::new(keys.0.as_str()),
+                Secret::new(keys.1.as_str()),
+            )),
+            ..Extras::default()
+        },
+    )
+}
+
+/// What some harnesses add: the CLI's webhook secret; a control plane and the API keys.
+#[derive(Default)]
+struct Extras {
+    webhook_secret: Option<Secret>,
+    zilliz: Option<(String, Secret, Secret)>,
 }
 
 fn harness_full(
@@ -876,24 +934,34 @@ fn harness_full(
     settings: LocalSettings,
     config: EngineConfig,
     faults: Option<Faults>,
-    webhook_secret: Option<Secret>,
+    extras: Extras,
 ) -> Harness {
+    let Extras {
+        webhook_secret,
+        zilliz,
+    } = extras;
     let queue = InProcessQueue::new();
-    let credentials: Arc<dyn Credentials> = Arc::new(
-        TokenResolver::new(
+    let (source, target) = match &zilliz {
+        Some((_, source, target)) => (Some(source.clone()), Some(target.clone())),
+        None => (
             servers.source.token.clone().map(Secret::new),
             servers.target.token.clone().map(Secret::new),
-        )
-        .with_webhook_secret(webhook_secret),
-    );
+        ),
+    };
+    let credentials: Arc<dyn Credentials> =
+        Arc::new(TokenResolver::new(source, target).with_webhook_secret(webhook_secret));
     let notifier = vecmigrate::webhook::sender::HttpNotifier::local(
         credentials.clone(),
         config.webhook_timeout,
     );
+    let mut connector = MilvusConnector::new(credentials);
+    if let Some((url, _, _)) = zilliz {
+        connector = connector.with_control_plane(ControlPlane::new(url));
+    }
     let mut engine = Engine::new(
         store.clone(),
         Arc::new(queue.clone()),
-        Arc::new(MilvusConnector::new(credentials)),
+        Arc::new(connector),
         notifier,
         config,
     );
@@ -923,6 +991,7 @@ pub fn request(
     };
     MigrationRequest {
         idempotency_key: None,
+        dry_run: false,
         source: spec(&servers.source),
         target: spec(&servers.target),
         databases: vec![DatabaseSpec {

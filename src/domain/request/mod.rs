@@ -63,6 +63,10 @@ pub struct MigrationRequest {
     /// Where the outcome is reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSpec>,
+    /// Only plan: run preflight, answer what would be migrated and how long it would take,
+    /// and write nothing (no job is recorded).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// One database to migrate.
@@ -225,6 +229,7 @@ impl MigrationRequest {
             let field = if path == "." { String::new() } else { path };
             // serde quotes a wrongly typed value in its message: never a secret's.
             if field.ends_with(".token")
+                || field.ends_with(".api_key")
                 || field.ends_with(".secret")
                 || field.ends_with(".client_key")
             {

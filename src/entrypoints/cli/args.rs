@@ -36,6 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// Start a migration and run it to the end.
     Run(Box<RunArgs>),
+    /// Check a migration without running it (the same flags and --spec as `run`): preflight,
+    /// the plan-tier rule, the target's capacity and the estimated duration against
+    /// --not-after. Writes nothing. Exit 0 when the plan has no problem, 1 when it has.
+    Plan(Box<RunArgs>),
     /// Show a job's status and verification.
     Status {
         /// The job id.
@@ -96,7 +100,7 @@ pub struct RunSettings {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The request as a JSON file (see README); `-` reads standard input.
-    #[arg(long, conflicts_with_all = ["source_uri", "target_uri", "collection", "database"])]
+    #[arg(long, conflicts_with_all = ["source_uri", "target_uri", "source_cluster_id", "target_cluster_id", "collection", "database"])]
     pub spec: Option<PathBuf>,
     /// Source cluster URI, e.g. http://127.0.0.1:19530.
     #[arg(long)]
@@ -104,6 +108,17 @@ pub struct RunArgs {
     /// Target cluster URI.
     #[arg(long)]
     pub target_uri: Option<String>,
+    /// The source as a Zilliz Cloud cluster id (in01-…) instead of --source-uri, resolved
+    /// through the control plane with the API key given as --source-token.
+    #[arg(long, conflicts_with = "source_uri")]
+    pub source_cluster_id: Option<String>,
+    /// The target as a Zilliz Cloud cluster id, its API key given as --target-token.
+    #[arg(long, conflicts_with = "target_uri")]
+    pub target_cluster_id: Option<String>,
+    /// The end of the maintenance window (RFC 3339, e.g. 2026-12-02T06:00:00Z): the job
+    /// stops there; `plan` says whether it is expected to end before.
+    #[arg(long, value_parser = parse_time)]
+    pub not_after: Option<chrono::DateTime<chrono::Utc>>,
     /// The CA certificate (PEM file) that signed the source server's certificate, for a
     /// server with its own CA.
     #[arg(long, value_name = "FILE")]
@@ -161,6 +176,12 @@ fn parse_limit(s: &str) -> Result<usize, String> {
         .ok()
         .filter(|n| (1..=1000).contains(n))
         .ok_or_else(|| format!("`{s}` is not a number from 1 to 1000"))
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-12-02T06:00:00Z: {e}"))
 }
 
 fn parse_max_run(s: &str) -> Result<Duration, String> {

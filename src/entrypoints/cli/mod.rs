@@ -1,19 +1,23 @@
-//! The `vecmigrate` command line: `run`, `status`, `list`, `resume`, `cancel`, on the embedded
-//! job store with in-process workers. [`args`] holds the words, [`request`] builds a `run`'s
-//! request, [`render`] prints progress and reports; this module runs each command.
+//! The `vecmigrate` command line: `run`, `plan`, `status`, `list`, `resume`, `cancel`, on the
+//! embedded job store with in-process workers. [`args`] holds the words, [`request`] builds a
+//! `run`'s request, [`render`] prints progress and reports, [`plan`] the dry run; this module
+//! runs each command.
 //!
-//! Exit codes: 0 the job is SUCCESSFUL; 1 it FAILED; 2 the request or the command line is
-//! invalid; 3 it was CANCELLED; 4 anything else (job not found, store unavailable, conflict).
+//! Exit codes: 0 the job is SUCCESSFUL (`plan`: no problem); 1 it FAILED (`plan`: problems);
+//! 2 the request or the command line is invalid; 3 it was CANCELLED; 4 anything else (job not
+//! found, store unavailable, conflict).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 mod args;
+mod plan;
 mod render;
 mod request;
 
 pub use args::{Cli, Command, RunArgs, RunSettings};
+pub use plan::render_plan;
 pub use render::{print_report, render_table};
 pub use request::request_from_args;
 
@@ -74,6 +78,7 @@ fn invalid(message: impl Into<String>) -> Failure {
 pub async fn main_with(cli: Cli) -> i32 {
     let result = match &cli.command {
         Command::Run(args) => run(&cli, args).await,
+        Command::Plan(args) => plan::plan(cli.json, args).await,
         Command::Resume { job, run } => resume(&cli, job, run).await,
         Command::Status { job } => status(&cli, job).await,
         Command::Cancel { job } => cancel(&cli, job).await,

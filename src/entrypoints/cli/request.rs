@@ -38,14 +38,16 @@ fn from_spec(path: &Path) -> Result<MigrationRequest, Failure> {
 
 /// The request for `--source-uri`, `--target-uri`, `--database` and `--collection`.
 fn from_flags(args: &RunArgs) -> Result<MigrationRequest, Failure> {
-    let source = args
-        .source_uri
-        .clone()
-        .ok_or_else(|| invalid("give --spec FILE, or --source-uri and --target-uri"))?;
-    let target = args
-        .target_uri
-        .clone()
-        .ok_or_else(|| invalid("--target-uri is missing"))?;
+    let side = |uri: &Option<String>, id: &Option<String>| match (uri, id) {
+        (Some(uri), _) => Some(ClusterSpec::new(uri.clone())),
+        (None, Some(id)) => Some(ClusterSpec::by_id(id.clone())),
+        (None, None) => None,
+    };
+    let source = side(&args.source_uri, &args.source_cluster_id).ok_or_else(|| {
+        invalid("give --spec FILE, or --source-uri (or --source-cluster-id) and --target-uri (or --target-cluster-id)")
+    })?;
+    let target = side(&args.target_uri, &args.target_cluster_id)
+        .ok_or_else(|| invalid("--target-uri (or --target-cluster-id) is missing"))?;
     let collections = args
         .collection
         .iter()
@@ -60,8 +62,9 @@ fn from_flags(args: &RunArgs) -> Result<MigrationRequest, Failure> {
         .collect();
     Ok(MigrationRequest {
         idempotency_key: None,
-        source: ClusterSpec::new(source),
-        target: ClusterSpec::new(target),
+        dry_run: false,
+        source,
+        target,
         databases: vec![DatabaseSpec {
             name: args.database.clone().unwrap_or_else(|| "default".into()),
             target_name: args.target_database.clone(),
@@ -85,6 +88,7 @@ fn apply_flags(args: &RunArgs, request: &mut MigrationRequest) {
     o.wait_for_index |= args.wait_for_index;
     o.verify = args.verify.unwrap_or(o.verify);
     o.verify_sample_size = args.verify_sample_size.unwrap_or(o.verify_sample_size);
+    o.not_after = args.not_after.or(o.not_after);
     let token = |t: &Option<String>| t.clone().map(Secret::new);
     if request.source.token.is_none() {
         request.source.token = token(&args.run.source_token);

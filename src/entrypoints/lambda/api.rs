@@ -6,14 +6,17 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::LambdaApp;
 use crate::domain::{JobStatus, MigrationRequest, Role};
+use crate::engine::Budget;
 
 /// One call of the API.
 #[derive(Debug)]
 pub(super) enum Call {
-    /// Start a migration: the request's JSON text, and an `Idempotency-Key` header.
+    /// Start a migration: the request's JSON text, and an `Idempotency-Key` header; or, with
+    /// `dry_run` (or `"dry_run": true` in the request), only plan it.
     Start {
         body: String,
         idempotency_key: Option<String>,
+        dry_run: bool,
     },
     /// A job's report.
     Status(String),
@@ -39,7 +42,8 @@ impl LambdaApp {
             Call::Start {
                 body,
                 idempotency_key,
-            } => self.start(&body, idempotency_key).await,
+                dry_run,
+            } => self.start(&body, idempotency_key, dry_run).await,
             Call::Status(id) => Ok((200, json!(self.engine.report(&id).await?))),
             Call::Cancel(id) => {
                 self.engine.cancel(&id).await?;
@@ -58,8 +62,18 @@ impl LambdaApp {
         &self,
         body: &str,
         idempotency_key: Option<String>,
+        dry_run: bool,
     ) -> Result<(u16, Value), ApiError> {
         let mut request = MigrationRequest::from_json(body)?;
+        self.deployment_api_key(&mut request);
+        if dry_run || request.dry_run {
+            request.dry_run = true;
+            self.seal(&mut request)?;
+            // A dry run answers within the invocation: at most one run's time.
+            let budget = Budget::new(None, self.config.max_run, self.config.engine.safety_margin);
+            let plan = self.engine.dry_run(request, budget).await?;
+            return Ok((200, json!(plan)));
+        }
         match (&request.idempotency_key, idempotency_key) {
             (None, Some(key)) => request.idempotency_key = Some(key),
             (Some(a), Some(b)) if *a != b => {

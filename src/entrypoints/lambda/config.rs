@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::engine::EngineConfig;
 use crate::entrypoints::{env_duration, env_text};
+use crate::milvus::zilliz::{API_URL_ENV, DEFAULT_API_URL};
 use crate::webhook::guard::{Cidr, UrlPolicy};
 
 /// How the function is set up, from its environment (see `template.yaml`).
@@ -23,6 +24,16 @@ pub struct LambdaConfig {
     pub retention_days: u32,
     /// Private ranges webhooks may go to (`VECMIGRATE_ALLOWED_PRIVATE_RANGES`, CIDRs).
     pub allowed_private: Vec<Cidr>,
+    /// The Zilliz Cloud control plane clusters given by id are resolved through
+    /// (`VECMIGRATE_ZILLIZ_API_URL`, default `https://api.cloud.zilliz.com`).
+    pub zilliz_api_url: String,
+    /// Secrets Manager ARN of the deployment's Zilliz Cloud API key, used for clusters given
+    /// by id when a request brings no key (`VECMIGRATE_ZILLIZ_API_KEY_SECRET_ARN`).
+    pub zilliz_api_key_secret_arn: Option<String>,
+    /// Whether the Zilliz-compatible `/v2` routes accept callers whose only credential is a
+    /// Zilliz Cloud API key (`Authorization: Bearer`) that can see the clusters they name
+    /// (`VECMIGRATE_ZILLIZ_BEARER_AUTH=true`).
+    pub zilliz_bearer_auth: bool,
     /// The engine's settings (leases, safety margin, webhook retries; see [`EngineConfig`]).
     pub engine: EngineConfig,
 }
@@ -51,6 +62,17 @@ impl LambdaConfig {
                 &env_text("VECMIGRATE_ALLOWED_PRIVATE_RANGES").unwrap_or_default(),
             )
             .map_err(|e| format!("VECMIGRATE_ALLOWED_PRIVATE_RANGES: {e}"))?,
+            zilliz_api_url: env_text(API_URL_ENV).unwrap_or_else(|| DEFAULT_API_URL.into()),
+            zilliz_api_key_secret_arn: env_text("VECMIGRATE_ZILLIZ_API_KEY_SECRET_ARN"),
+            zilliz_bearer_auth: match env_text("VECMIGRATE_ZILLIZ_BEARER_AUTH").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "VECMIGRATE_ZILLIZ_BEARER_AUTH=`{other}` is neither true nor false"
+                    ))
+                }
+            },
             engine: EngineConfig::from_env()?,
         })
     }

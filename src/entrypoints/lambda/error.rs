@@ -37,6 +37,18 @@ impl ApiError {
         }
     }
 
+    /// The body in Zilliz Cloud's shape, `{"code": N, "message": …}` (N the HTTP status), for
+    /// the Zilliz-compatible routes.
+    pub(super) fn zilliz_body(&self) -> Value {
+        let message = match &self.field {
+            Some(field) if !self.message.starts_with(field.as_str()) => {
+                format!("{field}: {}", self.message)
+            }
+            _ => self.message.clone(),
+        };
+        json!({ "code": self.status, "message": message })
+    }
+
     pub(super) fn body(&self) -> Value {
         let mut error = json!({ "code": self.code, "message": self.message, "field": self.field });
         if !self.problems.is_empty() {

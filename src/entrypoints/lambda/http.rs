@@ -60,6 +60,12 @@ impl LambdaApp {
         if body.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.first() == Some(&"v2") {
+            return Ok(self
+                .zilliz_http(&request, &method, &path, &segments, &body)
+                .await);
+        }
         self.authenticate(&request, &method, &path, &body).await?;
         let header = |name: &str| {
             request
@@ -69,12 +75,21 @@ impl LambdaApp {
                 .map(str::to_owned)
         };
         let query = |name: &str| request.query_string_parameters.get(name).cloned();
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let call = match (method.as_str(), segments.as_slice()) {
             ("POST", ["migrations"]) => Call::Start {
                 body: String::from_utf8(body)
                     .map_err(|_| ApiError::new(400, "bad_request", "the body is not UTF-8 text"))?,
                 idempotency_key: header("idempotency-key"),
+                dry_run: match query("dry_run").as_deref() {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(other) => {
+                        return Err(ApiError::field(
+                            "dry_run",
+                            format!("`{other}` is neither true nor false"),
+                        ))
+                    }
+                },
             },
             ("GET", ["migrations"]) => Call::List {
                 status: query("status"),
@@ -103,7 +118,7 @@ impl LambdaApp {
 
     /// IAM-verified callers pass; others need a valid inbound Standard Webhooks signature over
     /// this request's method, path and body, with a `webhook-id` not used before.
-    async fn authenticate(
+    pub(super) async fn authenticate(
         &self,
         request: &LambdaFunctionUrlRequest,
         method: &str,

@@ -15,6 +15,7 @@ impl LambdaApp {
             Invocation::Start(request) => Call::Start {
                 body: request.to_string(),
                 idempotency_key: None,
+                dry_run: false,
             },
             Invocation::Status(job_id) => Call::Status(job_id),
             Invocation::Cancel(job_id) => Call::Cancel(job_id),

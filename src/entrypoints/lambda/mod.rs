@@ -3,7 +3,9 @@
 //!
 //! - [`http`]: Function URL / API Gateway HTTP API requests (payload format 2.0):
 //!   `POST /migrations`, `GET /migrations/{id}`, `GET /migrations?status=&limit=&next=`,
-//!   `POST /migrations/{id}/cancel`, with IAM or Standard Webhooks authentication.
+//!   `POST /migrations/{id}/cancel`, with IAM or Standard Webhooks authentication; and
+//!   [`zilliz_api`], Zilliz Cloud's own `POST /v2/migrations/toExisting` and
+//!   `GET /v2/jobs/{jobId}`.
 //! - [`invoke`]: direct invocations and EventBridge inputs, `{ "action": ..., ... }`; a plain
 //!   `Scheduled Event` sweeps ([`sweep`]).
 //! - [`sqs`]: SQS work messages, answered with partial-batch failures.
@@ -19,6 +21,7 @@ use crate::aws::{Sealer, SecretsClient};
 use crate::credentials::TokenResolver;
 use crate::engine::{Budget, Engine};
 use crate::milvus::grpc::MilvusConnector;
+use crate::milvus::zilliz::ControlPlane;
 use crate::queue::sqs::SqsQueue;
 use crate::store::dynamodb::DynamoStore;
 use crate::webhook::guard::UrlPolicy;
@@ -33,6 +36,7 @@ mod http;
 mod invoke;
 mod sqs;
 mod sweep;
+mod zilliz_api;
 
 pub use config::LambdaConfig;
 use error::ApiError;
@@ -97,7 +101,10 @@ impl LambdaApp {
         let engine = Engine::new(
             Arc::new(store),
             Arc::new(queue),
-            Arc::new(MilvusConnector::new(resolver)),
+            Arc::new(
+                MilvusConnector::new(resolver)
+                    .with_control_plane(ControlPlane::new(config.zilliz_api_url.clone())),
+            ),
             Arc::new(notifier),
             engine_config,
         );

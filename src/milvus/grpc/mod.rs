@@ -27,9 +27,10 @@ use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use super::zilliz::ControlPlane;
 use super::{Cluster, ClusterConnector, ClusterError, Role};
 use crate::credentials::{CredentialError, Credentials, TlsMaterial};
-use crate::domain::{Address, ClusterSpec, Secret};
+use crate::domain::{Address, ClusterSpec, Secret, ZillizCluster};
 use crate::tls::TlsFailure;
 
 /// One unary call of the cluster's gRPC client: `rpc!(cluster, operation, method(request))`
@@ -80,6 +81,8 @@ type ConnectionKey = (Role, String, [u8; 32]);
 /// Opens Milvus clusters with each job's tokens (see [`Credentials`]), and reuses connections.
 pub struct MilvusConnector {
     credentials: Arc<dyn Credentials>,
+    /// Resolves clusters given by id.
+    control_plane: ControlPlane,
     /// Open connections by role, URI and a digest of the token (never the token itself).
     open: Mutex<HashMap<ConnectionKey, Arc<MilvusCluster>>>,
 }
@@ -89,8 +92,15 @@ impl MilvusConnector {
     pub fn new(credentials: Arc<dyn Credentials>) -> Self {
         Self {
             credentials,
+            control_plane: ControlPlane::from_env(),
             open: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Resolves cluster ids through this control plane instead of the environment's.
+    pub fn with_control_plane(mut self, control_plane: ControlPlane) -> Self {
+        self.control_plane = control_plane;
+        self
     }
 }
 
@@ -121,6 +131,17 @@ impl ClusterConnector for MilvusConnector {
         let cluster = Arc::new(MilvusCluster::connect(role, &address, token.as_ref(), &tls).await?);
         open.insert(key, cluster.clone());
         Ok(cluster)
+    }
+
+    async fn describe_zilliz(
+        &self,
+        role: Role,
+        spec: &ClusterSpec,
+    ) -> Result<ZillizCluster, ClusterError> {
+        let id = spec.cluster_id.as_deref().unwrap_or_default();
+        let refused = |e: CredentialError| ClusterError::Credentials { role, detail: e.0 };
+        let key = self.credentials.token(role, spec).await.map_err(refused)?;
+        self.control_plane.describe(role, id, key.as_ref()).await
     }
 }
 

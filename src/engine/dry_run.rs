@@ -1,0 +1,362 @@
+//! The dry run: preflight only, answered as a plan. What would be migrated (collections,
+//! partitions, entities, bytes, tasks), every problem with its field, the plan-tier rule's
+//! verdict, the target's capacity, and an estimated duration against the maintenance window.
+//! It writes nothing but the scratch collections preflight drops at once, and records no job.
+//!
+//! The estimate: each collection's bytes are its entities times the bytes per entity of one
+//! sampled page (read as the copy reads its first page, and timed); the copy runs at the
+//! sampled read rate times the readers that can work at once (`max_workers`, at most one per
+//! task), capped by the target's write rate (`options.max_write_mb_per_s`, else the target
+//! plan's published cap). Indexing and verification come on top, so the job is said to fit the
+//! window only if the copy, and half as long again, ends before `not_after`.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::preflight::{Capacity, Findings};
+use super::{Budget, Engine, EngineError};
+use crate::domain::tier::{Tier, TierSource};
+use crate::domain::{ClusterSpec, Job, MigrationRequest, Problem, TierVerdict, ZillizCluster};
+use crate::milvus::batch::first_limit;
+use crate::milvus::{Cluster, PageRequest};
+
+/// The most entities one sampled page holds.
+const SAMPLE_ENTITIES: u32 = 4096;
+/// How much longer than the copy a job is allowed for indexing and verification.
+const WINDOW_MARGIN: f64 = 1.5;
+
+/// The answer of a dry run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// Always true: nothing was written.
+    pub dry_run: bool,
+    /// No problem was found (and the copy is expected to fit the window).
+    pub ok: bool,
+    /// The source as located.
+    pub source: PlannedCluster,
+    /// The target as located.
+    pub target: PlannedCluster,
+    /// The plan-tier rule's answer.
+    pub tier_rule: TierVerdict,
+    /// What would be migrated.
+    pub collections: Vec<PlannedCollection>,
+    /// Their sums.
+    pub totals: Totals,
+    /// The target's collections against its plan's limits (Zilliz Cloud targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+    /// How long the copy would take (absent when preflight could not read the collections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Estimate>,
+    /// Every problem, each with its field.
+    pub problems: Vec<Problem>,
+    /// Warnings (what the target keeps differently without losing entities).
+    pub warnings: Vec<String>,
+}
+
+/// One side of the migration, as the dry run found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedCluster {
+    /// The endpoint (for a cluster given by id, the control plane's).
+    pub uri: String,
+    /// The Zilliz Cloud cluster id it was given by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// Its plan tier, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// Where the tier came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier_from: Option<TierSource>,
+    /// What the control plane said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zilliz: Option<ZillizCluster>,
+}
+
+impl PlannedCluster {
+    fn of(spec: &ClusterSpec) -> Self {
+        let tier = spec.tier();
+        Self {
+            uri: spec.uri.trim().to_owned(),
+            cluster_id: spec.cluster_id.clone(),
+            tier: tier.map(|(t, _, _)| t),
+            tier_from: tier.map(|(_, _, from)| from),
+            zilliz: spec.zilliz.clone(),
+        }
+    }
+}
+
+/// One collection the job would migrate.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedCollection {
+    /// Source database.
+    pub database: String,
+    /// Source collection.
+    pub collection: String,
+    /// Target database.
+    pub target_database: String,
+    /// Target collection.
+    pub target: String,
+    /// Partitions.
+    pub partitions: u64,
+    /// Entities on the source now.
+    pub entities: u64,
+    /// Estimated bytes (entities × the bytes per entity of the sampled page).
+    pub bytes: u64,
+    /// Copy tasks before any key-range cut (one per partition; one for a partition-key
+    /// collection). A large partition may be cut into more while the job plans.
+    pub tasks: u64,
+}
+
+/// The sums over the collections.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    /// Collections.
+    pub collections: u64,
+    /// Partitions.
+    pub partitions: u64,
+    /// Entities.
+    pub entities: u64,
+    /// Estimated bytes.
+    pub bytes: u64,
+    /// Copy tasks.
+    pub tasks: u64,
+}
+
+/// The estimated duration of the copy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Estimate {
+    /// Entities read to sample the collections.
+    pub sampled_entities: u64,
+    /// One reader's rate on the sample, MB/s (10^6 bytes).
+    pub read_mb_per_s: f64,
+    /// Readers that would work at once.
+    pub readers: u64,
+    /// The target's write cap, MB/s, when one applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_cap_mb_per_s: Option<f64>,
+    /// Where the cap came from: `option` (`max_write_mb_per_s`), `plan` (the target's tier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_cap_from: Option<&'static str>,
+    /// The rate the copy is estimated at, MB/s.
+    pub rate_mb_per_s: f64,
+    /// The copy's estimated duration, seconds.
+    pub copy_seconds: f64,
+    /// When a job started now would end its copy.
+    pub copy_ends_at: DateTime<Utc>,
+    /// The maintenance window's end, when the request has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<DateTime<Utc>>,
+    /// Whether the copy, and half as long again for indexes and verification, ends before
+    /// `not_after`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fits_window: Option<bool>,
+}
+
+impl Engine {
+    /// Runs preflight for `request` and answers the plan; records no job. Bad input is an
+    /// error, as for [`Engine::start`]; whatever preflight finds is in the answer.
+    pub async fn dry_run(
+        &self,
+        request: MigrationRequest,
+        budget: Budget,
+    ) -> Result<PlanReport, EngineError> {
+        let now = Utc::now();
+        self.accept_checks(&request, now)?;
+        let mut job = Job::new(
+            format!("dry-run-{}", uuid::Uuid::new_v4().simple()),
+            request,
+            now,
+        );
+        let p = self.unrecorded_patience(&job, budget);
+        let located = self
+            .locate(&p, &job.request.source, &job.request.target)
+            .await?;
+        let reachable = located.reachable();
+        job.request.source = located.source;
+        job.request.target = located.target;
+        let mut problems = located.problems;
+        let mut found = Findings::default();
+        let mut sample = Sample::default();
+        if reachable {
+            match self.clusters(&p, &job).await {
+                Ok((source, target)) => {
+                    found = self.inspect(&p, &job, &*source, &*target).await?;
+                    for c in &found.collections {
+                        sample.add(self.sample(&p, &job, &*source, c).await?);
+                    }
+                }
+                Err(EngineError::Cluster(e)) => {
+                    problems.push(Problem::at(format!("{}.uri", e.role()), e.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        problems.append(&mut found.problems);
+        let collections: Vec<PlannedCollection> = found
+            .collections
+            .iter()
+            .zip(&sample.per_collection)
+            .map(|(c, bytes_per_entity)| {
+                let entities = c.report.source_count.unwrap_or(0);
+                PlannedCollection {
+                    database: c.report.database.clone(),
+                    collection: c.report.source.clone(),
+                    target_database: c.report.target_database.clone(),
+                    target: c.report.target.clone(),
+                    partitions: c.partitions,
+                    entities,
+                    bytes: (entities as f64 * bytes_per_entity).round() as u64,
+                    tasks: if c.info.has_partition_key() {
+                        1
+                    } else {
+                        c.partitions.max(1)
+                    },
+                }
+            })
+            .collect();
+        let totals = collections.iter().fold(Totals::default(), |mut t, c| {
+            t.collections += 1;
+            t.partitions += c.partitions;
+            t.entities += c.entities;
+            t.bytes += c.bytes;
+            t.tasks += c.tasks;
+            t
+        });
+        let estimate = (!collections.is_empty()).then(|| estimate(&job, &totals, &sample, now));
+        if let Some(e) = estimate.as_ref().filter(|e| e.fits_window == Some(false)) {
+            problems.push(Problem::at(
+                "options.not_after",
+                format!(
+                    "the copy is estimated to take {} (at {:.1} MB/s) and to end at {}; with half as long again for indexes and verification it would not end before the window closes at {}",
+                    humantime::format_duration(std::time::Duration::from_secs(e.copy_seconds.ceil() as u64)),
+                    e.rate_mb_per_s,
+                    e.copy_ends_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    e.not_after.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default(),
+                ),
+            ));
+        }
+        Ok(PlanReport {
+            dry_run: true,
+            ok: problems.is_empty(),
+            source: PlannedCluster::of(&job.request.source),
+            target: PlannedCluster::of(&job.request.target),
+            tier_rule: located.verdict,
+            collections,
+            totals,
+            capacity: found.capacity,
+            estimate,
+            problems,
+            warnings: found
+                .warnings
+                .into_iter()
+                .map(|(c, w)| format!("{c}: {w}"))
+                .collect(),
+        })
+    }
+
+    /// Reads a collection's first page as the copy would (at most [`SAMPLE_ENTITIES`]), timed.
+    async fn sample(
+        &self,
+        p: &super::retry::Patience<'_>,
+        job: &Job,
+        source: &dyn Cluster,
+        c: &super::preflight::Inspected,
+    ) -> Result<Sampled, EngineError> {
+        let Some(primary) = c.info.primary_field() else {
+            return Ok(Sampled::default());
+        };
+        let skip = c.info.function_outputs();
+        let max = job.request.options.batch_size.min(SAMPLE_ENTITIES);
+        let request = PageRequest {
+            database: &c.report.database,
+            collection: &c.report.source,
+            partition: None,
+            primary,
+            after: None,
+            upto: None,
+            read_at: None,
+            limit: first_limit(&c.info.schema, max),
+            skip_fields: &skip,
+        };
+        let started = Instant::now();
+        let page = p.call(|| source.read_page(&request)).await?;
+        Ok(Sampled {
+            rows: page.rows as u64,
+            bytes: page.bytes as u64,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// One sampled page.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sampled {
+    rows: u64,
+    bytes: u64,
+    seconds: f64,
+}
+
+/// Every sampled page.
+#[derive(Debug, Default)]
+struct Sample {
+    /// Bytes per entity, per collection (0 for an empty one).
+    per_collection: Vec<f64>,
+    rows: u64,
+    bytes: u64,
+    seconds: f64,
+}
+
+impl Sample {
+    fn add(&mut self, s: Sampled) {
+        let per_entity = if s.rows == 0 {
+            0.0
+        } else {
+            s.bytes as f64 / s.rows as f64
+        };
+        self.per_collection.push(per_entity);
+        self.rows += s.rows;
+        self.bytes += s.bytes;
+        self.seconds += s.seconds;
+    }
+}
+
+/// The copy's duration from the sample, the readers and the target's cap.
+fn estimate(job: &Job, totals: &Totals, sample: &Sample, now: DateTime<Utc>) -> Estimate {
+    let options = &job.request.options;
+    let read = if sample.seconds > 0.0 {
+        sample.bytes as f64 / sample.seconds / 1e6
+    } else {
+        0.0
+    };
+    let readers = u64::from(options.max_workers).min(totals.tasks).max(1);
+    let (cap, from) = match (options.max_write_mb_per_s, job.request.target.tier()) {
+        (Some(cap), _) => (Some(cap), Some("option")),
+        (None, Some((tier, cu, _))) => (Some(tier.write_cap_mb_per_s(cu)), Some("plan")),
+        (None, None) => (None, None),
+    };
+    let parallel = read * readers as f64;
+    let rate = cap.map_or(parallel, |c| parallel.min(c));
+    let copy_seconds = if rate > 0.0 {
+        totals.bytes as f64 / 1e6 / rate
+    } else {
+        0.0
+    };
+    let after =
+        |factor: f64| now + chrono::Duration::milliseconds((copy_seconds * factor * 1000.0) as i64);
+    let not_after = options.not_after;
+    Estimate {
+        sampled_entities: sample.rows,
+        read_mb_per_s: read,
+        readers,
+        write_cap_mb_per_s: cap,
+        write_cap_from: from,
+        rate_mb_per_s: rate,
+        copy_seconds,
+        copy_ends_at: after(1.0),
+        not_after,
+        fits_window: not_after.map(|end| after(WINDOW_MARGIN) <= end),
+    }
+}

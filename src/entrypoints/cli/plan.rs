@@ -1,0 +1,184 @@
+//! `vecmigrate plan`: the dry run of a `run`'s request, and the table it prints for people
+//! (`--json` prints the plan as the API answers it).
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use super::args::RunArgs;
+use super::request::request_from_args;
+use super::{engine_config, Failure, EXIT_FAILED, EXIT_OK};
+use crate::credentials::{Credentials, TokenResolver};
+use crate::engine::{Budget, Engine, PlanReport, PlannedCluster};
+use crate::milvus::grpc::MilvusConnector;
+use crate::queue::inprocess::InProcessQueue;
+use crate::store::sqlite::SqliteStore;
+use crate::webhook::sender::HttpNotifier;
+
+/// `plan`: preflight only, on an engine whose store lives in memory (nothing is written).
+pub(super) async fn plan(json: bool, args: &RunArgs) -> Result<i32, Failure> {
+    let mut request = request_from_args(args)?;
+    request.dry_run = true;
+    let credentials: Arc<dyn Credentials> = Arc::new(TokenResolver::new(
+        request.source.token.clone(),
+        request.target.token.clone(),
+    ));
+    let config = engine_config(None)?;
+    let store = SqliteStore::open(std::path::Path::new(":memory:")).map_err(|e| Failure {
+        code: super::EXIT_ERROR,
+        message: e.to_string(),
+    })?;
+    let margin = config.safety_margin;
+    let engine = Engine::new(
+        Arc::new(store),
+        Arc::new(InProcessQueue::new()),
+        Arc::new(MilvusConnector::new(credentials.clone())),
+        HttpNotifier::local(credentials, config.webhook_timeout),
+        config,
+    );
+    let plan = engine
+        .dry_run(request, Budget::new(None, args.run.max_run, margin))
+        .await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render_plan(&plan));
+    }
+    Ok(if plan.ok { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// Bytes as people read them (10^6 = MB).
+fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..=999_999 => format!("{:.1} kB", b / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} MB", b / 1e6),
+        _ => format!("{:.2} GB", b / 1e9),
+    }
+}
+
+fn cluster_line(c: &PlannedCluster) -> String {
+    let tier = match (c.tier, &c.zilliz) {
+        (Some(t), Some(z)) => format!(
+            "{} ({} plan, {} CU, {}, {})",
+            t.as_str(),
+            z.plan,
+            z.cu_size,
+            z.region_id,
+            z.status
+        ),
+        (Some(t), None) => format!("{} (from its host name)", t.as_str()),
+        _ => "not a Zilliz Cloud cluster".into(),
+    };
+    match &c.cluster_id {
+        Some(id) if !c.uri.is_empty() => format!("{id} at {}: {tier}", c.uri),
+        Some(id) => format!("{id} (not resolved)"),
+        None => format!("{}: {tier}", c.uri),
+    }
+}
+
+/// The plan as a table.
+pub fn render_plan(plan: &PlanReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "plan (dry run; nothing was written)");
+    let _ = writeln!(out, "  source     {}", cluster_line(&plan.source));
+    let _ = writeln!(out, "  target     {}", cluster_line(&plan.target));
+    let _ = writeln!(out, "  tier rule  {}", plan.tier_rule.reason);
+    if !plan.collections.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  {:<32} {:<32} {:>10} {:>12} {:>10} {:>6}",
+            "COLLECTION", "TARGET", "PARTITIONS", "ENTITIES", "BYTES", "TASKS"
+        );
+        for c in &plan.collections {
+            let _ = writeln!(
+                out,
+                "  {:<32} {:<32} {:>10} {:>12} {:>10} {:>6}",
+                format!("{}.{}", c.database, c.collection),
+                format!("{}.{}", c.target_database, c.target),
+                c.partitions,
+                c.entities,
+                size(c.bytes),
+                c.tasks
+            );
+        }
+        let t = &plan.totals;
+        let _ = writeln!(
+            out,
+            "  {:<32} {:<32} {:>10} {:>12} {:>10} {:>6}",
+            format!("total ({} collections)", t.collections),
+            "",
+            t.partitions,
+            t.entities,
+            size(t.bytes),
+            t.tasks
+        );
+    }
+    if let Some(c) = &plan.capacity {
+        let max = c
+            .max_collections
+            .map_or("no known limit".into(), |m| format!("at most {m}"));
+        let _ = writeln!(
+            out,
+            "\n  capacity   the target holds {} collections, {} after the job ({max}); at most {} partitions each",
+            c.existing, c.after, c.max_partitions_per_collection
+        );
+    }
+    if let Some(e) = &plan.estimate {
+        let cap = match (e.write_cap_mb_per_s, e.write_cap_from) {
+            (Some(cap), Some("option")) => {
+                format!("; write cap {cap:.1} MB/s (max_write_mb_per_s)")
+            }
+            (Some(cap), _) => format!("; write cap {cap:.1} MB/s (the target's plan)"),
+            _ => String::new(),
+        };
+        let took = humantime::format_duration(std::time::Duration::from_secs(
+            e.copy_seconds.ceil() as u64,
+        ));
+        let _ = writeln!(
+            out,
+            "  estimate   copy {took} at {:.1} MB/s (one reader {:.1} MB/s on {} sampled entities, {} readers{cap}), ending {}",
+            e.rate_mb_per_s,
+            e.read_mb_per_s,
+            e.sampled_entities,
+            e.readers,
+            e.copy_ends_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        if let (Some(end), Some(fits)) = (e.not_after, e.fits_window) {
+            let _ = writeln!(
+                out,
+                "  window     ends {}: {}",
+                end.format("%Y-%m-%d %H:%M:%S UTC"),
+                if fits {
+                    "fits (the copy and half as long again for indexes and verification)"
+                } else {
+                    "does NOT fit"
+                }
+            );
+        }
+    }
+    for w in &plan.warnings {
+        let _ = writeln!(out, "  warning    {w}");
+    }
+    if plan.problems.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOK: no problems; `vecmigrate run` with the same flags starts it"
+        );
+    } else {
+        let _ = writeln!(out, "\n{} problem(s):", plan.problems.len());
+        for p in &plan.problems {
+            match &p.field {
+                Some(f) => {
+                    let _ = writeln!(out, "  {f}: {}", p.message);
+                }
+                None => {
+                    let _ = writeln!(out, "  {}", p.message);
+                }
+            }
+        }
+    }
+    out
+}
