@@ -12,6 +12,7 @@ pub mod control_plane;
 pub mod faults;
 pub mod lambda;
 pub mod receiver;
+pub mod tool;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
