@@ -514,7 +514,8 @@ async fn ctrl_c_releases_the_tasks_and_resume_finishes_the_job_with_nothing_lost
 #[tokio::test]
 async fn plan_prints_the_dry_run_and_exits_1_when_the_tier_rule_refuses() {
     // GIVEN a seeded source, and a control plane (the stand-in) that knows a Dedicated
-    // cluster on the source server and a Dedicated and a Serverless one on the target's
+    // cluster on the source server, and a 64-CU Dedicated one (room for what earlier tests left)
+    // and a Serverless one on the target's
     let servers = Servers::from_env();
     let s = Seed::new(&unique("plan"), 1_200);
     seed(&servers.source, "default", &s).await;
@@ -535,7 +536,7 @@ async fn plan_prints_the_dry_run_and_exits_1_when_the_tier_rule_refuses() {
         "keys": keys,
         "clusters": {
             "in01-src000001": cluster("Enterprise", 4, &servers.source.uri),
-            "in01-dst000001": cluster("Standard", 2, &servers.target.uri),
+            "in01-dst000001": cluster("Standard", 64, &servers.target.uri),
             "in05-dst000002": cluster("Serverless", 0, &servers.target.uri),
         }
     }));
@@ -580,10 +581,10 @@ async fn plan_prints_the_dry_run_and_exits_1_when_the_tier_rule_refuses() {
     for words in [
         "plan (dry run; nothing was written)",
         "in01-dst000001 at",
-        "Dedicated (Standard plan, 2 CU",
+        "Dedicated (Standard plan, 64 CU",
         "Dedicated → Dedicated is supported",
         "1200",
-        "write cap 8.0 MB/s (the target's plan)",
+        "write cap 35.3 MB/s (the target's plan)",
         "fits",
         "OK: no problems",
     ] {

@@ -624,7 +624,7 @@ fn zilliz_call(method: &str, path: &str, body: Option<&Value>, bearer: Option<&s
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn zillizs_own_migration_api_starts_and_reports_a_job_by_cluster_id() {
     // GIVEN a deployment whose control plane (the stand-in) knows a Serverless cluster on the
-    // source server and a Dedicated one on the target's, both visible to one API key (on
+    // source server and a 64-CU Dedicated one on the target's, both visible to one API key (on
     // Zilliz Cloud the key is also the data-plane token, so it is the servers' token here)
     let servers = common::Servers::from_env();
     assert_eq!(
@@ -640,7 +640,7 @@ async fn zillizs_own_migration_api_starts_and_reports_a_job_by_cluster_id() {
         "keys": { key.clone(): ["in05-src000001", "in01-dst000001"] },
         "clusters": {
             "in05-src000001": {"plan": "Serverless", "connectAddress": servers.source.uri},
-            "in01-dst000001": {"plan": "Enterprise", "cuSize": 4, "connectAddress": servers.target.uri},
+            "in01-dst000001": {"plan": "Enterprise", "cuSize": 64, "connectAddress": servers.target.uri},
         }
     }));
     let d = Deployment::build(Duration::from_secs(60), None, None, Some(cp.url())).await;

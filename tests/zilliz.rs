@@ -55,13 +55,14 @@ fn by_id(id: &str, key: &str) -> ClusterSpec {
 
 #[tokio::test]
 async fn clusters_given_by_id_are_resolved_and_the_record_keeps_the_id_and_endpoint_not_the_key() {
-    // GIVEN a Serverless source and a 2-CU Dedicated target known to the control plane
+    // GIVEN a Serverless source and a 64-CU Dedicated target known to the control plane (room
+    // for 4,096 collections: the test servers keep what every test left)
     let servers = Servers::from_env();
     let cp = stand_in(
         &servers,
         &[
             ("in05-src0123", "Serverless", "RUNNING", 0, true),
-            ("in01-dst4567", "Enterprise", "RUNNING", 2, false),
+            ("in01-dst4567", "Enterprise", "RUNNING", 64, false),
         ],
     );
     let h = harness_zilliz(fast_settings(), &cp.url(), &keys(&servers));
@@ -91,7 +92,7 @@ async fn clusters_given_by_id_are_resolved_and_the_record_keeps_the_id_and_endpo
     let z = stored.request.target.zilliz.as_ref().unwrap();
     assert_eq!(
         (z.plan.as_str(), z.cu_size, z.status.as_str()),
-        ("Enterprise", 2, "RUNNING")
+        ("Enterprise", 64, "RUNNING")
     );
     assert_eq!(
         stored.request.target.tier().map(|t| t.0),
@@ -222,12 +223,13 @@ async fn the_tier_rule_refuses_a_move_to_a_lower_tier_before_anything_is_written
 
 #[tokio::test]
 async fn a_dry_run_answers_the_plan_and_writes_nothing() {
-    // GIVEN a source collection of two partitions, given by URI (no tier), and a 1-CU
-    // Dedicated target given by id
+    // GIVEN a source collection of two partitions, given by URI (no tier), and a 64-CU
+    // Dedicated target given by id (room for 4,096 collections, whatever earlier tests left
+    // on the target server)
     let servers = Servers::from_env();
     let cp = stand_in(
         &servers,
-        &[("in01-dst0001", "Standard", "RUNNING", 1, false)],
+        &[("in01-dst0001", "Standard", "RUNNING", 64, false)],
     );
     let h = harness_zilliz(fast_settings(), &cp.url(), &keys(&servers));
     let s = Seed {
@@ -270,7 +272,7 @@ async fn a_dry_run_answers_the_plan_and_writes_nothing() {
         "{per_entity} bytes per entity"
     );
     let capacity = plan.capacity.unwrap();
-    assert_eq!(capacity.max_collections, Some(64));
+    assert_eq!(capacity.max_collections, Some(4096));
     let existing: u64 = {
         let mut n = 0;
         for db in list_databases(&h.servers.target).await {
@@ -283,7 +285,12 @@ async fn a_dry_run_answers_the_plan_and_writes_nothing() {
         (existing, existing + 1)
     );
     let estimate = plan.estimate.as_ref().unwrap();
-    assert_eq!(estimate.write_cap_mb_per_s, Some(8.0));
+    let cap = Tier::Dedicated.write_cap_mb_per_s(Some(64));
+    assert!((35.0..36.0).contains(&cap), "{cap}");
+    assert_eq!(
+        (estimate.write_cap_mb_per_s, estimate.write_cap_from),
+        (Some(cap), Some("plan"))
+    );
     assert_eq!(estimate.fits_window, Some(true));
     assert!(
         estimate.sampled_entities > 0 && estimate.read_mb_per_s > 0.0,
