@@ -378,3 +378,56 @@ async fn a_free_target_holds_five_collections_and_the_dry_run_says_so() {
     );
     assert_eq!(plan.totals.collections, 6);
 }
+
+#[tokio::test]
+async fn a_dry_run_reports_a_refused_token_as_a_problem_at_its_field() {
+    // GIVEN a wrong source token (Milvus Lite has no authentication: ask the backend)
+    let servers = Servers::from_env();
+    let wrong = Secret::new("root:certainly-wrong");
+    let probe = vecmigrate::milvus::grpc::MilvusCluster::connect(
+        vecmigrate::milvus::Role::Source,
+        &vecmigrate::domain::Address::parse(&servers.source.uri).unwrap(),
+        Some(&wrong),
+        &Default::default(),
+    )
+    .await;
+    if probe.is_ok() {
+        eprintln!(
+            "SKIPPED on {}: the backend accepts any token",
+            servers.backend
+        );
+        assert_eq!(
+            servers.backend, "lite",
+            "only Milvus Lite lacks authentication"
+        );
+        return;
+    }
+    let cp = stand_in(&servers, &[]);
+    let (_, target_key) = keys(&servers);
+    let h = harness_zilliz(
+        fast_settings(),
+        &cp.url(),
+        &(wrong.expose().to_owned(), target_key),
+    );
+    let request = request(&h.servers, None, &[("anything", "anything")]);
+
+    // WHEN it is planned
+    let plan = h
+        .engine
+        .dry_run(request, Budget::unlimited())
+        .await
+        .unwrap();
+
+    // THEN the answer is a plan with the problem at source.token, without the token
+    assert!(!plan.ok);
+    let refused = plan
+        .problems
+        .iter()
+        .find(|p| p.field.as_deref() == Some("source.token"))
+        .unwrap_or_else(|| panic!("{:?}", plan.problems));
+    assert!(
+        refused.message.contains("refused the credentials"),
+        "{refused:?}"
+    );
+    assert!(!refused.message.contains("certainly-wrong"), "{refused:?}");
+}

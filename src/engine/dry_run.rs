@@ -20,7 +20,7 @@ use super::{Budget, Engine, EngineError};
 use crate::domain::tier::{Tier, TierSource};
 use crate::domain::{ClusterSpec, Job, MigrationRequest, Problem, TierVerdict, ZillizCluster};
 use crate::milvus::batch::first_limit;
-use crate::milvus::{Cluster, PageRequest};
+use crate::milvus::{Cluster, ClusterError, PageRequest};
 
 /// The most entities one sampled page holds.
 const SAMPLE_ENTITIES: u32 = 4096;
@@ -181,16 +181,10 @@ impl Engine {
         let mut found = Findings::default();
         let mut sample = Sample::default();
         if reachable {
-            match self.clusters(&p, &job).await {
-                Ok((source, target)) => {
-                    found = self.inspect(&p, &job, &*source, &*target).await?;
-                    for c in &found.collections {
-                        sample.add(self.sample(&p, &job, &*source, c).await?);
-                    }
-                }
-                Err(EngineError::Cluster(e)) => {
-                    problems.push(Problem::at(format!("{}.uri", e.role()), e.to_string()))
-                }
+            match self.inspect_and_sample(&p, &job).await {
+                Ok((f, s)) => (found, sample) = (f, s),
+                // A cluster that refuses the job (its token, its address) is a finding too.
+                Err(EngineError::Cluster(e)) if !e.is_transient() => problems.push(problem_of(&e)),
                 Err(e) => return Err(e),
             }
         }
@@ -257,6 +251,21 @@ impl Engine {
         })
     }
 
+    /// Preflight's findings, and one sampled page per collection fit to migrate.
+    async fn inspect_and_sample(
+        &self,
+        p: &super::retry::Patience<'_>,
+        job: &Job,
+    ) -> Result<(Findings, Sample), EngineError> {
+        let (source, target) = self.clusters(p, job).await?;
+        let found = self.inspect(p, job, &*source, &*target).await?;
+        let mut sample = Sample::default();
+        for c in &found.collections {
+            sample.add(self.sample(p, job, &*source, c).await?);
+        }
+        Ok((found, sample))
+    }
+
     /// Reads a collection's first page as the copy would (at most [`SAMPLE_ENTITIES`]), timed.
     async fn sample(
         &self,
@@ -289,6 +298,21 @@ impl Engine {
             seconds: started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// A cluster's refusal as a problem at the request field to fix.
+fn problem_of(e: &ClusterError) -> Problem {
+    let role = e.role();
+    let field = match e {
+        ClusterError::Unauthenticated { .. } | ClusterError::Credentials { .. } => {
+            format!("{role}.token")
+        }
+        ClusterError::Unreachable { .. } => format!("{role}.uri"),
+        ClusterError::Tls { .. } => format!("{role}.tls"),
+        ClusterError::ZillizCloud { .. } => format!("{role}.cluster_id"),
+        _ => role.to_string(),
+    };
+    Problem::at(field, e.to_string())
 }
 
 /// One sampled page.

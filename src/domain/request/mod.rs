@@ -2,8 +2,8 @@
 //! schedule), parsed strictly and validated before anything touches a cluster.
 //!
 //! Every error names the JSON path of the bad field (`databases[0].collections[1].target_name`),
-//! so a caller can fix the request without reading our code. [`options`] holds how a job runs,
-//! [`webhook`] where its outcome goes.
+//! so a caller can fix the request without reading our code. `options.rs` holds how a job runs,
+//! `webhook.rs` where its outcome goes.
 
 use std::collections::HashSet;
 

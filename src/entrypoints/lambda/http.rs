@@ -4,7 +4,8 @@
 //! deployment's inbound secret over **the method, the path (with its query) and the body**:
 //! the signed payload is `"{METHOD} {path}\n{body}"`, so the headers of one request authorize
 //! no other. Each `webhook-id` is accepted once: the store remembers it for twice the
-//! signature's tolerance, and a replay is refused.
+//! signature's tolerance, and a replay is refused. The `/v2` routes are Zilliz Cloud's own
+//! calls, answered in its shapes by [`super::zilliz_api`] (which may also trust an API key).
 
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
