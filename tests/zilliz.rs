@@ -280,9 +280,13 @@ async fn a_dry_run_answers_the_plan_and_writes_nothing() {
         }
         n
     };
-    assert_eq!(
-        (capacity.existing, capacity.after),
-        (existing, existing + 1)
+    // Milvus 2.3.5 lists a collection created or dropped moments before a little late (seen
+    // once in CI: 59 against 60), so the count may differ by one from the server's now.
+    assert_eq!(capacity.after, capacity.existing + 1);
+    assert!(
+        capacity.existing.abs_diff(existing) <= 1,
+        "{} collections counted, {existing} listed",
+        capacity.existing
     );
     let estimate = plan.estimate.as_ref().unwrap();
     let cap = Tier::Dedicated.write_cap_mb_per_s(Some(64));
