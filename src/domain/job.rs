@@ -339,6 +339,9 @@ pub struct Job {
     /// message does not run it twice at once; the sweep restarts the step once it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_lease: Option<Lease>,
+    /// When the job entered its current phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_since: Option<DateTime<Utc>>,
     /// The outcome webhook, once the job ended (when the request asked for one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<Delivery>,
@@ -403,6 +406,7 @@ impl Job {
             version: 0,
             cancel_requested: false,
             step_lease: None,
+            phase_since: None,
             webhook: None,
             progress_sent_at: None,
             panics: 0,
@@ -448,6 +452,7 @@ impl Job {
         }
         self.status = JobStatus::InProgress;
         self.phase = Some(phase);
+        self.phase_since = Some(now);
         // The plan ends as the copy begins, and the finish is a new step: a lease held for the
         // step before must not keep the next one waiting.
         if matches!(phase, Phase::Copy | Phase::Index) {
@@ -482,6 +487,7 @@ impl Job {
             }
         }
         self.phase = Some(Phase::Schema);
+        self.phase_since = Some(now);
         self.step_lease = None;
         Ok(())
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
+use super::faults::PageFault;
 use super::pacing::Pacer;
 use super::retry::Patience;
 use super::sample::{reservoir, Rng};
@@ -281,11 +282,13 @@ impl Copier<'_> {
                 return Ok(h.stop(task));
             }
             self.pacer.before_write(page.bytes).await;
+            let fault = self.engine.faults.next_page();
             let (written, next_page) = tokio::join!(
-                self.write_once(&task, &page, mode),
+                self.write_once(&task, &page, mode, fault),
                 self.reader.read(page.last.clone(), following)
             );
-            if let Outcome::Halted(h) = self.write_through(&mut task, &page, written).await? {
+            if let Outcome::Halted(h) = self.write_through(&mut task, &page, fault, written).await?
+            {
                 return Ok(h.stop(task));
             }
             self.engine.faults.after_write()?;
@@ -348,6 +351,7 @@ impl Copier<'_> {
         &mut self,
         task: &mut Task,
         page: &Batch,
+        fault: PageFault,
         mut result: Result<u64, ClusterError>,
     ) -> Result<Outcome<()>, EngineError> {
         loop {
@@ -371,7 +375,7 @@ impl Copier<'_> {
                 return Ok(Outcome::Halted(h));
             }
             self.pacer.before_write(page.bytes).await;
-            result = self.write_once(task, page, WriteMode::Upsert).await;
+            result = self.write_once(task, page, WriteMode::Upsert, fault).await;
         }
     }
 
@@ -497,12 +501,13 @@ impl Copier<'_> {
         task: &Task,
         page: &Batch,
         mode: WriteMode,
+        fault: PageFault,
     ) -> Result<u64, ClusterError> {
-        let faults = &self.engine.faults;
-        if faults.loses_next_write() {
-            return Ok(page.rows as u64);
-        }
-        let page = faults.maybe_corrupt(page, &self.reader.primary.name);
+        let page = match fault {
+            PageFault::Lose => return Ok(page.rows as u64),
+            PageFault::Garble => self.engine.faults.garbled(page, &self.reader.primary.name),
+            PageFault::None => std::borrow::Cow::Borrowed(page),
+        };
         let partition = if self.routed {
             None
         } else {

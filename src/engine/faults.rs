@@ -5,10 +5,23 @@
 
 pub use hooks::Faults;
 
+/// What the fault hooks do to one page's writes: chosen once per page, before its first
+/// attempt, so that concurrent workers and retries cannot make a hook fire twice or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageFault {
+    /// Write the page as read.
+    None,
+    /// Report the page written without sending it.
+    Lose,
+    /// Write the page with one value changed.
+    Garble,
+}
+
 #[cfg(any(test, feature = "test-support"))]
 mod hooks {
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    use super::PageFault;
     use crate::engine::EngineError;
     use crate::milvus::Batch;
     use crate::queue::Step;
@@ -21,6 +34,7 @@ mod hooks {
         lose_write: AtomicU64,
         corrupt_write: AtomicU64,
         writes: AtomicU64,
+        pages: AtomicU64,
         panic_step: std::sync::Mutex<Option<Step>>,
         panics_left: AtomicU64,
         conflict_every: AtomicU64,
@@ -146,25 +160,27 @@ mod hooks {
             }
         }
 
-        /// The page to write: the page itself, or a garbled copy when this is the write to corrupt.
-        pub(crate) fn maybe_corrupt<'a>(
+        /// What to do to the next page to be written (counted across the engine's workers).
+        pub(crate) fn next_page(&self) -> PageFault {
+            let n = self.pages.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == self.lose_write.load(Ordering::SeqCst) {
+                PageFault::Lose
+            } else if n == self.corrupt_write.load(Ordering::SeqCst) {
+                PageFault::Garble
+            } else {
+                PageFault::None
+            }
+        }
+
+        /// A copy of `page` with its first non-key value changed.
+        pub(crate) fn garbled<'a>(
             &self,
             page: &'a Batch,
             primary: &str,
         ) -> std::borrow::Cow<'a, Batch> {
-            let n = self.corrupt_write.load(Ordering::SeqCst);
-            if n == 0 || self.writes.load(Ordering::SeqCst) + 1 != n {
-                return std::borrow::Cow::Borrowed(page);
-            }
             let mut garbled = page.clone();
             garble_first_value(&mut garbled, primary);
             std::borrow::Cow::Owned(garbled)
-        }
-
-        /// Whether the next page write is the one to lose.
-        pub(crate) fn loses_next_write(&self) -> bool {
-            let n = self.lose_write.load(Ordering::SeqCst);
-            n != 0 && self.writes.load(Ordering::SeqCst) + 1 == n
         }
 
         pub(crate) fn after_write(&self) -> Result<(), EngineError> {
@@ -220,11 +236,28 @@ mod hooks {
             assert!(f.after_write().is_ok());
             assert!(Faults::default().after_write().is_ok());
         }
+
+        #[test]
+        fn a_page_fault_is_chosen_once_for_the_nth_page() {
+            let f = Faults::lose_write(2);
+            let chosen: Vec<_> = (0..4).map(|_| f.next_page()).collect();
+            assert_eq!(
+                chosen,
+                [
+                    PageFault::None,
+                    PageFault::Lose,
+                    PageFault::None,
+                    PageFault::None
+                ]
+            );
+            assert_eq!(Faults::corrupt_write(1).next_page(), PageFault::Garble);
+        }
     }
 }
 
 #[cfg(not(any(test, feature = "test-support")))]
 mod hooks {
+    use super::PageFault;
     use crate::engine::EngineError;
     use crate::milvus::Batch;
     use crate::queue::Step;
@@ -235,17 +268,17 @@ mod hooks {
 
     impl Faults {
         #[inline]
-        pub(crate) fn maybe_corrupt<'a>(
+        pub(crate) fn next_page(&self) -> PageFault {
+            PageFault::None
+        }
+
+        #[inline]
+        pub(crate) fn garbled<'a>(
             &self,
             page: &'a Batch,
             _primary: &str,
         ) -> std::borrow::Cow<'a, Batch> {
             std::borrow::Cow::Borrowed(page)
-        }
-
-        #[inline]
-        pub(crate) fn loses_next_write(&self) -> bool {
-            false
         }
 
         #[inline]

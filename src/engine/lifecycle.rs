@@ -143,13 +143,22 @@ impl Engine {
         // A task whose holder died has no message, and its expired lease says so. A task
         // released at a time limit has its continuation on the way, but its lease is expired
         // too (in case that message is lost): it counts once it has waited a while unclaimed.
-        // And when nobody holds any task while some are left, every work message was lost.
+        // And when nobody has held any task for a while (since the copy began, or the last
+        // lease ended) while some are left, every work message was lost. The wait matters:
+        // a message still on its way would otherwise get a twin, and a second worker beyond
+        // `max_workers`.
         let grace = chrono::Duration::from_std(self.config.lease_ttl / 4).unwrap_or_default();
         let expired = tasks
             .iter()
             .filter(|t| t.lease_expired(now - grace))
             .count();
-        let idle = !tasks.iter().any(|t| t.leased(now));
+        let last_active = tasks
+            .iter()
+            .filter_map(|t| t.lease.as_ref().map(|l| l.expires_at))
+            .chain(job.phase_since)
+            .max();
+        let idle =
+            !tasks.iter().any(|t| t.leased(now)) && last_active.is_none_or(|at| at <= now - grace);
         let claimable = tasks.iter().filter(|t| t.claimable(now)).count();
         let orphaned = if idle { claimable } else { expired };
         let wanted = orphaned.min(job.request.options.max_workers as usize);
@@ -341,32 +350,115 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::domain::Task;
     use crate::engine::EngineConfig;
     use crate::store::JobStore;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn of_two_racing_advances_exactly_one_moves_the_job() {
-        // Two workers finishing the last tasks at once both try to move the job to index; only
-        // the one whose write landed may enqueue the finish (a conflict makes the loser retry).
-        let dir = tempfile::tempdir().unwrap();
+    /// An engine on a fresh SQLite store and an in-process queue (its clusters unreachable).
+    fn engine_on(
+        dir: &tempfile::TempDir,
+    ) -> (
+        Arc<Engine>,
+        Arc<crate::store::sqlite::SqliteStore>,
+        crate::queue::inprocess::InProcessQueue,
+    ) {
         let store =
             Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("s")).unwrap());
+        let queue = crate::queue::inprocess::InProcessQueue::new();
         let credentials: Arc<dyn crate::credentials::Credentials> =
             Arc::new(crate::credentials::TokenResolver::new(None, None));
         let engine = Arc::new(Engine::new(
             store.clone(),
-            Arc::new(crate::queue::inprocess::InProcessQueue::new()),
+            Arc::new(queue.clone()),
             Arc::new(crate::milvus::grpc::MilvusConnector::new(
                 credentials.clone(),
             )),
             crate::webhook::sender::HttpNotifier::local(credentials, Duration::from_secs(1)),
             EngineConfig::default(),
         ));
-        let request = MigrationRequest::from_json(
+        (engine, store, queue)
+    }
+
+    fn request(max_workers: u32) -> MigrationRequest {
+        let mut r = MigrationRequest::from_json(
             r#"{"source":{"uri":"http://127.0.0.1:1"},"target":{"uri":"http://127.0.0.1:2"},
                 "databases":[{"name":"default"}]}"#,
         )
         .unwrap();
+        r.options.max_workers = max_workers;
+        r
+    }
+
+    /// Drains the messages already queued.
+    async fn queued(queue: &crate::queue::inprocess::InProcessQueue) -> usize {
+        let mut n = 0;
+        while tokio::time::timeout(Duration::from_millis(20), queue.recv())
+            .await
+            .is_ok()
+        {
+            n += 1;
+        }
+        n
+    }
+
+    #[tokio::test]
+    async fn the_sweep_sends_work_for_an_idle_copy_only_once_it_has_been_quiet_a_while() {
+        // GIVEN a job whose copy just began with two tasks and one worker: its one work
+        // message may still be on its way to a worker
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, store, queue) = engine_on(&dir);
+        let mut job = Job::new(Job::new_id(), request(1), Utc::now());
+        for phase in [Phase::Preflight, Phase::Schema, Phase::Copy] {
+            job.enter(phase, Utc::now()).unwrap();
+        }
+        store.create_job(&job).await.unwrap();
+        let tasks: Vec<_> = ["p1", "p2"]
+            .map(|p| Task::new(&job.id, "default", "c", "default", "c", Some(p), 100))
+            .into();
+        store.put_tasks(&tasks).await.unwrap();
+        // WHEN the sweep runs at once, THEN it sends nothing: a twin would be a second worker
+        engine.sweep(&job.id).await.unwrap();
+        assert_eq!(queued(&queue).await, 0, "no work while the copy is new");
+        // WHEN nobody has claimed a task for longer than the grace, THEN the messages were
+        // lost, and it sends one per worker slot
+        let grace = chrono::Duration::from_std(engine.config.lease_ttl / 4).unwrap();
+        let mut quiet = store.get_job(&job.id).await.unwrap().unwrap();
+        quiet.phase_since = Some(Utc::now() - grace - chrono::Duration::seconds(1));
+        store.save_job(&quiet).await.unwrap();
+        engine.sweep(&job.id).await.unwrap();
+        assert_eq!(
+            queued(&queue).await,
+            1,
+            "one work message, as max_workers is 1"
+        );
+        // ... but not just after a task ended (its lease expired now): its worker moves on
+        let claimed = store
+            .claim_task(
+                &job.id,
+                &tasks[0].id,
+                "w",
+                Utc::now(),
+                engine.config.lease(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        store.complete_task(&claimed).await.unwrap();
+        engine.sweep(&job.id).await.unwrap();
+        assert_eq!(
+            queued(&queue).await,
+            0,
+            "the worker that ended a task takes the next"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_two_racing_advances_exactly_one_moves_the_job() {
+        // Two workers finishing the last tasks at once both try to move the job to index; only
+        // the one whose write landed may enqueue the finish (a conflict makes the loser retry).
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, store, _queue) = engine_on(&dir);
+        let request = request(4);
         for _ in 0..40 {
             let mut job = Job::new(Job::new_id(), request.clone(), Utc::now());
             for phase in [Phase::Preflight, Phase::Schema, Phase::Copy] {

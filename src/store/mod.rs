@@ -162,10 +162,13 @@ pub trait JobStore: Send + Sync {
         self.update_held(task, new).await.map(|_| ())
     }
 
-    /// Marks the task done and frees its lease, if the lease is still held.
+    /// Marks the task done and frees its lease, if the lease is still held. The lease is
+    /// expired rather than removed, so the sweep can tell how long the job has been quiet.
     async fn complete_task(&self, task: &Task) -> Result<Task, StoreError> {
         let mut new = task.clone();
-        new.lease = None;
+        if let Some(lease) = new.lease.as_mut() {
+            lease.expires_at = Utc::now();
+        }
         new.status = TaskStatus::Done;
         self.update_held(task, new).await
     }
