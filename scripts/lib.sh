@@ -2,6 +2,7 @@
 # servers, free loopback ports, and starting / stopping Milvus servers. Source it; do not run it.
 #
 #   ensure_venv                      create .venv and install scripts/requirements.txt (once)
+#   ensure_chromium                  install Debian's chromium for the jobs page's browser test
 #   start_milvus BACKEND NAME        start a server (lite | standalone); sets NAME_URI
 #   start_moto                       start the AWS API emulator; exports AWS_ENDPOINT_URL_*
 #   make_test_certs                  a test CA and certificates; exports VECMIGRATE_TEST_TLS_DIR
@@ -29,6 +30,20 @@ ensure_venv() {
   python3 -m venv "$VM_VENV"
   "$VM_PY" -m pip install --quiet --disable-pip-version-check -r "$VM_ROOT/scripts/requirements.txt"
   cp "$VM_ROOT/scripts/requirements.txt" "$stamp"
+}
+
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing Debian's chromium (the jobs page's browser test)"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; then
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  fi
 }
 
 # Prints N free loopback ports, distinct from each other.

@@ -3,7 +3,7 @@
 # (two Milvus Lite servers, then two embedded Milvus 2.3.5 servers), each pair started on free
 # loopback ports with a moto server (DynamoDB, SQS, Secrets Manager) beside it and TLS proxies
 # in front of them (scripts/grpc_proxy.py, with a CA made by scripts/make_certs.py), and
-# stopped on exit.
+# stopped on exit. The jobs page's test drives Debian's chromium (installed here if missing).
 #
 #   scripts/test.sh                         everything
 #   VECMIGRATE_BACKENDS=lite scripts/test.sh   one backend
@@ -16,6 +16,7 @@ extra=()
 if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi
 
 ensure_venv
+ensure_chromium
 # The integration tests use the engine's fault hooks, which only `test-support` builds have.
 features=(--features test-support)
 log "building"

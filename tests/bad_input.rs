@@ -492,6 +492,8 @@ fn cli_cases() -> usize {
         "garbage.json",
         r#"{"source":{"uri":"http://a:1"},"target":{"uri":"http://b:2"},"databases":[{"name":"default"}]} xyz"#,
     );
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap();
     let text_store = dir.path().join("not-sqlite");
     std::fs::write(&text_store, "this is not a database, it is text").unwrap();
     let cases: Vec<(&str, Vec<String>, Option<std::path::PathBuf>, Expect)> = vec![
@@ -590,6 +592,18 @@ fn cli_cases() -> usize {
             args(&["run", "--frobnicate"]),
             None,
             Expect::Exit(2, "frobnicate"),
+        ),
+        (
+            "serve --listen that is no address",
+            args(&["serve", "--listen", "localhost:eighty"]),
+            None,
+            Expect::Exit(2, "--listen"),
+        ),
+        (
+            "serve on a port already taken",
+            args(&["serve", "--listen", &taken.to_string()]),
+            None,
+            Expect::Exit(4, "cannot serve the jobs page on"),
         ),
     ];
     let n = cases.len();

@@ -43,17 +43,20 @@ impl JobStatus {
         }
     }
 
+    /// Every status, in the order a job goes through them.
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::InProgress,
+        Self::Successful,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
     /// Parses a status name, case-insensitively.
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::InProgress,
-            Self::Successful,
-            Self::Failed,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str().eq_ignore_ascii_case(text))
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
     }
 }
 

@@ -253,7 +253,7 @@ impl Copier<'_> {
         };
         let mut limit = task.next_limit;
         let started = Instant::now();
-        let first = self.reader.read(task.cursor.clone(), limit).await;
+        let first = self.read_page(task.cursor.clone(), limit).await;
         let mut page = match self.read_through(&mut task, limit, first).await? {
             Outcome::Done(page) => page,
             Outcome::Halted(h) => return Ok(h.stop(task)),
@@ -285,7 +285,7 @@ impl Copier<'_> {
             let fault = self.engine.faults.next_page();
             let (written, next_page) = tokio::join!(
                 self.write_once(&task, &page, mode, fault),
-                self.reader.read(page.last.clone(), following)
+                self.read_page(page.last.clone(), following)
             );
             if let Outcome::Halted(h) = self.write_through(&mut task, &page, fault, written).await?
             {
@@ -341,7 +341,7 @@ impl Copier<'_> {
             if let Some(h) = self.wait_out(task, error).await? {
                 return Ok(Outcome::Halted(h));
             }
-            result = self.reader.read(task.cursor.clone(), limit).await;
+            result = self.read_page(task.cursor.clone(), limit).await;
         }
     }
 
@@ -493,6 +493,12 @@ impl Copier<'_> {
             .as_ref()
             .is_none_or(|l| l.expires_at - write_guard <= Utc::now());
         Ok(lease_ending.then_some(Halt::OutOfTime))
+    }
+
+    /// One attempt at reading the page after `after` (slowed first if a fault hook says).
+    async fn read_page(&self, after: Option<Cursor>, limit: u32) -> Result<Batch, ClusterError> {
+        self.engine.faults.before_page_read().await;
+        self.reader.read(after, limit).await
     }
 
     /// One attempt at writing a page (unless a fault hook loses it, or garbles it first).

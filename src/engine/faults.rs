@@ -40,6 +40,7 @@ mod hooks {
         conflict_every: AtomicU64,
         saves: AtomicU64,
         key_read_delay_ms: AtomicU64,
+        page_read_delay_ms: AtomicU64,
     }
 
     impl Faults {
@@ -85,6 +86,23 @@ mod hooks {
             Self {
                 key_read_delay_ms: AtomicU64::new(ms),
                 ..Default::default()
+            }
+        }
+
+        /// Every page read of the copy waits `ms` first: a slow source, made deterministic, so
+        /// that a test sees a job while it runs.
+        pub fn slow_page_reads(ms: u64) -> Self {
+            Self {
+                page_read_delay_ms: AtomicU64::new(ms),
+                ..Default::default()
+            }
+        }
+
+        /// Waits before a page read if [`Faults::slow_page_reads`] says.
+        pub(crate) async fn before_page_read(&self) {
+            let ms = self.page_read_delay_ms.load(Ordering::SeqCst);
+            if ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
         }
 
@@ -296,5 +314,8 @@ mod hooks {
 
         #[inline]
         pub(crate) async fn before_key_read(&self) {}
+
+        #[inline]
+        pub(crate) async fn before_page_read(&self) {}
     }
 }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod browser;
 pub mod control_plane;
 pub mod faults;
 pub mod lambda;
@@ -804,6 +805,11 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// The embedded store's file (for another process, such as `vecmigrate serve`).
+    pub fn store_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("jobs.sqlite3")
+    }
+
     /// Starts a job and drives it to its end.
     pub async fn run(
         &self,

@@ -67,6 +67,13 @@ pub enum Command {
         /// The job id.
         job: String,
     },
+    /// Serve the jobs page over this store: every job's status, progress, verification and
+    /// log, with a Cancel button. It has no login: it listens on loopback unless told otherwise.
+    Serve {
+        /// The address to listen on (port 0: any free port; the first line printed names it).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// Settings that apply to running a job (also on resume).

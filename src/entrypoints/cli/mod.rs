@@ -1,5 +1,5 @@
-//! The `vecmigrate` command line: `run`, `plan`, `status`, `list`, `resume`, `cancel`, on the
-//! embedded job store with in-process workers. [`args`] holds the words, [`request`] builds a
+//! The `vecmigrate` command line: `run`, `plan`, `status`, `list`, `resume`, `cancel` and
+//! `serve` (the jobs page), on the embedded job store with in-process workers. [`args`] holds the words, [`request`] builds a
 //! `run`'s request, [`render`] prints progress and reports, [`plan`] the dry run; this module
 //! runs each command.
 //!
@@ -83,6 +83,7 @@ pub async fn main_with(cli: Cli) -> i32 {
         Command::Status { job } => status(&cli, job).await,
         Command::Cancel { job } => cancel(&cli, job).await,
         Command::List { status, limit } => list(&cli, status.as_deref(), *limit).await,
+        Command::Serve { listen } => serve(&cli, *listen).await,
     };
     match result {
         Ok(code) => code,
@@ -259,6 +260,47 @@ async fn list(cli: &Cli, status: Option<&str>, limit: usize) -> Result<i32, Fail
         );
     }
     Ok(EXIT_OK)
+}
+
+/// `serve`: the jobs page over this store, until the process is stopped.
+async fn serve(cli: &Cli, listen: std::net::SocketAddr) -> Result<i32, Failure> {
+    let store = open_store(cli).await?;
+    let page = crate::entrypoints::web::JobsPage::new(
+        bare_engine(store.clone())?,
+        store,
+        store_flags(cli),
+    );
+    crate::entrypoints::web::run(page, listen)
+        .await
+        .map_err(|e| Failure {
+            code: EXIT_ERROR,
+            message: format!("cannot serve the jobs page on {listen}: {e}"),
+        })?;
+    Ok(EXIT_OK)
+}
+
+/// The global flags that name this command's store, for the commands a page shows.
+fn store_flags(cli: &Cli) -> String {
+    if let Some(table) = &cli.dynamodb_table {
+        format!("--dynamodb-table {}", shell_word(table))
+    } else if let Some(path) = &cli.store {
+        format!("--store {}", shell_word(&path.display().to_string()))
+    } else {
+        String::new()
+    }
+}
+
+/// `word` as a shell reads it back: as it is when it is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// The engine's settings for this process: the environment's, with leases that outlast a

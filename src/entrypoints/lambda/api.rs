@@ -3,10 +3,10 @@
 
 use serde_json::{json, Value};
 
-use super::error::ApiError;
 use super::LambdaApp;
 use crate::domain::{JobStatus, MigrationRequest, Role};
 use crate::engine::Budget;
+use crate::entrypoints::api_error::ApiError;
 
 /// One call of the API.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::ApiError;
+use crate::entrypoints::api_error::ApiError;
 
 /// Every event the function accepts.
 #[derive(Debug)]

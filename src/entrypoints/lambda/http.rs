@@ -14,8 +14,8 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::api::Call;
-use super::error::ApiError;
 use super::LambdaApp;
+use crate::entrypoints::api_error::ApiError;
 use crate::webhook::signature::TOLERANCE_SECONDS;
 
 impl LambdaApp {

@@ -30,7 +30,6 @@ use crate::webhook::SigningSecret;
 
 mod api;
 mod config;
-mod error;
 mod event;
 mod http;
 mod invoke;
@@ -38,8 +37,8 @@ mod sqs;
 mod sweep;
 mod zilliz_api;
 
+use crate::entrypoints::api_error::ApiError;
 pub use config::LambdaConfig;
-use error::ApiError;
 use event::Event;
 pub use http::{signed_content, MAX_BODY_BYTES};
 

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::error::ApiError;
 use super::LambdaApp;
 use crate::domain::JobStatus;
+use crate::entrypoints::api_error::ApiError;
 
 impl LambdaApp {
     /// Sweeps every job that has not ended: lost work is re-enqueued, finished copies are

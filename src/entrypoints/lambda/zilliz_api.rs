@@ -17,12 +17,12 @@ use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
 use super::LambdaApp;
 use crate::domain::{
     ClusterSpec, CollectionSpec, DatabaseSpec, JobStatus, MigrationRequest, Options, Role, Secret,
 };
 use crate::engine::EngineError;
+use crate::entrypoints::api_error::ApiError;
 
 /// Zilliz's `POST /v2/migrations/toExisting` body.
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,5 @@
-//! The API's errors: one status code and JSON body for each engine error, in one place.
-//! `{ "error": { "code", "message", "field", "problems" } }`.
+//! The HTTP errors of the API and the jobs page: one status code and message for each engine
+//! error, in one place. The API renders them as `{ "error": { "code", "message", "field", "problems" } }`.
 
 use serde_json::{json, Value};
 
@@ -9,8 +9,8 @@ use crate::store::StoreError;
 
 /// An API error: the status code and the JSON body `{ "error": { code, message, field } }`.
 #[derive(Debug)]
-pub(super) struct ApiError {
-    pub(super) status: u16,
+pub(crate) struct ApiError {
+    pub(crate) status: u16,
     code: &'static str,
     message: String,
     field: Option<String>,
@@ -19,7 +19,7 @@ pub(super) struct ApiError {
 }
 
 impl ApiError {
-    pub(super) fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -29,8 +29,13 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, for a person (the field's name is in it).
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// A 400 naming the bad field.
-    pub(super) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: Some(field.into()),
             ..Self::new(400, "invalid_request", message)
@@ -39,7 +44,7 @@ impl ApiError {
 
     /// The body in Zilliz Cloud's shape, `{"code": N, "message": …}` (N the HTTP status), for
     /// the Zilliz-compatible routes.
-    pub(super) fn zilliz_body(&self) -> Value {
+    pub(crate) fn zilliz_body(&self) -> Value {
         let message = match &self.field {
             Some(field) if !self.message.starts_with(field.as_str()) => {
                 format!("{field}: {}", self.message)
@@ -49,7 +54,7 @@ impl ApiError {
         json!({ "code": self.status, "message": message })
     }
 
-    pub(super) fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         let mut error = json!({ "code": self.code, "message": self.message, "field": self.field });
         if !self.problems.is_empty() {
             error["problems"] = json!(self.problems);
