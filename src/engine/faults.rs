@@ -7,7 +7,9 @@ pub use hooks::Faults;
 
 /// What the fault hooks do to one page's writes: chosen once per page, before its first
 /// attempt, so that concurrent workers and retries cannot make a hook fire twice or never.
+/// (A build without the hooks only ever chooses `None`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(test, feature = "test-support")), allow(dead_code))]
 pub(crate) enum PageFault {
     /// Write the page as read.
     None,

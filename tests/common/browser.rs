@@ -2,13 +2,12 @@
 //! drives Debian's `chromium` over the DevTools protocol), and the `vecmigrate serve` process
 //! it looks at.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
-use super::tool::Tool;
+use super::tool::{first_line, Tool};
 
 /// One headless Chromium with one tab; stopped when dropped.
 pub struct Browser {
@@ -91,10 +90,7 @@ impl JobsPage {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(&mut child);
         let base = line
             .trim()
             .strip_prefix("jobs page: ")

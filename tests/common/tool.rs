@@ -22,10 +22,7 @@ impl Tool {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("{script} starts (scripts/test.sh installs .venv): {e}"));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = first_line(&mut child);
         let port = line
             .trim()
             .parse()
@@ -48,6 +45,15 @@ impl Tool {
             .unwrap();
         serde_json::from_str(&text).unwrap()
     }
+}
+
+/// The first line a child started with a piped stdout prints (where it listens).
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
 }
 
 impl Drop for Tool {
