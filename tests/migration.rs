@@ -709,9 +709,10 @@ async fn a_copy_that_panics_is_retried_like_a_crash_and_loses_nothing() {
 
 #[tokio::test]
 async fn a_finish_that_keeps_panicking_fails_the_job_with_the_panic() {
-    // GIVEN a finish step that always panics, with short step leases
+    // GIVEN a finish step that always panics, with short step leases (3 s: a lease shorter
+    // than the copy's first read on a busy server makes every claim stop before its write)
     let config = EngineConfig {
-        lease_ttl: Duration::from_secs(1),
+        lease_ttl: Duration::from_secs(3),
         ..EngineConfig::default()
     };
     let h = harness(
