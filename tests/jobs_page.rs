@@ -178,7 +178,11 @@ async fn the_jobs_page_follows_a_migration_to_its_end_and_cancels_another() {
         log.contains(&format!("created `default.{}`", a.name)),
         "{log}"
     );
-    assert!(browser.text("table.attempts").await.contains("200"));
+    assert_eq!(
+        browser.text("table.attempts td[data-label='Answer']").await,
+        "200",
+        "the one attempt, answered 200"
+    );
     assert_eq!(
         browser.eval("!!document.getElementById('cancel')").await,
         false
