@@ -203,7 +203,7 @@ impl Engine {
 /// Why a worker stops before it is done with its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Halt {
-    /// Out of time (or a lease near its end): the next invocation continues.
+    /// Out of time: the next invocation continues.
     OutOfTime,
     /// The job was cancelled, ended, or its window closed.
     JobOver,
@@ -266,7 +266,7 @@ impl Copier<'_> {
             if page.rows == 0 {
                 return Ok(Stop::Done(task));
             }
-            if let Some(h) = self.halt_before_write(&task, wrote, page_time).await? {
+            if let Some(h) = self.halt_before_write(&mut task, wrote, page_time).await? {
                 return Ok(h.stop(task));
             }
             let started = Instant::now();
@@ -445,6 +445,11 @@ impl Copier<'_> {
         if window_over || job.is_none_or(|j| j.cancel_requested || j.status.is_terminal()) {
             return Ok(Some(Halt::JobOver));
         }
+        self.renew_lease(task).await
+    }
+
+    /// Extends the task's lease from now, if this worker still holds it.
+    async fn renew_lease(&self, task: &mut Task) -> Result<Option<Halt>, EngineError> {
         let ttl = self.engine.config.lease();
         match self.engine.store.renew_task(task, Utc::now(), ttl).await {
             Ok(renewed) => {
@@ -458,12 +463,14 @@ impl Copier<'_> {
 
     /// Whether to stop before writing the next page: out of time (every claim writes at least
     /// the page it read, or a page slower than the whole budget would be read, dropped and read
-    /// again forever), the job cancelled or past its window, or a lease too close to its end
-    /// to write under (the target has no conditional writes, so a worker whose lease may pass
-    /// to another must not write).
+    /// again forever), the job cancelled or past its window, or the lease lost. The target has
+    /// no conditional writes, so a worker must not write under a lease that may pass to
+    /// another: a lease near its end (a slow read) is renewed first, which fails if another
+    /// worker has claimed the task. Stopping instead would make a read slower than two thirds
+    /// of the lease stop every claim before its write, for ever.
     async fn halt_before_write(
         &self,
-        task: &Task,
+        task: &mut Task,
         wrote: bool,
         page_time: Duration,
     ) -> Result<Option<Halt>, EngineError> {
@@ -487,12 +494,15 @@ impl Copier<'_> {
         if let Some(fresh) = &fresh {
             self.engine.maybe_progress(fresh).await?;
         }
-        let write_guard = self.engine.config.lease() / 3;
+        let ttl = self.engine.config.lease();
         let lease_ending = task
             .lease
             .as_ref()
-            .is_none_or(|l| l.expires_at - write_guard <= Utc::now());
-        Ok(lease_ending.then_some(Halt::OutOfTime))
+            .is_none_or(|l| l.expires_at - ttl / 3 <= Utc::now());
+        if !lease_ending {
+            return Ok(None);
+        }
+        self.renew_lease(task).await
     }
 
     /// One attempt at reading the page after `after` (slowed first if a fault hook says).
