@@ -245,6 +245,22 @@ async fn a_run_on_a_deployments_dynamodb_table_keeps_its_job_there() {
     .await
     .unwrap();
     assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    // AND a table that does not exist is named, with what to check, in one sentence
+    let missing = cli(vec![
+        "--dynamodb-table".into(),
+        "vecmigrate-no-such-table".into(),
+        "list".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(missing.status.code(), Some(4), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains(
+            "DynamoDB table `vecmigrate-no-such-table` does not exist in this account and region"
+        ),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[tokio::test]

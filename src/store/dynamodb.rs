@@ -58,11 +58,20 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn sdk<E, R>(operation: &str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+/// A failed DynamoDB call as a store error; a missing table is said in a sentence that names
+/// it, since that is what a mistyped `--dynamodb-table` or a wrong region produces.
+fn sdk<E, R>(table: &str, operation: &str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
+    let code = e.as_service_error().and_then(|s| s.code());
+    if code == Some("ResourceNotFoundException") {
+        return StoreError::Backend(format!(
+            "DynamoDB table `{table}` does not exist in this account and region \
+             (check the table name, e.g. the stack's JobTableName output, and AWS_REGION)"
+        ));
+    }
     StoreError::Backend(format!("DynamoDB {operation}: {}", DisplayErrorContext(&e)))
 }
 
@@ -178,7 +187,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| sdk("GetItem", e))?;
+            .map_err(|e| sdk(&self.table, "GetItem", e))?;
         Ok(out.item)
     }
 
@@ -200,7 +209,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| sdk("Query", e))?;
+                .map_err(|e| sdk(&self.table, "Query", e))?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
@@ -235,7 +244,7 @@ impl DynamoStore {
         match result {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => Ok(()),
-            Err(e) => Err(sdk("DeleteItem", e)),
+            Err(e) => Err(sdk(&self.table, "DeleteItem", e)),
         }
     }
 }
@@ -253,7 +262,7 @@ impl JobStore for DynamoStore {
                 .expression_attribute_names("#pk", PK)
                 .send()
                 .await
-                .map_err(|e| sdk("PutItem", e))?;
+                .map_err(|e| sdk(&self.table, "PutItem", e))?;
             return Ok(Created::New(job.clone()));
         };
         let put_job = Put::builder()
@@ -299,7 +308,7 @@ impl JobStore for DynamoStore {
             .and_then(|r| r.code())
             .is_some_and(|c| c == "ConditionalCheckFailed");
             if !key_taken {
-                return Err(sdk("TransactWriteItems", err));
+                return Err(sdk(&self.table, "TransactWriteItems", err));
             }
             match self.job_of_key(&key).await? {
                 Some((_, Some(existing))) => return Ok(Created::Existing(existing)),
@@ -352,7 +361,7 @@ impl JobStore for DynamoStore {
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| sdk("Query", e))?;
+            .map_err(|e| sdk(&self.table, "Query", e))?;
         let items = out.items.unwrap_or_default();
         let more = items.len() > limit;
         let mut jobs = Vec::new();
@@ -390,7 +399,7 @@ impl JobStore for DynamoStore {
         match result {
             Ok(_) => {}
             Err(e) if condition_failed(&e) => return Err(StoreError::Conflict(new.id.clone())),
-            Err(e) => return Err(sdk("PutItem", e)),
+            Err(e) => return Err(sdk(&self.table, "PutItem", e)),
         }
         if new.status.is_terminal() {
             if let Some(key) = &new.request.idempotency_key {
@@ -436,7 +445,7 @@ impl JobStore for DynamoStore {
             match result {
                 Ok(_) => {}
                 Err(e) if condition_failed(&e) => {}
-                Err(e) => return Err(sdk("PutItem", e)),
+                Err(e) => return Err(sdk(&self.table, "PutItem", e)),
             }
         }
         Ok(())
@@ -476,7 +485,7 @@ impl JobStore for DynamoStore {
             .limit(limit.clamp(1, 1000) as i32)
             .send()
             .await
-            .map_err(|e| sdk("Query", e))?;
+            .map_err(|e| sdk(&self.table, "Query", e))?;
         out.items
             .unwrap_or_default()
             .iter()
@@ -508,7 +517,7 @@ impl JobStore for DynamoStore {
         match put.send().await {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(sdk("PutItem", e)),
+            Err(e) => Err(sdk(&self.table, "PutItem", e)),
         }
     }
 
@@ -528,7 +537,7 @@ impl JobStore for DynamoStore {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(|e| sdk("PutItem", e))?;
+            .map_err(|e| sdk(&self.table, "PutItem", e))?;
         Ok(())
     }
 
@@ -555,7 +564,7 @@ impl JobStore for DynamoStore {
         match put.send().await {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(sdk("PutItem", e)),
+            Err(e) => Err(sdk(&self.table, "PutItem", e)),
         }
     }
 
