@@ -119,12 +119,7 @@ fn outcome(report: &Report) -> String {
 
 /// The job succeeded and the target holds the source, once per key.
 async fn assert_whole(ran: &Ran) {
-    assert_eq!(
-        ran.report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        ran.report.job.error
-    );
+    assert_successful(&ran.report);
     assert_eq!((ran.lost, ran.duplicated), (0, 0), "lost, duplicated");
     assert_same_rows(&ran.h.servers, &ran.seed, "default", &ran.seed.name).await;
 }
@@ -365,12 +360,7 @@ async fn restart_mid_copy(which: &'static str, name: &'static str) {
         took: clock.elapsed(),
     }
     .record(&h.servers);
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     assert_eq!((lost, duplicated), (0, 0));
     assert_same_rows(&h.servers, &seeded, "default", &seeded.name).await;
 }

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use common::{
-    fast_settings, field, harness, kv, load, raw, render, scalar, scalar_len, unique, Raw, Server,
-    Servers,
+    assert_successful, fast_settings, field, harness, kv, load, raw, render, scalar, scalar_len,
+    unique, Raw, Server, Servers,
 };
 use milvus::proto::common::ConsistencyLevel;
 use milvus::proto::milvus::{
@@ -1428,12 +1428,7 @@ async fn an_auto_id_collection_the_target_would_renumber_is_refused_in_preflight
         .is_some_and(|s| !s.fields.is_empty());
     match keeps {
         Ok(()) => {
-            assert_eq!(
-                report.job.status,
-                JobStatus::Successful,
-                "{:?}",
-                report.job.error
-            );
+            assert_successful(&report);
             let source_rows = rows_of(&servers.source, "default", &name).await;
             assert_eq!(source_rows.len(), 50);
             assert_eq!(

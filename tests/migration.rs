@@ -51,12 +51,7 @@ async fn migrates_collections_partitions_and_fields_row_by_row() {
     let (job, report) = h.run(request).await;
 
     // THEN it succeeds with matching counts, and every row arrived unchanged
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     assert_eq!(report.progress.copied, 24_234);
     for c in &report.job.collections {
         assert_eq!(
@@ -114,12 +109,7 @@ async fn targets_are_left_unloaded() {
         .run(request(&h.servers, None, &[(&s.name, &s.name)]))
         .await;
     // THEN the target collection was released after counting
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     let mut c = raw(&h.servers.target).await;
     assert_ne!(
         load_state(&mut c, "default", &s.name).await,
@@ -190,12 +180,7 @@ async fn worker_killed_between_write_and_checkpoint_loses_and_duplicates_nothing
     let report = resumed.runner.drive(&job.id, |_| {}).await.unwrap();
 
     // THEN nothing is lost and nothing is written twice
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     let copied: u64 = tasks.iter().map(|t| t.copied).sum();
@@ -256,12 +241,7 @@ async fn job_crosses_many_simulated_time_limits() {
     let (job, report) = h.run(req).await;
     // THEN it crossed at least ten time limits (each a released lease and a fresh claim,
     // counted in the store) and still copied every row exactly once
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     let continuations: u32 = tasks.iter().map(|t| t.runs - 1).sum();
     assert!(continuations >= 10, "only {continuations} continuations");
@@ -317,12 +297,7 @@ async fn empty_collection_and_empty_partition_migrate() {
         .run(request(&h.servers, None, &[(&s.name, &s.name)]))
         .await;
     // THEN it succeeds with 0 = 0, and the target has the schema and both partitions
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     assert_eq!(
         (
             report.job.collections[0].source_count,
@@ -484,12 +459,7 @@ async fn wide_rows_are_paged_by_bytes_under_the_message_limits() {
     // WHEN it is migrated
     let (job, report) = h.run(req).await;
     // THEN every row arrives, in pages bounded by bytes rather than by the batch size
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let task = &h.store.list_tasks(&job.id).await.unwrap()[0];
     assert_eq!(task.copied, 20_000);
@@ -535,12 +505,7 @@ async fn invocations_shorter_than_one_page_still_make_progress() {
         .expect("the job finishes: every invocation writes at least one page")
         .unwrap();
     // THEN it finishes, every row exactly once, and slow pages were made smaller
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     assert!(
@@ -607,12 +572,7 @@ async fn a_partition_whose_keys_cost_as_much_as_its_entities_is_copied_whole() {
 
     // THEN the split measured one page of keys against one of entities and did not cut: one
     // task, the whole partition, every row arrived, and the log says why
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     assert!(tasks[0].upto.is_none());
@@ -651,12 +611,7 @@ async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     let (job, report) = h.run(req).await;
 
     // THEN every row arrived once, unchanged, and the task was resumed
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     assert!(tasks.iter().any(|t| t.runs >= 2), "{tasks:?}");
@@ -689,12 +644,7 @@ async fn a_copy_that_panics_is_retried_like_a_crash_and_loses_nothing() {
     let (job, report) = h.run(req).await;
     // THEN each panic ended its step as a crash would (the task was claimed again once its
     // lease expired), both are in the job's log, and every row arrived exactly once
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     assert_eq!(report.job.panics, 2);
     let panics = report
         .log
@@ -730,12 +680,7 @@ async fn a_page_read_slower_than_two_thirds_of_the_lease_renews_the_lease_and_co
         .await
         .expect("the job did not end in 2 minutes: every claim stops before its write");
     // THEN one claim renewed its lease before each write and copied everything, once
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     assert_eq!(
         tasks.iter().map(|t| t.runs).collect::<Vec<_>>(),
@@ -802,12 +747,7 @@ async fn indexes_exist_before_the_copy_and_wait_for_index_waits_until_they_are_b
     h.runner.kick(&job.id).await.unwrap();
     let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
     // THEN the report says the vector index was built over every entity before verification
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     let indexes = &report.job.collections[0].indexes;
     assert_eq!(indexes.len(), 1, "{indexes:?}");
     assert_eq!(indexes[0].field, "vec");

@@ -40,12 +40,7 @@ async fn a_migration_over_one_way_and_two_way_tls_copies_every_row() {
     let (job, report) = h.run(req).await;
 
     // THEN every row arrived, compared row by row through the servers' plaintext ports
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     // and the job record keeps where the key is, not the key
     let stored = serde_json::to_string(&h.store.get_job(&job.id).await.unwrap().unwrap()).unwrap();

@@ -54,12 +54,7 @@ async fn a_garbled_value_fails_sample_and_full_verification_naming_its_key() {
 
         // THEN counts alone pass, and a comparison of contents fails naming the key
         if mode == VerifyMode::Count {
-            assert_eq!(
-                report.job.status,
-                JobStatus::Successful,
-                "{:?}",
-                report.job.error
-            );
+            assert_successful(&report);
             assert!(collection.content.is_none(), "no content check ran");
             continue;
         }
@@ -102,12 +97,7 @@ async fn a_full_comparison_continues_across_invocations() {
     let (job, report) = h.run(request).await;
 
     // THEN the comparison paused and went on in later invocations, and compared every entity
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     let logs = h.store.list_logs(&job.id).await.unwrap();
     let pauses = logs
         .iter()
@@ -236,12 +226,7 @@ async fn wide_rows_stay_under_the_response_limit_without_tuning() {
     let (job, report) = h.run(request).await;
 
     // THEN every page stayed under the 16 MiB a page aims at, and every entity arrived unchanged
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     let largest = tasks.iter().map(|t| t.largest_batch_bytes).max().unwrap();
     let batches: u64 = tasks.iter().map(|t| t.batches).sum();
@@ -394,12 +379,7 @@ async fn schema_overrides_change_only_what_they_name() {
         expected[0] = expected[0].replace("dynamic=false", "dynamic=true");
     }
     let (_, report) = h.run(request).await;
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
 
     // THEN the target has exactly those changes, and the rest of the schema as it was
     for line in expected.iter_mut().filter(|l| l.starts_with("title ")) {

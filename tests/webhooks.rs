@@ -221,12 +221,7 @@ async fn a_count_mismatch_with_remigrate_migrates_the_collection_again_and_succe
     let (_, report) = h.run(r).await;
 
     // THEN it ends SUCCESSFUL after one remigration, and the first attempt is on record
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     let c = &report.job.collections[0];
     assert_eq!(
         (c.remigrations, c.source_count, c.target_count),

@@ -78,12 +78,7 @@ async fn clusters_given_by_id_are_resolved_and_the_record_keeps_the_id_and_endpo
 
     // THEN it succeeds, every row arrived, and the record holds the ids, the endpoints and the
     // plans the control plane gave, never the keys
-    assert_eq!(
-        report.job.status,
-        JobStatus::Successful,
-        "{:?}",
-        report.job.error
-    );
+    assert_successful(&report);
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let stored = h.store.get_job(&job.id).await.unwrap().unwrap();
     let src = &stored.request.source;

@@ -821,6 +821,17 @@ impl Harness {
     }
 }
 
+/// The job ended SUCCESSFUL; otherwise the test fails with the job's error.
+#[track_caller]
+pub fn assert_successful(report: &vecmigrate::domain::Report) {
+    assert_eq!(
+        report.job.status,
+        vecmigrate::domain::JobStatus::Successful,
+        "{:?}",
+        report.job.error
+    );
+}
+
 /// Every row of the seeded source collection arrived in `target_db.target` unchanged and once
 /// (field by field, then `count(*)`).
 pub async fn assert_same_rows(servers: &Servers, seed: &Seed, target_db: &str, target: &str) {
