@@ -1,6 +1,7 @@
 //! The jobs page (`vecmigrate serve`) in headless Chromium (Debian's `chromium`, driven by
 //! `scripts/browser.py`), over real migrations between the test servers: the list and a job's
-//! page while it runs and after it ends, and Cancel pressed on a second running job.
+//! page while it runs and after it ends, and Cancel pressed on a second running job; then
+//! the same page over a deployment's DynamoDB table (moto), and its answers to bad requests.
 
 mod common;
 
@@ -12,8 +13,10 @@ use common::receiver::Receiver;
 use common::*;
 use serde_json::Value;
 use vecmigrate::domain::request::WebhookSpec;
-use vecmigrate::domain::{JobStatus, MigrationRequest, Secret};
+use vecmigrate::domain::{Job, JobStatus, MigrationRequest, Secret};
 use vecmigrate::engine::{EngineConfig, Faults};
+use vecmigrate::store::dynamodb::DynamoStore;
+use vecmigrate::store::JobStore;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ROWS: usize = 6_000;
@@ -356,4 +359,57 @@ async fn the_jobs_page_answers_bad_requests_with_what_is_wrong() {
         .await
         .unwrap()
         .contains("@media (max-width: 720px)"));
+}
+
+#[tokio::test]
+async fn the_jobs_page_serves_a_deployments_dynamodb_table_and_cancels_there() {
+    // GIVEN a deployment's job table (template.yaml's, on moto) holding a job not yet started
+    let table = unique("vecmigrate-jobs");
+    let client = common::aws::create_table(&table).await;
+    let store = DynamoStore::new(client, table.clone(), chrono::Duration::days(7));
+    let request = MigrationRequest::from_json(
+        r#"{"source":{"uri":"http://127.0.0.1:1","token":"root:SourcePassword"},
+            "target":{"uri":"http://127.0.0.1:2"},
+            "databases":[{"name":"default","collections":[{"name":"in_the_table"}]}]}"#,
+    )
+    .unwrap();
+    let job = Job::new(Job::new_id(), request, chrono::Utc::now());
+    store.create_job(&job).await.unwrap();
+
+    // WHEN `vecmigrate --dynamodb-table TABLE serve` serves it
+    let page = JobsPage::over_table(&table);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // THEN the list and the job's page show the table's job, and not its token
+    let list = http.get(page.url("/")).send().await.unwrap();
+    assert_eq!(list.status(), 200);
+    let list = list.text().await.unwrap();
+    assert!(
+        list.contains(&job.id) && list.contains("in_the_table"),
+        "{list}"
+    );
+    let one = http
+        .get(page.url(&format!("/jobs/{}", job.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let one = one.text().await.unwrap();
+    assert!(one.contains("PENDING") && one.contains("Cancel"), "{one}");
+    assert!(!list.contains("SourcePassword") && !one.contains("SourcePassword"));
+
+    // AND its Cancel, posted as the page's own form is, ends the job in the table
+    let cancel = http
+        .post(page.url(&format!("/jobs/{}/cancel", job.id)))
+        .header("origin", &page.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 303);
+    let stored = store.get_job(&job.id).await.unwrap().unwrap();
+    assert!(stored.cancel_requested, "{stored:?}");
+    assert_eq!(stored.status, JobStatus::Cancelled);
 }

@@ -2,6 +2,7 @@
 //! drives Debian's `chromium` over the DevTools protocol), and the `vecmigrate serve` process
 //! it looks at.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -83,10 +84,21 @@ pub struct JobsPage {
 impl JobsPage {
     /// Serves the jobs page over the SQLite store at `store`.
     pub fn start(store: &Path) -> Self {
+        Self::over([OsStr::new("--store"), store.as_os_str()])
+    }
+
+    /// Serves the jobs page over a deployment's DynamoDB table (with the environment's AWS
+    /// endpoint and credentials).
+    pub fn over_table(table: &str) -> Self {
+        Self::over(["--dynamodb-table", table].map(OsStr::new))
+    }
+
+    /// Serves the jobs page over the store that `store_flags` name.
+    fn over<'a>(store_flags: impl IntoIterator<Item = &'a OsStr>) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vecmigrate"))
-            .arg("--store")
-            .arg(store)
+            .args(store_flags)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("VECMIGRATE_STORE")
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
