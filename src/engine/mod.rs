@@ -23,6 +23,7 @@ use crate::webhook::Notifier;
 mod budget;
 mod config;
 mod content;
+mod copier;
 mod copy;
 mod counts;
 mod dry_run;
