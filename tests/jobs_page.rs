@@ -398,7 +398,8 @@ async fn the_jobs_page_serves_a_deployments_dynamodb_table_and_cancels_there() {
         .unwrap();
     assert_eq!(one.status(), 200);
     let one = one.text().await.unwrap();
-    assert!(one.contains("PENDING") && one.contains("Cancel"), "{one}");
+    let form = format!(r#"action="/jobs/{}/cancel""#, job.id);
+    assert!(one.contains("PENDING") && one.contains(&form), "{one}");
     assert!(!list.contains("SourcePassword") && !one.contains("SourcePassword"));
 
     // AND its Cancel, posted as the page's own form is, ends the job in the table
