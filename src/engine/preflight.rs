@@ -2,7 +2,7 @@
 //! reports every problem at once, each with the request field it concerns. It writes nothing
 //! but scratch collections it drops at once (asking the target what it can hold).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::retry::Patience;
 use super::{Engine, EngineError};
@@ -157,11 +157,65 @@ impl Candidate<'_> {
         }
     }
 
+    /// `db.collection` on the target.
+    fn target(&self) -> String {
+        format!("{}.{}", self.db.target(), self.target_name())
+    }
+
     fn target_name(&self) -> String {
         self.listed
             .map(|j| self.db.collections[j].target().to_owned())
             .unwrap_or_else(|| self.name.clone())
     }
+}
+
+/// Every collection the request would copy twice, or write twice into one target: refused
+/// before anything is written, naming both requests' entries. Two sources written into one
+/// target collection would merge (a server that keeps one entity per key even counts them as
+/// copied), and one source copied twice is one collection's entry in the job twice.
+fn clashes(candidates: &[Candidate<'_>]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut sources: HashMap<(&str, &str), &Candidate> = HashMap::new();
+    let mut targets: HashMap<(String, String), &Candidate> = HashMap::new();
+    for c in candidates {
+        let source = (c.db.name.as_str(), c.name.as_str());
+        if let Some(first) = sources.get(&source) {
+            problems.push(Problem::at(
+                c.field(),
+                format!(
+                    "collection `{}.{}` would be copied twice, by {} (into `{}`) and by {} (into `{}`); a job copies each source collection once: remove one of them, or start a second job for the second copy",
+                    c.db.name,
+                    c.name,
+                    first.field(),
+                    first.target(),
+                    c.field(),
+                    c.target()
+                ),
+            ));
+            continue;
+        }
+        sources.insert(source, c);
+        let target = (c.db.target().to_owned(), c.target_name());
+        match targets.get(&target) {
+            Some(first) => problems.push(Problem::at(
+                c.entry_field("target_name"),
+                format!(
+                    "`{}.{}` ({}) and `{}.{}` ({}) would both be written to `{}`, merging two collections into one; give one of them another target_name (list it in its database's `collections`), or send the two databases to different target databases",
+                    first.db.name,
+                    first.name,
+                    first.field(),
+                    c.db.name,
+                    c.name,
+                    c.field(),
+                    c.target()
+                ),
+            )),
+            None => {
+                targets.insert(target, c);
+            }
+        }
+    }
+    problems
 }
 
 impl Engine {
@@ -201,8 +255,22 @@ impl Engine {
             target_version: p.call(|| target.server_version()).await?,
         };
         let mut found = Findings::default();
+        let mut candidates = Vec::new();
         for (i, db) in job.request.databases.iter().enumerate() {
-            self.check_database(&sides, i, db, &mut found).await?;
+            candidates.extend(self.candidates(&sides, i, db, &mut found).await?);
+        }
+        // Only once every database's collections are known can two of them be seen to go to
+        // one target (a database migrated whole lists its collections only here).
+        found.problems.extend(clashes(&candidates));
+        let mut existing: HashMap<&str, HashSet<String>> = HashMap::new();
+        for c in &candidates {
+            let target_db = c.db.target();
+            if !existing.contains_key(target_db) {
+                let names = self.existing_targets(&sides, target_db).await?;
+                existing.insert(target_db, names);
+            }
+            self.check_collection(&sides, c, &existing[target_db], &mut found)
+                .await?;
         }
         if !found.auto_id.is_empty() {
             let p = sides.p;
@@ -272,19 +340,21 @@ impl Engine {
         Ok(())
     }
 
-    async fn check_database(
+    /// The collections a database entry names: the listed ones, or every collection of the
+    /// source database when none is listed. A missing or empty database is a problem.
+    async fn candidates<'r>(
         &self,
         sides: &Sides<'_>,
         i: usize,
-        db: &DatabaseSpec,
+        db: &'r DatabaseSpec,
         found: &mut Findings,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<Candidate<'r>>, EngineError> {
         if !sides.source_dbs.contains(&db.name) {
             found.problems.push(Problem::at(
                 format!("databases[{i}].name"),
                 format!("source database `{}` does not exist", db.name),
             ));
-            return Ok(());
+            return Ok(Vec::new());
         }
         let candidates: Vec<Candidate> = if db.collections.is_empty() {
             let mut all = sides
@@ -319,22 +389,24 @@ impl Engine {
                 ),
             ));
         }
-        let existing_targets: HashSet<String> = if sides.target_dbs.iter().any(|d| d == db.target())
-        {
-            sides
-                .p
-                .call(|| sides.target.list_collections(db.target()))
-                .await?
-                .into_iter()
-                .collect()
-        } else {
-            HashSet::new()
-        };
-        for c in candidates {
-            self.check_collection(sides, &c, &existing_targets, found)
-                .await?;
+        Ok(candidates)
+    }
+
+    /// The target collections a database's collections go to that exist already.
+    async fn existing_targets(
+        &self,
+        sides: &Sides<'_>,
+        target_db: &str,
+    ) -> Result<HashSet<String>, EngineError> {
+        if !sides.target_dbs.iter().any(|d| d == target_db) {
+            return Ok(HashSet::new());
         }
-        Ok(())
+        Ok(sides
+            .p
+            .call(|| sides.target.list_collections(target_db))
+            .await?
+            .into_iter()
+            .collect())
     }
 
     async fn check_collection(
@@ -496,5 +568,101 @@ impl Engine {
             }
         }
         Ok((problems, warnings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CollectionSpec;
+
+    fn db(name: &str, target: Option<&str>, listed: &[(&str, Option<&str>)]) -> DatabaseSpec {
+        DatabaseSpec {
+            name: name.into(),
+            target_name: target.map(str::to_owned),
+            collections: listed
+                .iter()
+                .map(|(n, t)| CollectionSpec {
+                    name: (*n).into(),
+                    target_name: t.map(str::to_owned),
+                    schema_overrides: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The candidates of `dbs`, each database's unlisted collections given in `found`.
+    fn candidates<'a>(dbs: &'a [DatabaseSpec], found: &[&[&str]]) -> Vec<Candidate<'a>> {
+        let mut out = Vec::new();
+        for (i, d) in dbs.iter().enumerate() {
+            if d.collections.is_empty() {
+                out.extend(found[i].iter().map(|n| Candidate {
+                    db_index: i,
+                    db: d,
+                    name: (*n).into(),
+                    listed: None,
+                }));
+            } else {
+                out.extend((0..d.collections.len()).map(|j| Candidate {
+                    db_index: i,
+                    db: d,
+                    name: d.collections[j].name.clone(),
+                    listed: Some(j),
+                }));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn two_whole_databases_into_one_target_database_clash_on_a_shared_name() {
+        // GIVEN db3 and db4, migrated whole into merged2, both holding `same`
+        let dbs = [
+            db("db3", Some("merged2"), &[]),
+            db("db4", Some("merged2"), &[]),
+        ];
+        let c = candidates(&dbs, &[&["only3", "same"], &["same"]]);
+        // WHEN the expanded lists are checked
+        let problems = clashes(&c);
+        // THEN the second is refused, naming both sources and the target
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            problems[0].field.as_deref(),
+            Some("databases[1].collections")
+        );
+        let m = &problems[0].message;
+        assert!(
+            m.contains("`db3.same` (databases[0].name)")
+                && m.contains("`db4.same` (databases[1].name)")
+                && m.contains("`merged2.same`"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_listed_rename_onto_a_collection_another_database_creates_clashes() {
+        // GIVEN db3 migrated whole into m (it holds `x`), and db4 listing `y` renamed to `x` in m
+        let dbs = [
+            db("db3", Some("m"), &[]),
+            db("db4", Some("m"), &[("y", Some("x"))]),
+        ];
+        let problems = clashes(&candidates(&dbs, &[&["x"], &[]]));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            problems[0].field.as_deref(),
+            Some("databases[1].collections[0].target_name")
+        );
+        // AND one database listed twice copies its collection twice
+        let dbs = [db("db3", None, &[]), db("db3", Some("copy"), &[])];
+        let problems = clashes(&candidates(&dbs, &[&["a"], &["a"]]));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field.as_deref(), Some("databases[1].name"));
+        assert!(problems[0].message.contains("copied twice"), "{problems:?}");
+        // AND distinct targets do not clash
+        let dbs = [
+            db("a", Some("t"), &[]),
+            db("b", Some("t"), &[("same", Some("same_b"))]),
+        ];
+        assert!(clashes(&candidates(&dbs, &[&["same"], &[]])).is_empty());
     }
 }
