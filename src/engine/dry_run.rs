@@ -24,6 +24,8 @@ use crate::milvus::{Cluster, ClusterError, PageRequest};
 
 /// The most entities one sampled page holds.
 const SAMPLE_ENTITIES: u32 = 4096;
+/// A day, in seconds: a longer estimate is worth a warning even without a window.
+const DAY: f64 = 86_400.0;
 /// How much longer than the copy a job is allowed for indexing and verification.
 const WINDOW_MARGIN: f64 = 1.5;
 
@@ -184,7 +186,12 @@ impl Engine {
             match self.inspect_and_sample(&p, &job).await {
                 Ok((f, s)) => (found, sample) = (f, s),
                 // A cluster that refuses the job (its token, its address) is a finding too.
-                Err(EngineError::Cluster(e)) if !e.is_transient() => problems.push(problem_of(&e)),
+                // Preflight stopped at it (patience decided it is not worth waiting for).
+                Err(EngineError::Cluster(e)) => problems.push(problem_of(&e)),
+                // A plan never waits long: a cluster that stays out is a finding as well.
+                Err(e @ EngineError::OutageTooLong { role, .. }) => {
+                    problems.push(Problem::at(format!("{role}.uri"), e.to_string()))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -232,6 +239,12 @@ impl Engine {
                 ),
             ));
         }
+        let mut warnings: Vec<String> = found
+            .warnings
+            .into_iter()
+            .map(|(c, w)| format!("{c}: {w}"))
+            .collect();
+        warnings.extend(estimate.as_ref().and_then(longer_than_a_day));
         Ok(PlanReport {
             dry_run: true,
             ok: problems.is_empty(),
@@ -243,11 +256,7 @@ impl Engine {
             capacity: found.capacity,
             estimate,
             problems,
-            warnings: found
-                .warnings
-                .into_iter()
-                .map(|(c, w)| format!("{c}: {w}"))
-                .collect(),
+            warnings,
         })
     }
 
@@ -300,6 +309,18 @@ impl Engine {
     }
 }
 
+/// A warning for an estimate over a day (with the time for indexes and verification), which is
+/// worth a second look even where no window is given.
+fn longer_than_a_day(e: &Estimate) -> Option<String> {
+    (e.copy_seconds * WINDOW_MARGIN > DAY).then(|| {
+        format!(
+            "the copy is estimated to take {} at {:.2} MB/s, more than a day: check options.max_write_mb_per_s and max_workers, or migrate fewer collections per job",
+            humantime::format_duration(std::time::Duration::from_secs(e.copy_seconds.ceil() as u64)),
+            e.rate_mb_per_s
+        )
+    })
+}
+
 /// A cluster's refusal as a problem at the request field to fix.
 fn problem_of(e: &ClusterError) -> Problem {
     let role = e.role();
@@ -307,7 +328,7 @@ fn problem_of(e: &ClusterError) -> Problem {
         ClusterError::Unauthenticated { .. } | ClusterError::Credentials { .. } => {
             format!("{role}.token")
         }
-        ClusterError::Unreachable { .. } => format!("{role}.uri"),
+        ClusterError::Unreachable { .. } | ClusterError::NotMilvus { .. } => format!("{role}.uri"),
         ClusterError::Tls { .. } => format!("{role}.tls"),
         ClusterError::ZillizCloud { .. } => format!("{role}.cluster_id"),
         _ => role.to_string(),
@@ -382,5 +403,43 @@ fn estimate(job: &Job, totals: &Totals, sample: &Sample, now: DateTime<Utc>) -> 
         copy_ends_at: after(1.0),
         not_after,
         fits_window: not_after.map(|end| after(WINDOW_MARGIN) <= end),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_estimate_over_a_day_is_a_warning() {
+        let job = Job::new(
+            "j".into(),
+            MigrationRequest::from_json(
+                r#"{"source":{"uri":"http://a:1"},"target":{"uri":"http://b:2"},"databases":[{"name":"default"}],"options":{"max_write_mb_per_s":0.1}}"#,
+            )
+            .unwrap(),
+            Utc::now(),
+        );
+        let sample = Sample {
+            per_collection: vec![100.0],
+            rows: 1000,
+            bytes: 100_000,
+            seconds: 0.01,
+        };
+        let totals = |bytes| Totals {
+            collections: 1,
+            partitions: 1,
+            entities: bytes / 100,
+            bytes,
+            tasks: 1,
+        };
+        // 10 GB at 0.1 MB/s: 28 hours.
+        let slow = estimate(&job, &totals(10_000_000_000), &sample, Utc::now());
+        assert_eq!(slow.rate_mb_per_s, 0.1);
+        let warning = longer_than_a_day(&slow).expect("a warning");
+        assert!(warning.contains("more than a day"), "{warning}");
+        // 1 GB: under three hours.
+        let quick = estimate(&job, &totals(1_000_000_000), &sample, Utc::now());
+        assert!(longer_than_a_day(&quick).is_none());
     }
 }

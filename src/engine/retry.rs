@@ -29,6 +29,8 @@ use crate::milvus::{ClusterError, Failure};
 const FIRST_PAUSE: Duration = Duration::from_millis(200);
 /// The longest pause between two attempts.
 const MAX_PAUSE: Duration = Duration::from_secs(10);
+/// The longest outage a dry run waits out before it reports the cluster as a problem.
+const DRY_RUN_OUTAGE: Duration = Duration::from_secs(20);
 /// How often an outage's record on the job is brought up to date (calls retried, last error).
 const RECORD_EVERY: Duration = Duration::from_secs(10);
 
@@ -82,11 +84,13 @@ impl Engine {
     }
 
     /// The same policy for a job that is not in the store (a dry run): outages are waited out
-    /// but not recorded.
+    /// for at most [`DRY_RUN_OUTAGE`] (someone is waiting for the answer), and not recorded.
     pub(crate) fn unrecorded_patience(&self, job: &Job, budget: Budget) -> Patience<'_> {
+        let patience = self.patience(job, budget);
         Patience {
             recorded: false,
-            ..self.patience(job, budget)
+            max_outage: patience.max_outage.min(DRY_RUN_OUTAGE),
+            ..patience
         }
     }
 

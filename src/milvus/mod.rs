@@ -96,6 +96,17 @@ pub enum ClusterError {
     /// The server answered something that breaks an invariant we rely on.
     #[error("{role} cluster: {0}", role = .1)]
     Protocol(String, Role),
+    /// Something answers at the address, but not as a Milvus gRPC server (an HTTP/1.1 port
+    /// such as Milvus's 9091 metrics port, a web server): never worth retrying.
+    #[error("the {role} cluster at {uri} answered, but not as a Milvus gRPC server ({detail}); check {role}.uri: Milvus serves gRPC on port 19530 by default (9091 is its HTTP metrics port)")]
+    NotMilvus {
+        /// Which cluster.
+        role: Role,
+        /// Where.
+        uri: String,
+        /// What the connection said.
+        detail: String,
+    },
     /// Zilliz Cloud's control plane could not resolve a cluster given by id.
     #[error("the {role} cluster {cluster_id} {detail}")]
     ZillizCloud {
@@ -162,6 +173,7 @@ impl ClusterError {
             | ClusterError::Call { role, .. }
             | ClusterError::Credentials { role, .. }
             | ClusterError::ZillizCloud { role, .. }
+            | ClusterError::NotMilvus { role, .. }
             | ClusterError::Protocol(_, role) => *role,
         }
     }

@@ -168,6 +168,10 @@ pub(super) fn grpc_failure(code: tonic::Code, message: &str) -> Failure {
     ]
     .iter()
     .any(|w| lower.contains(w));
+    // A request the server refuses for its size (metadata over its limit) is refused again.
+    if lower.contains("metadata size") || lower.contains("header list size") {
+        return Failure::Permanent;
+    }
     match code {
         Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => {
             Failure::Outage
@@ -362,6 +366,13 @@ mod tests {
         ));
         assert_eq!(
             grpc_failure(Code::InvalidArgument, "bad"),
+            Failure::Permanent
+        );
+        assert_eq!(
+            grpc_failure(
+                Code::Unavailable,
+                "received metadata size exceeds hard limit (102433 vs. 16384)"
+            ),
             Failure::Permanent
         );
     }

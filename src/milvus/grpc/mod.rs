@@ -55,6 +55,13 @@ const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long to wait for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection's first call may take: a server that accepts the connection and
+/// never answers is not waited on for the whole call deadline.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `authorization` header sent: gRPC servers refuse a request whose metadata is
+/// over 8 KiB by default (grpc-core's soft limit; Go's is larger), so a longer token cannot
+/// work and is refused before it is sent.
+const MAX_AUTH_HEADER_BYTES: usize = 8 * 1024;
 /// How long to wait for a collection to load.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -223,6 +230,51 @@ fn connect_error(role: Role, address: &Address, e: &tonic::transport::Error) -> 
     }
 }
 
+/// The `authorization` header for `token` (base64, as Milvus expects it), unless it is too long
+/// for any server to accept.
+fn auth_header(
+    role: Role,
+    token: &Secret,
+) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, ClusterError> {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(token.expose());
+    if encoded.len() > MAX_AUTH_HEADER_BYTES {
+        return Err(ClusterError::Credentials {
+            role,
+            detail: format!(
+                "the token is {} bytes, too long to send: gRPC servers refuse request headers over 8 KiB, and Milvus tokens (user:password, API keys) are far shorter; check {role}.token",
+                token.expose().len()
+            ),
+        });
+    }
+    encoded.parse().map_err(|_| ClusterError::Credentials {
+        role,
+        detail: format!("the token cannot be sent as a header; check {role}.token"),
+    })
+}
+
+/// What a new connection's first call failed with, when the failure says that the server is
+/// not a gRPC server at all (HTTP/1.1 answering HTTP/2's preface, an HTTP answer without a
+/// gRPC status).
+fn not_grpc(e: &ClusterError) -> Option<String> {
+    let ClusterError::Call { detail, .. } = e else {
+        return None;
+    };
+    let lower = detail.to_lowercase();
+    [
+        "frame_size_error",
+        "frame with invalid size",
+        "protocol_error",
+        "invalid http",
+        "http2 error",
+        "h2 protocol error",
+        "invalid content-type",
+        "grpc-status header missing",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+    .then(|| detail.clone())
+}
+
 impl MilvusCluster {
     /// Connects (over TLS for `https`) and checks the credentials.
     pub async fn connect(
@@ -258,14 +310,7 @@ impl MilvusCluster {
             .connect()
             .await
             .map_err(|e| connect_error(role, address, &e))?;
-        let header = token
-            .map(|t| {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(t.expose());
-                encoded
-                    .parse()
-                    .map_err(|_| unreachable("the token cannot be sent as a header".into()))
-            })
-            .transpose()?;
+        let header = token.map(|t| auth_header(role, t)).transpose()?;
         let raw = RawClient::new(InterceptedService::new(
             channel.clone(),
             Auth(header.clone()),
@@ -277,12 +322,27 @@ impl MilvusCluster {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let cluster = Self {
             role,
-            uri,
+            uri: uri.clone(),
             address: address.clone(),
             client,
             raw,
         };
-        if let Err(e) = cluster.ping().await {
+        let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, cluster.ping())
+            .await
+            .unwrap_or_else(|_| {
+                Err(unreachable(format!(
+                    "it accepted the connection but answered no gRPC call within {}s, as a port that is not Milvus's gRPC port (19530 by default) may do",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                )))
+            });
+        if let Err(e) = first {
+            if let Some(detail) = not_grpc(&e) {
+                return Err(ClusterError::NotMilvus {
+                    role,
+                    uri: cluster.uri.clone(),
+                    detail,
+                });
+            }
             // tonic says only "connection closed" when the server refused our side of the
             // handshake, or when a TLS server sits behind an http:// URI: ask it directly.
             if matches!(e, ClusterError::Call { .. }) {
