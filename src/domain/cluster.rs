@@ -42,6 +42,7 @@ impl std::fmt::Display for Role {
 
 /// How to reach one cluster.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
     /// `http://host[:port]` or `https://host[:port]`. For a cluster given by `cluster_id`, the
@@ -79,6 +80,7 @@ pub struct ClusterSpec {
 /// certificate a server in two-way TLS mode asks for. Certificates are public and kept as
 /// given; the client key is a secret like a token.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct TlsSpec {
     /// The CA certificate(s) that signed the server's certificate, PEM.
@@ -384,6 +386,18 @@ impl ClusterSpec {
 
     /// The error when a field only the service sets came with the request.
     pub(crate) fn refuse_service_fields(&self, path: &str) -> Result<(), FieldError> {
+        let client_key = self.tls.as_ref().and_then(|t| t.client_key.as_ref());
+        for (field, secret) in [
+            ("token", self.token.as_ref()),
+            ("tls.client_key", client_key),
+        ] {
+            if secret.is_some_and(Secret::is_redacted) {
+                return Err(FieldError::new(
+                    format!("{path}.{field}"),
+                    super::secret::MARKER_GIVEN,
+                ));
+            }
+        }
         if self.zilliz.is_some() {
             return Err(FieldError::new(
                 format!("{path}.zilliz"),

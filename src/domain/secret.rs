@@ -16,6 +16,10 @@ pub struct Secret(String);
 /// How a secret is written wherever it is shown or stored.
 pub const REDACTED: &str = "[redacted]";
 
+/// What a caller is told who gave [`REDACTED`] as a secret (copied from a job record, say):
+/// it stands for a secret that is not shown, and a job given it could never use one.
+pub(crate) const MARKER_GIVEN: &str = "is `[redacted]`, the marker that stands for a secret vecmigrate does not show; give the secret itself";
+
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {

@@ -14,12 +14,25 @@ use sha2::{Digest, Sha256};
 pub use super::cluster::ClusterSpec;
 pub use super::secret::{Secret, REDACTED};
 
+pub(crate) mod objects;
 mod options;
 mod webhook;
 
+objects::objects_only!(
+    MigrationRequest,
+    DatabaseSpec,
+    CollectionSpec,
+    SchemaOverrides,
+    PartitionKeyOverride,
+    Options,
+    WebhookSpec,
+    ClusterSpec,
+    crate::domain::cluster::TlsSpec,
+);
+
 pub use options::{
-    OnCountMismatch, Options, VerifyMode, DEFAULT_MAX_OUTAGE, DEFAULT_SAMPLE_SIZE,
-    MAX_OUTAGE_RANGE, MAX_SAMPLE_SIZE,
+    parse_time, OnCountMismatch, Options, VerifyMode, DEFAULT_MAX_OUTAGE, DEFAULT_SAMPLE_SIZE,
+    MAX_OUTAGE_RANGE, MAX_SAMPLE_SIZE, MIN_WRITE_MB_PER_S,
 };
 pub use webhook::WebhookSpec;
 
@@ -46,6 +59,7 @@ pub const MAX_WORKERS: u32 = 256;
 
 /// A whole migration request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct MigrationRequest {
     /// A caller-chosen key: starting the same request twice with it returns the first job.
@@ -71,6 +85,7 @@ pub struct MigrationRequest {
 
 /// One database to migrate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSpec {
     /// The source database.
@@ -92,6 +107,7 @@ impl DatabaseSpec {
 
 /// One collection to migrate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct CollectionSpec {
     /// The source collection.
@@ -107,6 +123,7 @@ pub struct CollectionSpec {
 /// The only schema changes a migration allows (as Zilliz Cloud's "Configure Schema" step):
 /// everything else of the source schema is kept as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct SchemaOverrides {
     /// Turn the dynamic field on (turning it off would drop the source's dynamic data).
@@ -122,6 +139,7 @@ pub struct SchemaOverrides {
 
 /// The partition key the target collection gets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct PartitionKeyOverride {
     /// An Int64 or VarChar field of the source schema (not the primary key, not nullable).
@@ -223,6 +241,8 @@ pub fn escape_controls(text: &str) -> String {
 impl MigrationRequest {
     /// Parses and validates a request from JSON text.
     pub fn from_json(text: &str) -> Result<Self, FieldError> {
+        // A byte-order mark, as some editors on Windows save files, is not part of the JSON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut de = serde_json::Deserializer::from_str(text);
         let request: MigrationRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -235,7 +255,11 @@ impl MigrationRequest {
             {
                 return FieldError::new(field, "must be a string (the value is not shown)");
             }
-            FieldError::new(field, e.into_inner().to_string())
+            let message = e.into_inner().to_string();
+            if message.starts_with("invalid type: sequence, expected struct") {
+                return FieldError::new(field, "must be a JSON object ({…}), not an array");
+            }
+            FieldError::new(field, message)
         })?;
         // Text after the request is a mistake (two requests pasted, a stray character).
         de.end().map_err(|_| {
@@ -244,20 +268,30 @@ impl MigrationRequest {
                 "there is text after the request's closing brace; send one JSON object",
             )
         })?;
-        if request
-            .webhook
-            .as_ref()
-            .is_some_and(|w| w.sealed_secret.is_some())
-        {
-            return Err(FieldError::new(
-                "webhook.sealed_secret",
-                "is set by the service, not by callers; pass secret or secret_arn",
-            ));
-        }
-        request.source.refuse_service_fields("source")?;
-        request.target.refuse_service_fields("target")?;
+        request.refuse_service_fields()?;
         request.validate(Utc::now())?;
         Ok(request)
+    }
+
+    /// Refuses what only the service writes into a request (sealed secrets, what the control
+    /// plane said) and the marker it writes in place of a secret, from a caller.
+    pub fn refuse_service_fields(&self) -> Result<(), FieldError> {
+        if let Some(w) = &self.webhook {
+            if w.sealed_secret.is_some() {
+                return Err(FieldError::new(
+                    "webhook.sealed_secret",
+                    "is set by the service, not by callers; pass secret or secret_arn",
+                ));
+            }
+            if w.secret.as_ref().is_some_and(Secret::is_redacted) {
+                return Err(FieldError::new(
+                    "webhook.secret",
+                    super::secret::MARKER_GIVEN,
+                ));
+            }
+        }
+        self.source.refuse_service_fields("source")?;
+        self.target.refuse_service_fields("target")
     }
 
     /// The schema overrides asked for one source collection.
@@ -602,6 +636,61 @@ mod tests {
         );
         let err = MigrationRequest::from_json(&text).unwrap_err();
         assert_eq!(err.field, "databases[0].collections[1].target_name");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_read_past_and_arrays_are_not_objects() {
+        let with_bom = format!("\u{feff}{}", minimal());
+        assert!(MigrationRequest::from_json(&with_bom).is_ok());
+        let err = MigrationRequest::from_json("[]").unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.message.as_str()),
+            ("", "must be a JSON object ({…}), not an array")
+        );
+        let err = MigrationRequest::from_json(
+            &minimal().replace(r#""databases""#, r#""options":[100,2],"databases""#),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "options");
+        // Stored records (serde's other formats) still read back.
+        let r = MigrationRequest::from_json(minimal()).unwrap();
+        let back: MigrationRequest =
+            serde_json::from_value(serde_json::to_value(r.redacted()).unwrap()).unwrap();
+        assert_eq!(back.databases, r.databases);
+    }
+
+    #[test]
+    fn a_window_end_without_a_time_zone_says_so() {
+        let text = minimal().replace(
+            r#""databases""#,
+            r#""options":{"not_after":"2099-01-01T00:00:00"},"databases""#,
+        );
+        let err = MigrationRequest::from_json(&text).unwrap_err();
+        assert_eq!(err.field, "options.not_after");
+        assert!(
+            err.message.contains("has no time zone")
+                && err.message.contains("2099-01-01T00:00:00Z"),
+            "{err}"
+        );
+        assert!(parse_time("2099-01-01T00:00:00+01:00").is_ok());
+        assert!(parse_time("tomorrow").unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn the_redaction_marker_is_no_secret() {
+        let text = minimal().replace(r#""token":"root:Milvus""#, r#""token":"[redacted]""#);
+        assert_eq!(
+            MigrationRequest::from_json(&text).unwrap_err().field,
+            "source.token"
+        );
+        let text = minimal().replacen(
+            r#""databases""#,
+            r#""webhook":{"url":"https://h.example.com/x","secret":"[redacted]"},"databases""#,
+            1,
+        );
+        let err = MigrationRequest::from_json(&text).unwrap_err();
+        assert_eq!(err.field, "webhook.secret");
+        assert!(err.message.contains("marker"), "{err}");
     }
 
     #[test]

@@ -19,8 +19,23 @@ pub enum OnCountMismatch {
     Remigrate,
 }
 
+impl OnCountMismatch {
+    /// Every choice's name, as requests and flags write it.
+    pub const NAMES: [&'static str; 2] = ["fail", "remigrate"];
+
+    /// Parses a choice's name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "fail" => Some(Self::Fail),
+            "remigrate" => Some(Self::Remigrate),
+            _ => None,
+        }
+    }
+}
+
 /// How a job runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {
     /// The most entities per batch (the copy also keeps each batch under a byte budget).
@@ -37,7 +52,10 @@ pub struct Options {
     /// How many times a mismatched collection may be migrated again.
     pub max_remigrations: u32,
     /// The end of the maintenance window: the job stops and fails cleanly at this time.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "window_end"
+    )]
     pub not_after: Option<DateTime<Utc>>,
     /// What verification compares besides the counts.
     pub verify: VerifyMode,
@@ -59,6 +77,37 @@ pub const MAX_OUTAGE_RANGE: (std::time::Duration, std::time::Duration) = (
     std::time::Duration::from_secs(10),
     std::time::Duration::from_secs(24 * 3600),
 );
+
+/// A point in time as requests and flags write it: RFC 3339 with a time zone. A time without
+/// one is refused with the reason (chrono's own words are "premature end of input").
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    let shown = crate::domain::cluster::printable(text);
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"));
+    if local.is_ok() {
+        return Err(format!(
+            "`{shown}` has no time zone; add one, such as `{shown}Z` for UTC or `{shown}+01:00`"
+        ));
+    }
+    Err(format!(
+        "`{shown}` is not an RFC 3339 time such as 2026-12-02T06:00:00Z"
+    ))
+}
+
+/// `not_after`, read with [`parse_time`].
+fn window_end<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| parse_time(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// The lowest `max_write_mb_per_s`: below it a gigabyte takes more than three hours, and the
+/// pace would sit under the slowest rate the pacer keeps (16 KiB/s).
+pub const MIN_WRITE_MB_PER_S: f64 = 0.1;
 
 /// Durations written as people write them (`"15m"`, `"90s"`).
 mod duration_text {
@@ -91,10 +140,10 @@ impl Options {
             ));
         }
         if let Some(rate) = o.max_write_mb_per_s {
-            if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
+            if !(rate.is_finite() && (MIN_WRITE_MB_PER_S..=100_000.0).contains(&rate)) {
                 return Err(FieldError::new(
                     "options.max_write_mb_per_s",
-                    "must be a number of MB/s above 0 (at most 100000)",
+                    format!("must be a number of MB/s from {MIN_WRITE_MB_PER_S} to 100000"),
                 ));
             }
         }

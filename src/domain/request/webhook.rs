@@ -6,6 +6,7 @@ use super::{FieldError, Secret};
 
 /// Where the signed outcome webhook goes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     /// The receiver.
