@@ -246,10 +246,34 @@ impl Copier<'_> {
         task: &mut Task,
         error: ClusterError,
     ) -> Result<Option<Halt>, EngineError> {
+        let role = error.role();
         match self.p.wait_after(error).await {
             Ok(()) => self.keep_lease(task).await,
             Err(EngineError::OutOfTime) => Ok(Some(Halt::OutOfTime)),
+            Err(e @ EngineError::Cluster(_)) => Err(self.vanished(task, role).await.unwrap_or(e)),
             Err(e) => Err(e),
+        }
+    }
+
+    /// After a call refused for good: whether the collection it read or wrote is gone (dropped
+    /// while it was copied), which the servers say in their own ways ("collection not found",
+    /// "WAL already closed").
+    async fn vanished(&self, task: &Task, role: crate::domain::Role) -> Option<EngineError> {
+        let (cluster, database, collection) = match role {
+            crate::domain::Role::Source => (&self.reader.cluster, &task.database, &task.collection),
+            crate::domain::Role::Target => {
+                (&self.target, &task.target_database, &task.target_collection)
+            }
+        };
+        let advice = match role {
+            crate::domain::Role::Source => "the rest of it cannot be read",
+            crate::domain::Role::Target => "start the job again to copy it anew",
+        };
+        match cluster.describe_collection(database, collection).await {
+            Ok(None) => Some(EngineError::Refused(format!(
+                "collection `{database}.{collection}` disappeared from the {role} while it was being copied (was it dropped?); {advice}"
+            ))),
+            _ => None,
         }
     }
 

@@ -142,7 +142,8 @@ mod hooks {
         }
 
         /// Parses a fault hook as the CLI's tests name it: `panic:STEP[:TIMES]` (STEP one of plan,
-        /// copy, finish, deliver; TIMES defaults to always).
+        /// copy, finish, deliver; TIMES defaults to always), or `slow-reads:MS` (every page
+        /// read waits MS milliseconds first).
         #[cfg(feature = "test-support")]
         pub fn parse(spec: &str) -> Result<Self, String> {
             let parts: Vec<&str> = spec.split(':').collect();
@@ -154,12 +155,19 @@ mod hooks {
             };
             match parts.as_slice() {
                 ["panic", s] => Ok(Self::panic_in(step(s)?, u64::MAX)),
+                ["slow-reads", ms] => {
+                    Ok(Self::slow_page_reads(ms.parse().map_err(|_| {
+                        format!("`{ms}` is not a number of milliseconds")
+                    })?))
+                }
                 ["panic", s, n] => Ok(Self::panic_in(
                     step(s)?,
                     n.parse()
                         .map_err(|_| format!("`{n}` is not a number of times"))?,
                 )),
-                _ => Err(format!("`{spec}` is not a fault hook (panic:STEP[:TIMES])")),
+                _ => Err(format!(
+                    "`{spec}` is not a fault hook (panic:STEP[:TIMES] or slow-reads:MS)"
+                )),
             }
         }
 
