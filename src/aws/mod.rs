@@ -14,3 +14,29 @@ pub async fn config() -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// A failed AWS call in one line: the service's error code and message, or what kept the call
+/// from getting an answer (its causes joined), without the SDK's raw response dump.
+pub fn error_line<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    if let Some(service) = e.as_service_error() {
+        return match (service.code(), service.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_owned(),
+            _ => service.to_string(),
+        };
+    }
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

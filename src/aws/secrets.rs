@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -40,7 +39,7 @@ impl SecretsClient {
             .secret_id(arn)
             .send()
             .await
-            .map_err(|e| format!("cannot read secret `{arn}`: {}", DisplayErrorContext(&e)))?;
+            .map_err(|e| format!("cannot read secret `{arn}`: {}", super::error_line(&e)))?;
         let value = out
             .secret_string
             .ok_or_else(|| format!("secret `{arn}` has no string value"))?;

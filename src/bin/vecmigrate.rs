@@ -11,6 +11,8 @@ async fn main() {
             EnvFilter::try_from_env("VECMIGRATE_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a file or a pipe gets plain lines.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = vecmigrate::entrypoints::cli::Cli::parse();
     std::process::exit(vecmigrate::entrypoints::cli::main_with(cli).await);

@@ -244,7 +244,7 @@ impl Engine {
         message: String,
         problems: Vec<Problem>,
     ) -> Result<(), EngineError> {
-        tracing::warn!(job = %job_id, "job failed: {message}");
+        tracing::info!(job = %job_id, "job failed: {message}");
         self.log(job_id, Level::Error, None, message.clone()).await;
         self.end_job(job_id, |job| {
             let error = (message.clone(), problems.clone());

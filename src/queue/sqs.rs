@@ -4,7 +4,6 @@
 //! resumes from the cursor in the job store.
 
 use async_trait::async_trait;
-use aws_sdk_sqs::error::DisplayErrorContext;
 
 use super::{QueueError, WorkMessage, WorkQueue};
 
@@ -44,7 +43,7 @@ impl WorkQueue for SqsQueue {
                 QueueError(format!(
                     "SQS SendMessage to {}: {}",
                     self.url,
-                    DisplayErrorContext(&e)
+                    crate::aws::error_line(&e)
                 ))
             })?;
         Ok(())

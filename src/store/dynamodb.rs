@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
@@ -72,7 +72,10 @@ where
              (check the table name, e.g. the stack's JobTableName output, and AWS_REGION)"
         ));
     }
-    StoreError::Backend(format!("DynamoDB {operation}: {}", DisplayErrorContext(&e)))
+    StoreError::Backend(format!(
+        "DynamoDB {operation}: {}",
+        crate::aws::error_line(&e)
+    ))
 }
 
 /// True when a write failed only because its condition did not hold.
@@ -421,7 +424,7 @@ impl JobStore for DynamoStore {
                     .await;
                 if let Err(e) = result {
                     if !condition_failed(&e) {
-                        tracing::warn!(job = %new.id, "cannot set the idempotency key's expiry: {}", DisplayErrorContext(&e));
+                        tracing::warn!(job = %new.id, "cannot set the idempotency key's expiry: {}", crate::aws::error_line(&e));
                     }
                 }
             }

@@ -33,6 +33,9 @@ pub enum StoreError {
     /// The store itself failed.
     #[error("job store: {0}")]
     Backend(String),
+    /// There is no store where one was to be read (a mistyped path, a missing table).
+    #[error("{0}")]
+    Missing(String),
 }
 
 /// The result of creating a job.

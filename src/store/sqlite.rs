@@ -83,6 +83,18 @@ fn status_text(status: TaskStatus) -> &'static str {
 
 impl SqliteStore {
     /// Opens (or creates) the store at `path`, creating its folder.
+    /// Opens an existing store: a path where no store is yet (a mistyped `--store`) is an
+    /// error that says so, rather than a new empty store.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(format!(
+                "there is no job store at {}: no job has been run with it (check --store or VECMIGRATE_STORE)",
+                path.display()
+            )));
+        }
+        Self::open(path)
+    }
+
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)

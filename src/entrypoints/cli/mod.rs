@@ -5,7 +5,8 @@
 //!
 //! Exit codes: 0 the job is SUCCESSFUL (`plan`: no problem); 1 it FAILED (`plan`: problems);
 //! 2 the request or the command line is invalid; 3 it was CANCELLED; 4 anything else (job not
-//! found, store unavailable, conflict).
+//! found, store unavailable, conflict); 5 the run was interrupted (Ctrl-C, SIGTERM) and the
+//! job can be resumed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ pub use render::{print_report, render_table};
 pub use request::request_from_args;
 
 use crate::credentials::{Credentials, TokenResolver};
-use crate::domain::{ClusterSpec, JobStatus, Secret};
+use crate::domain::{ClusterSpec, JobStatus, Level, Secret};
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::entrypoints::local::{LocalRunner, LocalSettings};
 use crate::milvus::grpc::MilvusConnector;
@@ -43,6 +44,8 @@ pub const EXIT_INVALID: i32 = 2;
 pub const EXIT_CANCELLED: i32 = 3;
 /// Exit code: anything else.
 pub const EXIT_ERROR: i32 = 4;
+/// Exit code: the run was interrupted (Ctrl-C, SIGTERM) and the job is resumable.
+pub const EXIT_INTERRUPTED: i32 = 5;
 
 /// A CLI failure with its exit code.
 #[derive(Debug)]
@@ -98,15 +101,14 @@ pub async fn main_with(cli: Cli) -> i32 {
     }
 }
 
-fn default_store() -> PathBuf {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("vecmigrate").join("jobs.sqlite3")
+/// Whether a command may create the embedded store (`run`) or only reads one that exists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Opening {
+    Create,
+    Existing,
 }
 
-async fn open_store(cli: &Cli) -> Result<Arc<dyn JobStore>, Failure> {
+async fn open_store(cli: &Cli, opening: Opening) -> Result<Arc<dyn JobStore>, Failure> {
     if let Some(table) = &cli.dynamodb_table {
         // A deployment's table, with the environment's AWS credentials and region.
         let sdk = crate::aws::config().await;
@@ -116,8 +118,11 @@ async fn open_store(cli: &Cli) -> Result<Arc<dyn JobStore>, Failure> {
             chrono::Duration::days(DEFAULT_RETENTION_DAYS.into()),
         )));
     }
-    let path = cli.store.clone().unwrap_or_else(default_store);
-    let store = SqliteStore::open(&path).map_err(|e| Failure {
+    let store = match opening {
+        Opening::Create => SqliteStore::open(&cli.store),
+        Opening::Existing => SqliteStore::open_existing(&cli.store),
+    }
+    .map_err(|e| Failure {
         code: EXIT_ERROR,
         message: e.to_string(),
     })?;
@@ -139,7 +144,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<i32, Failure> {
             .with_client_keys(inline_key(&request.source), inline_key(&request.target))
             .with_webhook_secret(request.webhook_secret().cloned());
     let (engine, runner) = local(
-        open_store(cli).await?,
+        open_store(cli, Opening::Create).await?,
         credentials,
         &args.run,
         request.options.max_workers,
@@ -149,12 +154,12 @@ async fn run(cli: &Cli, args: &RunArgs) -> Result<i32, Failure> {
         eprintln!("idempotency key matched job {}; following it", job.id);
         runner.kick(&job.id).await?;
     }
-    follow(&runner, &job.id, cli.json).await
+    follow(&engine, &runner, &job.id, cli.json).await
 }
 
 /// `resume`: continue a job from its checkpoints, with its secrets given again.
 async fn resume(cli: &Cli, job: &str, settings: &RunSettings) -> Result<i32, Failure> {
-    let store = open_store(cli).await?;
+    let store = open_store(cli, Opening::Existing).await?;
     let found = store
         .get_job(job)
         .await
@@ -180,19 +185,30 @@ async fn resume(cli: &Cli, job: &str, settings: &RunSettings) -> Result<i32, Fai
         _ => None,
     };
     let credentials = TokenResolver::new(source, target).with_webhook_secret(webhook);
-    let (_, runner) = local(
+    let (engine, runner) = local(
         store,
         credentials,
         settings,
         found.request.options.max_workers,
     )?;
+    if !found.status.is_terminal() {
+        engine
+            .log(
+                job,
+                Level::Info,
+                None,
+                "resumed by `vecmigrate resume`".into(),
+            )
+            .await;
+        say_held_leases(&engine, &found).await?;
+    }
     runner.kick(job).await?;
-    follow(&runner, job, cli.json).await
+    follow(&engine, &runner, job, cli.json).await
 }
 
 /// `status`: print a job's report.
 async fn status(cli: &Cli, job: &str) -> Result<i32, Failure> {
-    let engine = bare_engine(open_store(cli).await?)?;
+    let engine = bare_engine(open_store(cli, Opening::Existing).await?)?;
     let report = engine.report(job).await?;
     print_report(&report, cli.json);
     Ok(exit_code(report.job.status))
@@ -200,7 +216,7 @@ async fn status(cli: &Cli, job: &str) -> Result<i32, Failure> {
 
 /// `cancel`: ask a job to stop, and wait a little for a worker in another process to see it.
 async fn cancel(cli: &Cli, job: &str) -> Result<i32, Failure> {
-    let engine = bare_engine(open_store(cli).await?)?;
+    let engine = bare_engine(open_store(cli, Opening::Existing).await?)?;
     engine.cancel(job).await?;
     let mut report = engine.report(job).await?;
     for _ in 0..50 {
@@ -232,7 +248,7 @@ async fn list(cli: &Cli, status: Option<&str>, limit: usize) -> Result<i32, Fail
             })
         })
         .transpose()?;
-    let page = open_store(cli)
+    let page = open_store(cli, Opening::Existing)
         .await?
         .list_jobs(status, limit, None)
         .await
@@ -264,7 +280,7 @@ async fn list(cli: &Cli, status: Option<&str>, limit: usize) -> Result<i32, Fail
 
 /// `serve`: the jobs page over this store, until the process is stopped.
 async fn serve(cli: &Cli, listen: std::net::SocketAddr) -> Result<i32, Failure> {
-    let store = open_store(cli).await?;
+    let store = open_store(cli, Opening::Existing).await?;
     let page = crate::entrypoints::web::JobsPage::new(
         bare_engine(store.clone())?,
         store,
@@ -283,10 +299,8 @@ async fn serve(cli: &Cli, listen: std::net::SocketAddr) -> Result<i32, Failure> 
 fn store_flags(cli: &Cli) -> String {
     if let Some(table) = &cli.dynamodb_table {
         format!("--dynamodb-table {}", shell_word(table))
-    } else if let Some(path) = &cli.store {
-        format!("--store {}", shell_word(&path.display().to_string()))
     } else {
-        String::new()
+        format!("--store {}", shell_word(&cli.store.display().to_string()))
     }
 }
 
@@ -385,16 +399,77 @@ fn with_test_faults(engine: Engine) -> Result<Engine, Failure> {
     Ok(engine)
 }
 
-/// Drives a job to its end, showing progress; Ctrl-C leaves it resumable.
-async fn follow(runner: &LocalRunner, job_id: &str, json: bool) -> Result<i32, Failure> {
+/// Says which of a job's tasks (or steps) another worker still holds: a worker that was killed
+/// (SIGKILL, a crash) could not give its leases back, so this run waits until they expire.
+async fn say_held_leases(engine: &Engine, job: &crate::domain::Job) -> Result<(), Failure> {
+    let now = chrono::Utc::now();
+    let tasks = engine
+        .store()
+        .list_tasks(&job.id)
+        .await
+        .map_err(EngineError::from)?;
+    let held = tasks
+        .iter()
+        .filter(|t| t.status == crate::domain::TaskStatus::Pending)
+        .filter_map(|t| t.lease.as_ref())
+        .chain(job.step_lease.as_ref())
+        .filter(|l| l.expires_at > now)
+        .map(|l| l.expires_at)
+        .collect::<Vec<_>>();
+    if let Some(last) = held.iter().max() {
+        let wait = (*last - now).num_seconds().max(1);
+        eprintln!(
+            "{} task(s) of job {} are still held by an earlier worker; if it is gone (killed), this run takes them over when their leases expire, within {wait}s (by {})",
+            held.len(),
+            job.id,
+            last.format("%H:%M:%S UTC")
+        );
+    }
+    Ok(())
+}
+
+/// Completes on the first Ctrl-C or SIGTERM (as systemd, `docker stop` or `kill` send it);
+/// names the one that came.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return "Ctrl-C";
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// Drives a job to its end, showing progress; Ctrl-C or SIGTERM leaves it resumable.
+async fn follow(
+    engine: &Engine,
+    runner: &LocalRunner,
+    job_id: &str,
+    json: bool,
+) -> Result<i32, Failure> {
     eprintln!("job {job_id}");
     let mut follower = Follower::new(json);
+    let mut signal = None;
     let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("interrupted: the workers stop at their next page and release their tasks (Ctrl-C again to quit at once)…");
+        let which = stop_signal().await;
+        signal = Some(which);
+        eprintln!("interrupted ({which}): the workers stop at their next page and release their tasks ({which} again to quit at once)…");
         tokio::spawn(async {
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(EXIT_FAILED);
+            stop_signal().await;
+            std::process::exit(EXIT_INTERRUPTED);
         });
     };
     let (report, interrupted) = runner
@@ -402,8 +477,17 @@ async fn follow(runner: &LocalRunner, job_id: &str, json: bool) -> Result<i32, F
         .await?;
     if interrupted {
         follower.abandon();
+        let which = signal.unwrap_or("a signal");
+        engine
+            .log(
+                job_id,
+                Level::Warn,
+                None,
+                format!("the run was interrupted ({which}); the job keeps its checkpoints: `vecmigrate resume {job_id}` continues it"),
+            )
+            .await;
         eprintln!("interrupted; the job keeps its checkpoints: vecmigrate resume {job_id}");
-        return Ok(EXIT_FAILED);
+        return Ok(EXIT_INTERRUPTED);
     }
     follower.finish();
     print_report(&report, json);

@@ -19,7 +19,8 @@ pub fn request_from_args(args: &RunArgs) -> Result<MigrationRequest, Failure> {
     };
     apply_flags(args, &mut request);
     request
-        .validate(chrono::Utc::now())
+        .refuse_service_fields()
+        .and_then(|_| request.validate(chrono::Utc::now()))
         .map_err(|e| spec_error(args.spec.as_deref().unwrap_or("flags".as_ref()), &e))?;
     Ok(request)
 }
@@ -89,6 +90,9 @@ fn apply_flags(args: &RunArgs, request: &mut MigrationRequest) {
     o.verify = args.verify.unwrap_or(o.verify);
     o.verify_sample_size = args.verify_sample_size.unwrap_or(o.verify_sample_size);
     o.not_after = args.not_after.or(o.not_after);
+    o.on_count_mismatch = args.on_count_mismatch.unwrap_or(o.on_count_mismatch);
+    o.max_write_mb_per_s = args.max_write_mb_per_s.or(o.max_write_mb_per_s);
+    o.max_outage = args.max_outage.unwrap_or(o.max_outage);
     let token = |t: &Option<String>| t.clone().map(Secret::new);
     if request.source.token.is_none() {
         request.source.token = token(&args.run.source_token);

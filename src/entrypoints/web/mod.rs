@@ -24,6 +24,8 @@ use crate::store::JobStore;
 
 /// Jobs on one page of the list.
 pub const PAGE_SIZE: usize = 20;
+/// How long a connection may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The jobs page of one store: what it reads, the engine that cancels, and how the commands
 /// it shows name the store.
@@ -74,7 +76,10 @@ impl JobsPage {
                     let site = site.clone();
                     async move { Ok::<_, Infallible>(site.answer(req).await) }
                 });
+                // A client that never finishes its headers is dropped, not kept for ever.
                 let served = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
                 if let Err(e) = served {
@@ -86,6 +91,13 @@ impl JobsPage {
 
     /// One request's response.
     async fn answer<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {
+        // Two Host headers could each pass a different check: a request has one (RFC 9112).
+        if req.headers().get_all(HOST).iter().count() > 1 {
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::error(400, "a request has one Host header, not several"),
+            );
+        }
         if !self.host_allowed(header(&req, HOST)) {
             return html(
                 StatusCode::MISDIRECTED_REQUEST,
