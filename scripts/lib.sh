@@ -1,7 +1,8 @@
 # Shared shell functions for the project's scripts: the Python venv with the pinned test
 # servers, free loopback ports, and starting / stopping Milvus servers. Source it; do not run it.
 #
-#   ensure_venv                      create .venv and install scripts/requirements.txt (once)
+#   ensure_venv [demo|test]          create .venv and install what the demo or the tests need
+#                                    (scripts/requirements-demo.txt, scripts/requirements.txt)
 #   ensure_chromium                  install Debian's chromium for the jobs page's browser test
 #   start_milvus BACKEND NAME        start a server (lite | standalone); sets NAME_URI
 #   start_moto                       start the AWS API emulator; exports AWS_ENDPOINT_URL_*
@@ -22,14 +23,33 @@ VM_STANDALONE_TOKEN="root:Milvus"
 log() { printf '[vecmigrate] %s\n' "$*" >&2; }
 
 ensure_venv() {
-  local stamp="$VM_VENV/.requirements"
-  if [ -x "$VM_PY" ] && cmp -s "$VM_ROOT/scripts/requirements.txt" "$stamp"; then
+  local kind="${1:-test}" file stamp
+  case "$kind" in
+    demo) file="$VM_ROOT/scripts/requirements-demo.txt" ;;
+    test) file="$VM_ROOT/scripts/requirements.txt" ;;
+    *) log "ensure_venv: '$kind' is neither demo nor test"; return 2 ;;
+  esac
+  # The test set includes the demo's: either stamp up to date with its files will do.
+  stamp="$VM_VENV/.requirements-$kind"
+  local want
+  want=$(cat "$file" "$VM_ROOT/scripts/requirements-demo.txt")
+  if [ -x "$VM_PY" ] && [ "$want" = "$(cat "$stamp" 2>/dev/null)" ]; then
     return 0
   fi
-  log "installing the test servers into .venv (milvus-lite, milvus 2.3.5, pymilvus)"
+  if [ "$kind" = demo ] && [ -x "$VM_PY" ] && [ "$(cat "$VM_ROOT/scripts/requirements.txt" \
+      "$VM_ROOT/scripts/requirements-demo.txt")" = "$(cat "$VM_VENV/.requirements-test" 2>/dev/null)" ]; then
+    return 0
+  fi
+  if [ "$kind" = demo ]; then
+    log "installing the demo's Python packages into .venv: milvus-lite, milvus 2.3.5, pymilvus, standardwebhooks (the first time only: about 2 minutes and 1 GB)"
+  else
+    log "installing the test tools into .venv: the demo's packages, moto, cargo-lambda, cfn-lint, grpcio and the rest (the first time only: about 4 minutes and 1.3 GB)"
+  fi
+  local started=$SECONDS
   python3 -m venv "$VM_VENV"
-  "$VM_PY" -m pip install --quiet --disable-pip-version-check -r "$VM_ROOT/scripts/requirements.txt"
-  cp "$VM_ROOT/scripts/requirements.txt" "$stamp"
+  "$VM_PY" -m pip install --quiet --disable-pip-version-check -r "$file"
+  printf '%s' "$want" >"$stamp"
+  log "installed in $((SECONDS - started)) s"
 }
 
 ensure_chromium() {
