@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::lambda::*;
-use common::{seed, unique, Seed, Servers};
+use common::{ensure_database, list_databases, raw, seed, unique, Seed, Servers};
 use serde_json::{json, Value};
 
 /// What one case must get.
@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 enum Expect {
     /// An HTTP status, and the field the error names (`""` for none).
     Http(u64, &'static str),
+    /// An HTTP status, the field, and words the message must carry.
+    HttpSays(u64, &'static str, &'static str),
     /// An invocation answered with an error naming this field.
     Invoke(&'static str),
     /// A CLI exit code, and words its message must carry.
@@ -88,6 +90,58 @@ async fn every_bad_input_gets_its_status_and_names_its_field() {
             "unknown field",
             http_start(&d, |r| r["optoins"] = json!({})),
             Expect::Http(400, "optoins"),
+        ),
+        (
+            "an empty array for a request",
+            http_body("[]"),
+            Expect::HttpSays(400, "", "must be a JSON object"),
+        ),
+        (
+            "a request as an array of its fields",
+            http_body(&format!(
+                "[null, {}, {}, [{{\"name\": \"default\"}}]]",
+                json!({"uri": "http://127.0.0.1:1"}),
+                json!({"uri": "http://127.0.0.1:2"})
+            )),
+            Expect::HttpSays(400, "", "must be a JSON object"),
+        ),
+        (
+            "options as an array",
+            http_start(&d, |r| r["options"] = json!([100, 2])),
+            Expect::HttpSays(400, "options", "must be a JSON object"),
+        ),
+        (
+            "a database as an array",
+            http_start(&d, |r| r["databases"] = json!([["default"]])),
+            Expect::HttpSays(400, "databases[0]", "must be a JSON object"),
+        ),
+        (
+            "a webhook secret that is the redaction marker",
+            http_start(
+                &d,
+                |r| {
+                    r["webhook"] =
+                        json!({"url": "https://hooks.example.com/x", "secret": "[redacted]"})
+                },
+            ),
+            Expect::HttpSays(400, "webhook.secret", "marker"),
+        ),
+        (
+            "a token that is the redaction marker",
+            http_start(&d, |r| r["target"]["token"] = json!("[redacted]")),
+            Expect::HttpSays(400, "target.token", "marker"),
+        ),
+        (
+            "not_after without a time zone",
+            http_start(&d, |r| {
+                r["options"]["not_after"] = json!("2027-01-01T00:00:00")
+            }),
+            Expect::HttpSays(400, "options.not_after", "2027-01-01T00:00:00Z"),
+        ),
+        (
+            "a write ceiling of a nanobyte per second",
+            http_start(&d, |r| r["options"]["max_write_mb_per_s"] = json!(1e-9)),
+            Expect::HttpSays(400, "options.max_write_mb_per_s", "from 0.1"),
         ),
         (
             "unknown nested field",
@@ -421,7 +475,7 @@ async fn every_bad_input_gets_its_status_and_names_its_field() {
     for (name, ev, expect) in http.into_iter().chain(invoke) {
         let answer = d.invoke(ev).await;
         let (got, field) = match expect {
-            Expect::Http(..) => {
+            Expect::Http(..) | Expect::HttpSays(..) => {
                 let (code, body) = http_response(&answer);
                 (
                     code,
@@ -442,6 +496,12 @@ async fn every_bad_input_gets_its_status_and_names_its_field() {
         match expect {
             Expect::Http(code, f) => {
                 assert_eq!((got, field.as_str()), (code, f), "{name}: {answer}");
+            }
+            Expect::HttpSays(code, f, words) => {
+                assert_eq!((got, field.as_str()), (code, f), "{name}: {answer}");
+                let (_, body) = http_response(&answer);
+                let message = body["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains(words), "{name}: {message}");
             }
             Expect::Invoke(f) => assert_eq!(field, f, "{name}: {answer}"),
             Expect::Exit(..) => unreachable!(),
@@ -478,6 +538,8 @@ fn vecmigrate(store: &std::path::Path, args: &[&str]) -> std::process::Output {
 fn cli_cases() -> usize {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("jobs.sqlite3");
+    // The store the cases read (a read never makes one).
+    drop(vecmigrate::store::sqlite::SqliteStore::open(&store).unwrap());
     let spec = |name: &str, text: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -494,6 +556,7 @@ fn cli_cases() -> usize {
     );
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = busy.local_addr().unwrap();
+    let missing_store = dir.path().join("typo").join("jobs.sqlite3");
     let text_store = dir.path().join("not-sqlite");
     std::fs::write(&text_store, "this is not a database, it is text").unwrap();
     let cases: Vec<(&str, Vec<String>, Option<std::path::PathBuf>, Expect)> = vec![
@@ -570,6 +633,88 @@ fn cli_cases() -> usize {
             Expect::Exit(4, "mig-nope"),
         ),
         (
+            "status in a store that does not exist",
+            args(&["status", "mig-nope"]),
+            Some(missing_store.clone()),
+            Expect::Exit(4, "there is no job store at"),
+        ),
+        (
+            "list in a store that does not exist",
+            args(&["list"]),
+            Some(missing_store.clone()),
+            Expect::Exit(4, "there is no job store at"),
+        ),
+        (
+            "resume in a store that does not exist",
+            args(&["resume", "mig-nope"]),
+            Some(missing_store.clone()),
+            Expect::Exit(4, "there is no job store at"),
+        ),
+        (
+            "cancel in a store that does not exist",
+            args(&["cancel", "mig-nope"]),
+            Some(missing_store.clone()),
+            Expect::Exit(4, "there is no job store at"),
+        ),
+        (
+            "a webhook secret that is the redaction marker",
+            args(&[
+                "run",
+                "--source-uri",
+                "http://a:1",
+                "--target-uri",
+                "http://b:2",
+                "--webhook-url",
+                "http://127.0.0.1:9/x",
+                "--webhook-secret",
+                "[redacted]",
+            ]),
+            None,
+            Expect::Exit(2, "webhook.secret"),
+        ),
+        (
+            "--not-after without a time zone",
+            args(&[
+                "run",
+                "--source-uri",
+                "http://a:1",
+                "--target-uri",
+                "http://b:2",
+                "--not-after",
+                "2027-01-01T00:00:00",
+            ]),
+            None,
+            Expect::Exit(2, "has no time zone"),
+        ),
+        (
+            "--max-outage of a second",
+            args(&[
+                "run",
+                "--source-uri",
+                "http://a:1",
+                "--target-uri",
+                "http://b:2",
+                "--max-outage",
+                "1s",
+            ]),
+            None,
+            Expect::Exit(2, "options.max_outage"),
+        ),
+        (
+            "--on-count-mismatch that is no choice",
+            args(&[
+                "run",
+                "--source-uri",
+                "http://a:1",
+                "--target-uri",
+                "http://b:2",
+                "--on-count-mismatch",
+                "shrug",
+            ]),
+            None,
+            Expect::Exit(2, "fail or remigrate"),
+        ),
+        (
             "a store that is a directory",
             args(&["list"]),
             Some(dir.path().to_owned()),
@@ -621,7 +766,8 @@ fn cli_cases() -> usize {
             "{name}: raw escape codes: {stderr:?}"
         );
     }
-    // No refused command left a job behind.
+    // No refused command left a job behind, nor made the store it was told to read.
+    assert!(!missing_store.exists() && !missing_store.parent().unwrap().exists());
     let listed = vecmigrate(&store, &["list", "--json"]);
     assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), "[]");
     n
@@ -656,7 +802,50 @@ async fn clusters_that_cannot_serve_the_request_fail_the_job_naming_what_is_wron
     };
     let existing = unique("clash");
     seed(&servers.target, "default", &Seed::new(&existing, 3)).await;
+    // Two source databases that both hold a collection of the same name, schema and keys.
+    let (db_a, db_b, merged) = (unique("dba"), unique("dbb"), unique("merged"));
+    let same = Seed::new(&unique("same"), 10);
+    for db in [&db_a, &db_b] {
+        ensure_database(&mut raw(&servers.source).await, db).await;
+        seed(&servers.source, db, &same).await;
+    }
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut v: Value =
+            serde_json::from_str(&spec(&servers.source.uri, "default", &s.name, "y")).unwrap();
+        edit(&mut v);
+        v.to_string()
+    };
+    // Something that answers HTTP/1.1, not gRPC (the moto server), and a port that accepts
+    // connections and never answers.
+    let http_only = common::var("VECMIGRATE_TEST_MOTO");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_uri = format!("http://{}", silent.local_addr().unwrap());
     let mut cases = vec![
+        (
+            "two whole databases into one target database, sharing a collection name",
+            with(&|v| {
+                v["databases"] = json!([
+                    {"name": db_a, "target_name": merged},
+                    {"name": db_b, "target_name": merged}
+                ])
+            }),
+            "would both be written to",
+        ),
+        (
+            "a target that answers HTTP/1.1, not gRPC",
+            with(&|v| v["target"]["uri"] = json!(http_only)),
+            "not as a Milvus gRPC server",
+        ),
+        (
+            "a target that accepts connections and never answers",
+            with(&|v| v["target"]["uri"] = json!(silent_uri)),
+            "answered no gRPC call within 10s",
+        ),
+        (
+            "a 100 KB token",
+            with(&|v| v["target"]["token"] = json!("k".repeat(100_000))),
+            "too long to send",
+        ),
         (
             "nothing listens",
             spec(
@@ -720,8 +909,11 @@ async fn clusters_that_cannot_serve_the_request_fail_the_job_naming_what_is_wron
             .unwrap_or_default();
         assert!(message.contains(words), "{name}: {message}");
         assert!(
-            !message.contains("certainly-wrong"),
+            !message.contains("certainly-wrong") && !message.contains("kkkkkkkk"),
             "{name}: the token echoed"
         );
     }
+    // ... and nothing was written: the merged database was never made.
+    assert!(!list_databases(&servers.target).await.contains(&merged));
+    drop(silent);
 }

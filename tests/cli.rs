@@ -21,6 +21,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Whether `store` holds no job (a store never made holds none: reading it says so).
+fn no_jobs(store: &std::path::Path) -> bool {
+    !store.exists()
+        || String::from_utf8_lossy(&vecmigrate(store, &["list", "--json"]).stdout).trim() == "[]"
+}
+
 #[test]
 fn invalid_spec_exits_2_naming_the_json_path() {
     // GIVEN a spec whose second collection has a bad target name
@@ -44,8 +50,7 @@ fn invalid_spec_exits_2_naming_the_json_path() {
         "{}",
         stderr(&out)
     );
-    let list = vecmigrate(&dir.path().join("s.db"), &["list", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
+    assert!(no_jobs(&dir.path().join("s.db")));
 }
 
 #[test]
@@ -70,6 +75,7 @@ fn unknown_field_and_missing_flags_exit_2() {
 #[test]
 fn status_of_unknown_job_exits_4() {
     let dir = tempfile::tempdir().unwrap();
+    drop(vecmigrate::store::sqlite::SqliteStore::open(&dir.path().join("s.db")).unwrap());
     let out = vecmigrate(&dir.path().join("s.db"), &["status", "mig-nope"]);
     assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains("mig-nope"), "{}", stderr(&out));
@@ -431,7 +437,7 @@ async fn a_step_that_keeps_panicking_fails_the_job_and_the_cli_exits_1() {
 }
 
 #[tokio::test]
-async fn ctrl_c_releases_the_tasks_and_resume_finishes_the_job_with_nothing_lost() {
+async fn a_stop_signal_releases_the_tasks_and_resume_finishes_the_job_with_nothing_lost() {
     use common::faults::{lost_and_duplicated, FaultProxy};
     use vecmigrate::store::JobStore;
     // GIVEN a copy made slow by a target 150 ms away (the fault proxy's latency), with 2 workers
@@ -470,7 +476,13 @@ async fn ctrl_c_releases_the_tasks_and_resume_finishes_the_job_with_nothing_lost
         .spawn()
         .unwrap();
 
-    // WHEN Ctrl-C (SIGINT) arrives once a few pages are written
+    // WHEN Ctrl-C (SIGINT; on Lite) or SIGTERM (systemd, `docker stop`; on 2.3.5) arrives once
+    // a few pages are written: both go the same way, so each backend proves one
+    let signal = if servers.backend == "lite" {
+        "INT"
+    } else {
+        "TERM"
+    };
     for _ in 0..600 {
         if proxy.stats().await["forwarded_writes"]
             .as_u64()
@@ -482,7 +494,7 @@ async fn ctrl_c_releases_the_tasks_and_resume_finishes_the_job_with_nothing_lost
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let signalled = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(signalled.success());
@@ -492,9 +504,10 @@ async fn ctrl_c_releases_the_tasks_and_resume_finishes_the_job_with_nothing_lost
         .unwrap();
     proxy.set(serde_json::json!({})).await;
 
-    // THEN the CLI says how to resume and exits 1, and no task is left under a live lease
+    // THEN the CLI says how to resume and exits 5 (interrupted, resumable), and no task is
+    // left under a live lease
     let said = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(out.status.code(), Some(5), "{said}");
     let resume = said
         .lines()
         .find_map(|l| l.split("vecmigrate resume ").nth(1))
@@ -514,6 +527,15 @@ async fn ctrl_c_releases_the_tasks_and_resume_finishes_the_job_with_nothing_lost
         before > 0 && before < 3_000,
         "interrupted mid-copy: {before}"
     );
+    let name = if signal == "INT" { "Ctrl-C" } else { "SIGTERM" };
+    let logged = |logs: &[vecmigrate::domain::LogEntry], words: &str| {
+        logs.iter().any(|l| l.message.contains(words))
+    };
+    let logs = opened.list_logs(&resume).await.unwrap();
+    assert!(
+        logged(&logs, &format!("the run was interrupted ({name})")),
+        "{logs:#?}"
+    );
     drop(opened);
 
     // ... and `resume` finishes it, every row once
@@ -525,6 +547,120 @@ async fn ctrl_c_releases_the_tasks_and_resume_finishes_the_job_with_nothing_lost
     assert_same_rows(&servers, &s, "default", &s.name).await;
     let (lost, duplicated) = lost_and_duplicated(&servers, &s, "default", &s.name, 3_000).await;
     assert_eq!((lost, duplicated), (0, 0));
+    // ... and the job's log holds the resume
+    let opened = vecmigrate::store::sqlite::SqliteStore::open(&store).unwrap();
+    let logs = opened.list_logs(&resume).await.unwrap();
+    assert!(logged(&logs, "resumed by `vecmigrate resume`"), "{logs:#?}");
+}
+
+#[tokio::test]
+async fn a_resume_after_a_killed_run_says_it_waits_for_the_dead_workers_leases() {
+    use vecmigrate::store::JobStore;
+    if Servers::from_env().backend != "lite" {
+        return; // the CLI's own words: one backend proves them
+    }
+    // GIVEN a run killed (SIGKILL) after its first pages, its leases left held
+    let servers = Servers::from_env();
+    let s = Seed::new(&unique("killed"), 1_000);
+    seed(&servers.source, "default", &s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("jobs.sqlite3");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vecmigrate"))
+        .arg("--store")
+        .arg(&store)
+        .args(["run", "--source-uri", &servers.source.uri])
+        .args(["--target-uri", &servers.target.uri, "--collection", &s.name])
+        .args(["--batch-size", "100", "--workers", "1"])
+        .env("VECMIGRATE_TEST_FAULTS", "slow-reads:300")
+        .env("VECMIGRATE_LEASE_TTL", "4s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let job = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let Ok(opened) = vecmigrate::store::sqlite::SqliteStore::open_existing(&store) else {
+            continue;
+        };
+        let jobs = opened.list_jobs(None, 1, None).await.unwrap().jobs;
+        let Some(job) = jobs.first() else { continue };
+        let tasks = opened.list_tasks(&job.id).await.unwrap();
+        if tasks.iter().any(|t| t.copied > 0) {
+            break job.id.clone();
+        }
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // WHEN it is resumed
+    let resumed = Command::new(env!("CARGO_BIN_EXE_vecmigrate"))
+        .arg("--store")
+        .arg(&store)
+        .args(["resume", &job])
+        .env("VECMIGRATE_LEASE_TTL", "4s")
+        .output()
+        .unwrap();
+    // THEN it says whose leases it waits for and how long, and then finishes the job
+    let said = stderr(&resumed);
+    assert!(
+        said.contains("still held by an earlier worker") && said.contains("within"),
+        "{said}"
+    );
+    assert_eq!(resumed.status.code(), Some(0), "{said}");
+    assert_same_rows(&servers, &s, "default", &s.name).await;
+}
+
+#[tokio::test]
+async fn a_target_collection_dropped_mid_copy_fails_the_job_saying_so() {
+    use vecmigrate::store::JobStore;
+    if Servers::from_env().backend != "lite" {
+        return; // checked on every permanent failure alike: one backend proves it
+    }
+    // GIVEN a slowed copy under way
+    let servers = Servers::from_env();
+    let s = Seed::new(&unique("dropped"), 1_000);
+    seed(&servers.source, "default", &s).await;
+    let target = unique("dropped_t");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("jobs.sqlite3");
+    let child = Command::new(env!("CARGO_BIN_EXE_vecmigrate"))
+        .arg("--store")
+        .arg(&store)
+        .args(["run", "--source-uri", &servers.source.uri])
+        .args(["--target-uri", &servers.target.uri])
+        .args(["--collection", &format!("{}:{target}", s.name)])
+        .args(["--batch-size", "50", "--workers", "1"])
+        .env("VECMIGRATE_TEST_FAULTS", "slow-reads:300")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let Ok(opened) = vecmigrate::store::sqlite::SqliteStore::open_existing(&store) else {
+            continue;
+        };
+        let jobs = opened.list_jobs(None, 1, None).await.unwrap().jobs;
+        let Some(job) = jobs.first() else { continue };
+        let tasks = opened.list_tasks(&job.id).await.unwrap();
+        if tasks.iter().any(|t| t.copied > 0) {
+            break;
+        }
+    }
+    // WHEN someone drops the target collection
+    common::drop_collection(&mut common::raw(&servers.target).await, "default", &target).await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    // THEN the job fails saying the collection disappeared, not with the server's words alone
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "collection `default.{target}` disappeared from the target while it was being copied"
+        )),
+        "{said}"
+    );
 }
 
 #[tokio::test]
@@ -621,8 +757,7 @@ async fn plan_prints_the_dry_run_and_exits_1_when_the_tier_rule_refuses() {
     // THEN it exits 1 naming the rule's refusal, and no job was ever written
     assert_eq!(code, Some(1), "{table}{err}");
     assert!(table.contains("target: Zilliz Cloud's plan-tier rule refuses this migration: Dedicated → Serverless is not supported"), "{table}");
-    let list = vecmigrate(&store, &["list", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
+    assert!(no_jobs(&store));
     assert!(!collection_names(&servers.target, "default")
         .await
         .contains(&s.name));

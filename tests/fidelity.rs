@@ -16,14 +16,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use common::{
-    assert_successful, fast_settings, field, harness, kv, load, raw, render, scalar, scalar_len,
-    unique, Raw, Server, Servers,
+    assert_successful, drop_collection, ensure_database, fast_settings, field, harness, kv, load,
+    raw, render, scalar, scalar_len, unique, Raw, Server, Servers,
 };
 use milvus::proto::common::ConsistencyLevel;
 use milvus::proto::milvus::{
-    CreateCollectionRequest, CreateDatabaseRequest, CreateIndexRequest, CreatePartitionRequest,
-    DescribeCollectionRequest, DropCollectionRequest, InsertRequest, ListDatabasesRequest,
-    QueryRequest,
+    CreateCollectionRequest, CreateIndexRequest, CreatePartitionRequest, DescribeCollectionRequest,
+    InsertRequest, QueryRequest,
 };
 use milvus::proto::schema::{
     field_data, scalar_field, value_field, vector_field, ArrayArray, BoolArray, CollectionSchema,
@@ -809,35 +808,6 @@ fn failed(status: Option<&milvus::proto::common::Status>) -> Option<String> {
     #[allow(deprecated)]
     let bad = s.code != 0 || s.error_code != 0;
     bad.then(|| format!("{} (code {})", s.reason, s.code))
-}
-
-async fn ensure_database(c: &mut Raw, db: &str) {
-    let dbs = c
-        .list_databases(ListDatabasesRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    if !dbs.db_names.iter().any(|d| d == db) {
-        let r = c
-            .create_database(CreateDatabaseRequest {
-                db_name: db.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(failed(Some(&r)).is_none(), "create database {db}: {r:?}");
-    }
-}
-
-async fn drop_collection(c: &mut Raw, db: &str, name: &str) {
-    let _ = c
-        .drop_collection(DropCollectionRequest {
-            db_name: db.into(),
-            collection_name: name.into(),
-            ..Default::default()
-        })
-        .await;
 }
 
 /// Creates a collection of `case` and fills it; `Err` with the server's words when it refuses.

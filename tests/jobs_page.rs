@@ -344,6 +344,25 @@ async fn the_jobs_page_answers_bad_requests_with_what_is_wrong() {
         .await
         .unwrap();
     assert_eq!(r.status(), 421);
+    // Two Host headers could each pass a different check: refused.
+    let address = page
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let answer = raw_exchange(
+        &address,
+        "GET / HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // A client that never finishes its headers is not kept for ever: the server closes the
+    // connection (hyper answers 408 first) well within a minute.
+    let answer = raw_exchange(&address, "GET / HTTP/1.1\r\nHost: localhost\r\n").await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
     // Every page forbids framing and loading from elsewhere; the stylesheet is served here.
     let r = get("/").await.unwrap();
     assert_eq!(r.status(), 200);
@@ -359,6 +378,25 @@ async fn the_jobs_page_answers_bad_requests_with_what_is_wrong() {
         .await
         .unwrap()
         .contains("@media (max-width: 720px)"));
+}
+
+/// Sends `request` as it is over a new connection to `address` and reads until the server
+/// closes it (at most a minute, which fails the test).
+async fn raw_exchange(address: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server kept the connection open for a minute"
+    );
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]

@@ -302,9 +302,10 @@ async fn a_dry_run_answers_the_plan_and_writes_nothing() {
     let after = collection_names(&h.servers.target, "default").await;
     assert!(!after.contains(&s.name), "the dry run created {}", s.name);
 
-    // WHEN the write cap is tiny (100 bytes/s) and the window ten minutes
-    request.options.max_write_mb_per_s = Some(0.0001);
-    request.options.not_after = Some(chrono::Utc::now() + chrono::Duration::minutes(10));
+    // WHEN the write cap is the lowest allowed (0.1 MB/s: the collection takes seconds) and
+    // the window closes in two seconds
+    request.options.max_write_mb_per_s = Some(vecmigrate::domain::request::MIN_WRITE_MB_PER_S);
+    request.options.not_after = Some(chrono::Utc::now() + chrono::Duration::seconds(2));
     let plan = h
         .engine
         .dry_run(request, Budget::unlimited())

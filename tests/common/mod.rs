@@ -663,6 +663,41 @@ pub async fn read_rows(server: &Server, db: &str, name: &str, seed: &Seed) -> Ro
 }
 
 /// The databases of a server.
+/// Creates database `db` unless it exists.
+#[allow(deprecated)] // Milvus 2.3.5 reports failures only in the legacy `error_code`
+pub async fn ensure_database(c: &mut Raw, db: &str) {
+    let dbs = c
+        .list_databases(milvus::proto::milvus::ListDatabasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    if !dbs.db_names.iter().any(|d| d == db) {
+        let r = c
+            .create_database(milvus::proto::milvus::CreateDatabaseRequest {
+                db_name: db.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            r.code == 0 && r.error_code == 0,
+            "create database {db}: {r:?}"
+        );
+    }
+}
+
+/// Drops a collection (nothing if it does not exist).
+pub async fn drop_collection(c: &mut Raw, db: &str, name: &str) {
+    let _ = c
+        .drop_collection(milvus::proto::milvus::DropCollectionRequest {
+            db_name: db.into(),
+            collection_name: name.into(),
+            ..Default::default()
+        })
+        .await;
+}
+
 pub async fn list_databases(server: &Server) -> Vec<String> {
     raw(server)
         .await
