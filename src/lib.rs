@@ -2,7 +2,8 @@
 //!
 //! One engine ([`engine`]) runs every job, written against ports: the job store ([`store`]),
 //! the work queue ([`queue`]) and cluster access ([`milvus`]). Entrypoints ([`entrypoints`])
-//! drive it from the command line with in-process workers (and, later, from AWS Lambda).
+//! drive it from the command line with in-process workers and from AWS Lambda; [`env`] reads
+//! the settings both take from the environment.
 //! The [`domain`] holds the request, the job and task records and their rules, with no I/O.
 
 pub mod aws;
@@ -10,6 +11,7 @@ pub mod credentials;
 pub mod domain;
 pub mod engine;
 pub mod entrypoints;
+mod env;
 pub mod milvus;
 pub mod queue;
 pub mod store;

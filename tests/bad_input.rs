@@ -40,6 +40,9 @@ fn http_body(body: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_gets_its_status_and_names_its_field() {
+    if !common::proven_on("lite") {
+        return;
+    }
     let secret = format!(
         "whsec_{}",
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32])
@@ -779,6 +782,9 @@ fn args(a: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn clusters_that_cannot_serve_the_request_fail_the_job_naming_what_is_wrong() {
+    if !common::proven_on("standalone") {
+        return;
+    }
     // GIVEN a seeded source, and requests a cluster cannot serve
     let servers = Servers::from_env();
     let s = Seed::new(&unique("badin"), 10);

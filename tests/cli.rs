@@ -29,6 +29,9 @@ fn no_jobs(store: &std::path::Path) -> bool {
 
 #[test]
 fn invalid_spec_exits_2_naming_the_json_path() {
+    if !common::proven_on("lite") {
+        return;
+    }
     // GIVEN a spec whose second collection has a bad target name
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("spec.json");
@@ -55,6 +58,9 @@ fn invalid_spec_exits_2_naming_the_json_path() {
 
 #[test]
 fn unknown_field_and_missing_flags_exit_2() {
+    if !common::proven_on("lite") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("spec.json");
     std::fs::write(&spec, r#"{"source":{"uri":"http://a:1"},"target":{"uri":"http://b:2"},"databases":[{"name":"default"}],"optoins":{}}"#).unwrap();
@@ -74,6 +80,9 @@ fn unknown_field_and_missing_flags_exit_2() {
 
 #[test]
 fn status_of_unknown_job_exits_4() {
+    if !common::proven_on("lite") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     drop(vecmigrate::store::sqlite::SqliteStore::open(&dir.path().join("s.db")).unwrap());
     let out = vecmigrate(&dir.path().join("s.db"), &["status", "mig-nope"]);
@@ -83,6 +92,9 @@ fn status_of_unknown_job_exits_4() {
 
 #[tokio::test]
 async fn run_with_flags_prints_json_report_and_exits_0() {
+    if !common::proven_on("lite") {
+        return;
+    }
     // GIVEN a seeded source collection
     let servers = Servers::from_env();
     let s = Seed {
@@ -161,6 +173,9 @@ async fn run_with_flags_prints_json_report_and_exits_0() {
 
 #[tokio::test]
 async fn a_run_on_a_deployments_dynamodb_table_keeps_its_job_there() {
+    if !common::proven_on("lite") {
+        return;
+    }
     // GIVEN a job table as template.yaml defines it (on moto), and a seeded source
     let servers = Servers::from_env();
     let s = Seed::new(&unique("ddb"), 1_200);
@@ -271,6 +286,9 @@ async fn a_run_on_a_deployments_dynamodb_table_keeps_its_job_there() {
 
 #[tokio::test]
 async fn a_token_in_secrets_manager_is_read_with_the_usual_aws_credentials() {
+    if !common::proven_on("lite") {
+        return;
+    }
     // GIVEN a source token kept in Secrets Manager (moto) and a spec that names its ARN
     let servers = Servers::from_env();
     let s = Seed::new(&unique("arn"), 1_000);
@@ -320,6 +338,9 @@ async fn a_token_in_secrets_manager_is_read_with_the_usual_aws_credentials() {
 
 #[tokio::test]
 async fn a_spec_over_tls_with_an_inline_client_key_runs_and_never_stores_the_key() {
+    if !common::proven_on("lite") {
+        return;
+    }
     // GIVEN a spec whose source is behind one-way TLS (CA file given by flag) and whose target
     // requires a client certificate, its key inline in the spec
     let servers = Servers::from_env();
@@ -382,6 +403,9 @@ async fn a_spec_over_tls_with_an_inline_client_key_runs_and_never_stores_the_key
 
 #[tokio::test]
 async fn a_step_that_keeps_panicking_fails_the_job_and_the_cli_exits_1() {
+    if !common::proven_on("lite") {
+        return;
+    }
     // GIVEN a plan step that panics every time (a named fault hook of test builds) and short
     // leases, so that each panic is retried as soon as its lease expires
     let servers = Servers::from_env();
@@ -556,8 +580,8 @@ async fn a_stop_signal_releases_the_tasks_and_resume_finishes_the_job_with_nothi
 #[tokio::test]
 async fn a_resume_after_a_killed_run_says_it_waits_for_the_dead_workers_leases() {
     use vecmigrate::store::JobStore;
-    if Servers::from_env().backend != "lite" {
-        return; // the CLI's own words: one backend proves them
+    if !common::proven_on("lite") {
+        return;
     }
     // GIVEN a run killed (SIGKILL) after its first pages, its leases left held
     let servers = Servers::from_env();
@@ -612,8 +636,8 @@ async fn a_resume_after_a_killed_run_says_it_waits_for_the_dead_workers_leases()
 #[tokio::test]
 async fn a_target_collection_dropped_mid_copy_fails_the_job_saying_so() {
     use vecmigrate::store::JobStore;
-    if Servers::from_env().backend != "lite" {
-        return; // checked on every permanent failure alike: one backend proves it
+    if !common::proven_on("lite") {
+        return;
     }
     // GIVEN a slowed copy under way
     let servers = Servers::from_env();
@@ -665,6 +689,9 @@ async fn a_target_collection_dropped_mid_copy_fails_the_job_saying_so() {
 
 #[tokio::test]
 async fn plan_prints_the_dry_run_and_exits_1_when_the_tier_rule_refuses() {
+    if !common::proven_on("lite") {
+        return;
+    }
     // GIVEN a seeded source, and a control plane (the stand-in) that knows a Dedicated
     // cluster on the source server, and a 64-CU Dedicated one (room for what earlier tests left)
     // and a Serverless one on the target's

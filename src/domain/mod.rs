@@ -6,6 +6,7 @@ pub mod job;
 pub mod report;
 pub mod request;
 pub mod secret;
+pub mod status;
 pub mod task;
 pub mod tier;
 

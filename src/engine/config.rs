@@ -36,9 +36,9 @@ impl EngineConfig {
     pub fn from_env() -> Result<Self, String> {
         let d = Self::default();
         let duration = |name: &str, default: Duration| {
-            crate::entrypoints::env_duration(name, Some(default)).map(|v| v.unwrap_or(default))
+            crate::env::duration(name, Some(default)).map(|v| v.unwrap_or(default))
         };
-        let number = |name: &str, default: u64, max: u64| match crate::entrypoints::env_text(name) {
+        let number = |name: &str, default: u64, max: u64| match crate::env::text(name) {
             None => Ok(default),
             Some(v) => v
                 .trim()

@@ -60,6 +60,22 @@ pub struct Servers {
     pub target: Server,
 }
 
+/// Whether a test whose behaviour does not depend on the backend runs on this one: it is
+/// proven once, on `backend`, when this run of scripts/test.sh covers that backend
+/// (`VECMIGRATE_TEST_BACKENDS`), and on whatever backend it has otherwise.
+pub fn proven_on(backend: &str) -> bool {
+    let current = var("VECMIGRATE_TEST_BACKEND");
+    let covered = std::env::var("VECMIGRATE_TEST_BACKENDS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .any(|b| b == backend);
+    if current == backend || !covered {
+        return true;
+    }
+    eprintln!("proven on {backend}; not run again on {current}");
+    false
+}
+
 pub fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the integration tests through scripts/test.sh, which starts the Milvus servers")

@@ -5,14 +5,15 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use super::args::RunArgs;
+use super::exit::{Failure, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use super::request::request_from_args;
-use super::{engine_config, Failure, EXIT_FAILED, EXIT_OK};
+use super::setup::{engine_config, engine_on};
 use crate::credentials::{Credentials, TokenResolver};
-use crate::engine::{Budget, Engine, PlanReport, PlannedCluster};
-use crate::milvus::grpc::MilvusConnector;
+use crate::domain::Problem;
+use crate::engine::Budget;
+use crate::engine::{Estimate, PlanReport, PlannedCluster};
 use crate::queue::inprocess::InProcessQueue;
 use crate::store::sqlite::SqliteStore;
-use crate::webhook::sender::HttpNotifier;
 
 /// `plan`: preflight only, on an engine whose store lives in memory (nothing is written).
 pub(super) async fn plan(json: bool, args: &RunArgs) -> Result<i32, Failure> {
@@ -24,17 +25,11 @@ pub(super) async fn plan(json: bool, args: &RunArgs) -> Result<i32, Failure> {
     ));
     let config = engine_config(None)?;
     let store = SqliteStore::open(std::path::Path::new(":memory:")).map_err(|e| Failure {
-        code: super::EXIT_ERROR,
+        code: EXIT_ERROR,
         message: e.to_string(),
     })?;
     let margin = config.safety_margin;
-    let engine = Engine::new(
-        Arc::new(store),
-        Arc::new(InProcessQueue::new()),
-        Arc::new(MilvusConnector::new(credentials.clone())),
-        HttpNotifier::local(credentials, config.webhook_timeout),
-        config,
-    );
+    let engine = engine_on(Arc::new(store), InProcessQueue::new(), credentials, config);
     let plan = engine
         .dry_run(request, Budget::new(None, args.run.max_run, margin))
         .await?;
@@ -79,43 +74,15 @@ fn cluster_line(c: &PlannedCluster) -> String {
     }
 }
 
-/// The plan as a table.
+/// The plan as a table: the clusters, the collections, capacity and estimate, warnings, and
+/// the verdict with every problem.
 pub fn render_plan(plan: &PlanReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "plan (dry run; nothing was written)");
     let _ = writeln!(out, "  source     {}", cluster_line(&plan.source));
     let _ = writeln!(out, "  target     {}", cluster_line(&plan.target));
     let _ = writeln!(out, "  tier rule  {}", plan.tier_rule.reason);
-    if !plan.collections.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n  {:<32} {:<32} {:>10} {:>12} {:>10} {:>6}",
-            "COLLECTION", "TARGET", "PARTITIONS", "ENTITIES", "BYTES", "TASKS"
-        );
-        for c in &plan.collections {
-            let _ = writeln!(
-                out,
-                "  {:<32} {:<32} {:>10} {:>12} {:>10} {:>6}",
-                format!("{}.{}", c.database, c.collection),
-                format!("{}.{}", c.target_database, c.target),
-                c.partitions,
-                c.entities,
-                size(c.bytes),
-                c.tasks
-            );
-        }
-        let t = &plan.totals;
-        let _ = writeln!(
-            out,
-            "  {:<32} {:<32} {:>10} {:>12} {:>10} {:>6}",
-            format!("total ({} collections)", t.collections),
-            "",
-            t.partitions,
-            t.entities,
-            size(t.bytes),
-            t.tasks
-        );
-    }
+    collections(&mut out, plan);
     if let Some(c) = &plan.capacity {
         let max = c
             .max_collections
@@ -127,58 +94,108 @@ pub fn render_plan(plan: &PlanReport) -> String {
         );
     }
     if let Some(e) = &plan.estimate {
-        let cap = match (e.write_cap_mb_per_s, e.write_cap_from) {
-            (Some(cap), Some("option")) => {
-                format!("; write cap {cap:.1} MB/s (max_write_mb_per_s)")
-            }
-            (Some(cap), _) => format!("; write cap {cap:.1} MB/s (the target's plan)"),
-            _ => String::new(),
-        };
-        let took = humantime::format_duration(std::time::Duration::from_secs(
-            e.copy_seconds.ceil() as u64,
-        ));
-        let _ = writeln!(
-            out,
-            "  estimate   copy {took} at {:.1} MB/s (one reader {:.1} MB/s on {} sampled entities, {} readers{cap}), ending {}",
-            e.rate_mb_per_s,
-            e.read_mb_per_s,
-            e.sampled_entities,
-            e.readers,
-            e.copy_ends_at.format("%Y-%m-%d %H:%M:%S UTC")
-        );
-        if let (Some(end), Some(fits)) = (e.not_after, e.fits_window) {
-            let _ = writeln!(
-                out,
-                "  window     ends {}: {}",
-                end.format("%Y-%m-%d %H:%M:%S UTC"),
-                if fits {
-                    "fits (the copy and half as long again for indexes and verification)"
-                } else {
-                    "does NOT fit"
-                }
-            );
-        }
+        estimate(&mut out, e);
     }
     for w in &plan.warnings {
         let _ = writeln!(out, "  warning    {w}");
     }
-    if plan.problems.is_empty() {
+    verdict(&mut out, &plan.problems);
+    out
+}
+
+/// One row of the collections table.
+fn row(out: &mut String, cells: [&dyn std::fmt::Display; 6]) {
+    let [a, b, c, d, e, f] = cells;
+    let _ = writeln!(out, "  {a:<32} {b:<32} {c:>10} {d:>12} {e:>10} {f:>6}");
+}
+
+/// The collections, each with its partitions, entities, bytes and tasks, and their totals.
+fn collections(out: &mut String, plan: &PlanReport) {
+    if plan.collections.is_empty() {
+        return;
+    }
+    out.push('\n');
+    row(
+        out,
+        [
+            &"COLLECTION",
+            &"TARGET",
+            &"PARTITIONS",
+            &"ENTITIES",
+            &"BYTES",
+            &"TASKS",
+        ],
+    );
+    for c in &plan.collections {
+        row(
+            out,
+            [
+                &format!("{}.{}", c.database, c.collection),
+                &format!("{}.{}", c.target_database, c.target),
+                &c.partitions,
+                &c.entities,
+                &size(c.bytes),
+                &c.tasks,
+            ],
+        );
+    }
+    let t = &plan.totals;
+    row(
+        out,
+        [
+            &format!("total ({} collections)", t.collections),
+            &"",
+            &t.partitions,
+            &t.entities,
+            &size(t.bytes),
+            &t.tasks,
+        ],
+    );
+}
+
+/// The estimated copy, and whether it fits the window.
+fn estimate(out: &mut String, e: &Estimate) {
+    let cap = match (e.write_cap_mb_per_s, e.write_cap_from) {
+        (Some(cap), Some("option")) => format!("; write cap {cap:.1} MB/s (max_write_mb_per_s)"),
+        (Some(cap), _) => format!("; write cap {cap:.1} MB/s (the target's plan)"),
+        _ => String::new(),
+    };
+    let took =
+        humantime::format_duration(std::time::Duration::from_secs(e.copy_seconds.ceil() as u64));
+    let _ = writeln!(
+        out,
+        "  estimate   copy {took} at {:.1} MB/s (one reader {:.1} MB/s on {} sampled entities, {} readers{cap}), ending {}",
+        e.rate_mb_per_s,
+        e.read_mb_per_s,
+        e.sampled_entities,
+        e.readers,
+        e.copy_ends_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    if let (Some(end), Some(fits)) = (e.not_after, e.fits_window) {
+        let verdict = if fits {
+            "fits (the copy and half as long again for indexes and verification)"
+        } else {
+            "does NOT fit"
+        };
+        let _ = writeln!(
+            out,
+            "  window     ends {}: {verdict}",
+            end.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
+}
+
+/// OK, or every problem with its field.
+fn verdict(out: &mut String, problems: &[Problem]) {
+    if problems.is_empty() {
         let _ = writeln!(
             out,
             "\nOK: no problems; `vecmigrate run` with the same flags starts it"
         );
-    } else {
-        let _ = writeln!(out, "\n{} problem(s):", plan.problems.len());
-        for p in &plan.problems {
-            match &p.field {
-                Some(f) => {
-                    let _ = writeln!(out, "  {f}: {}", p.message);
-                }
-                None => {
-                    let _ = writeln!(out, "  {}", p.message);
-                }
-            }
-        }
+        return;
     }
-    out
+    let _ = writeln!(out, "\n{} problem(s):", problems.len());
+    for p in problems {
+        let _ = writeln!(out, "  {p}");
+    }
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::args::RunArgs;
-use super::{invalid, Failure};
+use super::exit::{invalid, Failure};
 use crate::domain::{
     ClusterSpec, CollectionSpec, DatabaseSpec, FieldError, MigrationRequest, Options, Secret,
     TlsSpec, WebhookSpec,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::engine::EngineConfig;
-use crate::entrypoints::{env_duration, env_text};
+use crate::env::{duration as env_duration, text as env_text};
 use crate::milvus::zilliz::{API_URL_ENV, DEFAULT_API_URL};
 use crate::webhook::guard::{Cidr, UrlPolicy};
 
