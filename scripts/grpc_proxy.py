@@ -36,12 +36,14 @@ with pymilvus's own protobuf classes):
     lose_reply            {"after_writes": N, "count": K}: the K writes after the N-th are
                           forwarded, then answered UNAVAILABLE (the write happened; its reply
                           was lost)
-    latency_ms            added before every call
+    latency_ms            added before every call: a number, or [LOW, HIGH] for a time drawn
+                          uniformly between them per call (as across a real network)
 
 It is a test tool: nothing of it ships with vecmigrate.
 """
 import argparse
 import json
+import random
 import signal
 import sys
 import threading
@@ -141,7 +143,10 @@ class Faults:
 
     def latency(self):
         with self.lock:
-            return self.config.get("latency_ms", 0) / 1000.0
+            ms = self.config.get("latency_ms", 0)
+        if isinstance(ms, list):
+            ms = random.uniform(ms[0], ms[1])
+        return ms / 1000.0
 
 
 def refused_write(code, error_code, reason):

@@ -122,9 +122,9 @@ async fn worker_killed_between_write_and_checkpoint_loses_and_duplicates_nothing
     if !common::proven_on("standalone") {
         return;
     }
-    // GIVEN 6,000 rows of one partition cut into key ranges of 1,500 or more, in pages of 500,
-    // and a worker that dies right after its third write, before the checkpoint, leaving its
-    // lease held (as a crashed Lambda would)
+    // GIVEN 6,000 rows of one partition, in pages of 500, ranges of 1,500 or more, and a worker
+    // that dies right after its third write, before the checkpoint, leaving its lease held (as
+    // a crashed Lambda would)
     let config = EngineConfig {
         lease_ttl: Duration::from_secs(2),
         min_range_entities: 1_500,
@@ -154,12 +154,8 @@ async fn worker_killed_between_write_and_checkpoint_loses_and_duplicates_nothing
         "{crash:?}"
     );
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
-    assert_eq!(tasks.len(), 4, "6,000 entities in 4 ranges (2 per worker)");
-    assert_contiguous(&tasks);
-    let crashed = tasks
-        .iter()
-        .find(|t| t.runs == 1)
-        .expect("the claimed range");
+    assert_eq!(tasks.len(), 1, "nothing is cut before the copy starts");
+    let crashed = &tasks[0];
     assert_eq!(
         crashed.copied, 1_000,
         "two pages checkpointed, the third written but not"
@@ -188,11 +184,7 @@ async fn worker_killed_between_write_and_checkpoint_loses_and_duplicates_nothing
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     let copied: u64 = tasks.iter().map(|t| t.copied).sum();
     assert_eq!(copied, 6_000, "checkpoints add up to the source exactly");
-    assert!(
-        tasks.iter().all(|t| t.copied >= 1_000),
-        "balanced ranges: {:?}",
-        tasks.iter().map(|t| t.copied).collect::<Vec<_>>()
-    );
+    assert_contiguous(&tasks);
     let again = tasks.iter().find(|t| t.id == crashed).unwrap();
     assert!(
         again.runs >= 2,
@@ -200,26 +192,26 @@ async fn worker_killed_between_write_and_checkpoint_loses_and_duplicates_nothing
     );
 }
 
-/// The tasks of one partition's key ranges, as planned: each starts after the key the one
-/// before it ends at, the first from the partition's start and the last to its end.
+/// The tasks of one partition: key ranges that follow each other, the first from the
+/// partition's start, each starting at the key the one before ends at, the last to the end.
 fn assert_contiguous(tasks: &[vecmigrate::domain::Task]) {
     let mut ranges: Vec<_> = tasks.iter().collect();
-    ranges.sort_by_key(|t| t.id.clone());
-    assert!(ranges.iter().all(|t| t.id.contains('#')), "key-range tasks");
-    let planned: Vec<_> = ranges
-        .iter()
-        .map(|t| (t.runs == 0).then(|| t.cursor.clone()))
-        .collect();
-    for (i, t) in ranges.iter().enumerate() {
-        if i + 1 < ranges.len() {
-            assert!(t.upto.is_some(), "only the last range is open-ended");
-            if let Some(start) = &planned[i + 1] {
-                assert_eq!(start, &t.upto, "range {} starts where {} ends", i + 1, i);
-            }
-        } else {
-            assert!(t.upto.is_none(), "the last range runs to the end");
-        }
+    ranges.sort_by(|a, b| a.from.cmp(&b.from));
+    assert!(
+        ranges[0].from.is_none(),
+        "the first range starts at the start"
+    );
+    for pair in ranges.windows(2) {
+        assert_eq!(
+            pair[0].upto, pair[1].from,
+            "{} ends where {} starts",
+            pair[0].id, pair[1].id
+        );
     }
+    assert!(
+        ranges.last().unwrap().upto.is_none(),
+        "the last range runs to the end"
+    );
 }
 
 #[tokio::test]
@@ -574,34 +566,49 @@ async fn a_job_that_outlives_its_maintenance_window_stops_at_its_end() {
 }
 
 #[tokio::test]
-async fn a_partition_whose_keys_cost_as_much_as_its_entities_is_copied_whole() {
-    // GIVEN 20,000 entities in one partition (two pages of keys), ranges of 2,000 allowed, four
-    // workers, and key reads slowed to 3 s a page, as on Milvus Lite, where a query costs
-    // about the same whatever it returns
+async fn one_partition_is_cut_while_it_is_copied_and_spread_over_four_workers() {
+    // (2.3.5 keeps a key written twice, so a range copied twice would show there.)
+    if !common::proven_on("standalone") {
+        return;
+    }
+    // GIVEN 20,000 entities in one partition, four workers, pages of 500, ranges of 2,000
+    // allowed, invocations of 1 s, and page reads slowed to 100 ms (a source across a network)
+    let settings = vecmigrate::entrypoints::local::LocalSettings {
+        max_run: Some(Duration::from_secs(1)),
+        workers: 4,
+        ..fast_settings()
+    };
     let config = EngineConfig {
         min_range_entities: 2_000,
         ..EngineConfig::default()
     };
-    let h = harness(fast_settings(), config, Some(Faults::slow_key_reads(3_000)));
-    let s = Seed::new(&unique("keycost"), 20_000);
+    let h = harness(settings, config, Some(Faults::slow_page_reads(100)));
+    let s = Seed::new(&unique("spread"), 20_000);
     seed(&h.servers.source, "default", &s).await;
     let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
+    req.options.batch_size = 500;
     req.options.max_workers = 4;
 
     // WHEN it is migrated
     let (job, report) = h.run(req).await;
 
-    // THEN the split measured one page of keys against one of entities and did not cut: one
-    // task, the whole partition, every row arrived, and the log says why
+    // THEN the one task the plan wrote was cut by the idle workers while it was copied: at
+    // least four key ranges, contiguous, each copying at least two pages (what a cut leaves
+    // each side), adding up to the partition; the report lists them; every row arrived once
     assert_successful(&report);
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
-    assert_eq!(tasks.len(), 1, "{tasks:?}");
-    assert!(tasks[0].upto.is_none());
+    let log: Vec<&str> = report.log.iter().map(|l| l.message.as_str()).collect();
+    assert!(tasks.len() >= 4, "{} tasks: {log:#?}", tasks.len());
+    assert_contiguous(&tasks);
+    let copied: Vec<u64> = report.tasks.iter().map(|t| t.copied).collect();
+    assert_eq!(copied.len(), tasks.len());
+    assert_eq!(copied.iter().sum::<u64>(), 20_000, "{copied:?}");
+    assert!(copied.iter().all(|c| *c >= 1_001), "{copied:?}");
     assert!(
         report
             .log
             .iter()
-            .any(|l| l.message.contains("is copied whole: 16384 keys took")),
+            .any(|l| l.message.starts_with("split partition `_default` at key")),
         "{:?}",
         report.log
     );
@@ -612,10 +619,10 @@ async fn a_partition_whose_keys_cost_as_much_as_its_entities_is_copied_whole() {
 async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     // GIVEN VarChar keys with quotes, backslashes, `%`, newlines and non-ASCII text, and a
     // worker that dies after its second write, before the checkpoint: the task resumes from a
-    // cursor that is one of those keys; the partition is cut into VarChar key ranges
+    // cursor that is one of those keys; the partition is cut at a VarChar key while it is copied
     let config = EngineConfig {
         lease_ttl: Duration::from_secs(2),
-        min_range_entities: 1_500,
+        min_range_entities: 500,
         ..EngineConfig::default()
     };
     let h = harness(fast_settings(), config, Some(Faults::crash_after_write(2)));
@@ -625,7 +632,7 @@ async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     };
     seed(&h.servers.source, "default", &s).await;
     let mut req = request(&h.servers, None, &[(&s.name, &s.name)]);
-    req.options.batch_size = 400;
+    req.options.batch_size = 200;
     req.options.max_workers = 2;
 
     // WHEN the job runs (the sweep hands the task on once the dead worker's lease expires)
@@ -636,11 +643,10 @@ async fn a_resume_among_hostile_varchar_keys_loses_and_duplicates_nothing() {
     assert_same_rows(&h.servers, &s, "default", &s.name).await;
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     assert!(tasks.iter().any(|t| t.runs >= 2), "{tasks:?}");
-    assert_eq!(tasks.len(), 2, "3,000 keys in 2 ranges of 1,500");
-    assert!(
-        tasks[0].upto.is_some() || tasks[1].upto.is_some(),
-        "a VarChar cut"
-    );
+    assert!(tasks.len() >= 2, "a VarChar cut: {tasks:?}");
+    assert!(tasks
+        .iter()
+        .any(|t| matches!(t.upto, Some(vecmigrate::domain::Cursor::Str(_)))));
     assert_contiguous(&tasks);
 }
 

@@ -3,6 +3,8 @@
 pub mod cluster;
 pub mod delivery;
 pub mod job;
+pub mod keyline;
+pub mod pace;
 pub mod report;
 pub mod request;
 pub mod secret;
@@ -17,7 +19,7 @@ pub use job::{
     Lease, Level, LogEntry, Outage, Phase, Problem, Task, TaskStatus, WebhookEvent, WriteRate,
     MAX_STEP_PANICS,
 };
-pub use report::{Progress, Report};
+pub use report::{Progress, Report, TaskReport};
 pub use request::{
     CollectionSpec, DatabaseSpec, FieldError, MigrationRequest, OnCountMismatch, Options,
     PartitionKeyOverride, SchemaOverrides, VerifyMode, WebhookSpec,

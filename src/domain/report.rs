@@ -82,6 +82,31 @@ impl Progress {
     }
 }
 
+/// One task of a collection's current migration, as the report shows it: which key range it
+/// copies and how much of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    /// Source database.
+    pub database: String,
+    /// Source collection.
+    pub collection: String,
+    /// The partition, or none for a partition-key collection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// The key before its range (`None`: from the start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The last key of its range (`None`: to the end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upto: Option<String>,
+    /// Entities copied.
+    pub copied: u64,
+    /// Whether it is done.
+    pub done: bool,
+    /// How many times it was claimed.
+    pub runs: u32,
+}
+
 /// Everything `status` and `--json` show about a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -93,6 +118,20 @@ pub struct Report {
     pub duration_seconds: Option<f64>,
     /// The job's log.
     pub log: Vec<LogEntry>,
+    /// The tasks of each collection's current migration, in key order per partition.
+    #[serde(default)]
+    pub tasks: Vec<TaskReport>,
+}
+
+/// A task's start for ordering: numbers as numbers, strings as themselves, the start first.
+fn tasks_from(t: &TaskReport) -> (bool, i128, String) {
+    match &t.from {
+        None => (false, 0, String::new()),
+        Some(f) => match f.parse::<i128>() {
+            Ok(n) => (true, n, String::new()),
+            Err(_) => (true, 0, f.clone()),
+        },
+    }
 }
 
 impl Report {
@@ -103,11 +142,36 @@ impl Report {
         let duration_seconds = job
             .started_at
             .map(|s| (job.finished_at.unwrap_or(now) - s).num_milliseconds() as f64 / 1000.0);
+        let mut tasks: Vec<TaskReport> = tasks
+            .iter()
+            .filter(|t| job.collections.iter().any(|c| c.holds(t)))
+            .map(|t| TaskReport {
+                database: t.database.clone(),
+                collection: t.collection.clone(),
+                partition: t.partition.clone(),
+                from: t.from.as_ref().map(ToString::to_string),
+                upto: t.upto.as_ref().map(ToString::to_string),
+                copied: t.copied,
+                done: t.status == TaskStatus::Done,
+                runs: t.runs,
+            })
+            .collect();
+        let order = |t: &TaskReport| {
+            let from = tasks_from(t);
+            (
+                t.database.clone(),
+                t.collection.clone(),
+                t.partition.clone(),
+                from,
+            )
+        };
+        tasks.sort_by_key(order);
         Self {
             job,
             progress,
             duration_seconds,
             log,
+            tasks,
         }
     }
 }

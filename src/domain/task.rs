@@ -69,9 +69,21 @@ pub struct Task {
     pub status: TaskStatus,
     /// The last primary key checkpointed (for a key range not yet begun: the key before it).
     pub cursor: Option<Cursor>,
-    /// The last key of the task's key range (inclusive); `None`: to the partition's end.
+    /// The last key of the task's key range (inclusive); `None`: to the partition's end. A
+    /// split (another worker cutting the range's remainder) can only lower it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upto: Option<Cursor>,
+    /// The key before the task's range (its first cursor); `None`: from the partition's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Cursor>,
+    /// Entities the range held when it was made (counted, or estimated), for choosing the
+    /// largest remainder to split; `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<u64>,
+    /// Grows with every write of the record: a conditional write compares it, so that a split
+    /// by another worker is never overwritten by the holder's next checkpoint.
+    #[serde(default)]
+    pub rev: u64,
     /// The source timestamp the task's pages are read at, pinned by its first page (when the
     /// server reports one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +137,9 @@ impl Task {
             status: TaskStatus::Pending,
             cursor: None,
             upto: None,
+            from: None,
+            planned: None,
+            rev: 0,
             read_at: None,
             next_limit: first_limit,
             copied: 0,
@@ -145,9 +160,85 @@ impl Task {
         if let Some((base, generation)) = self.id.rsplit_once('/') {
             self.id = format!("{base}#{k}/{generation}");
         }
+        self.from = after.clone();
         self.cursor = after;
         self.upto = upto;
         self
+    }
+
+    /// The task with the entities its range holds, when known.
+    pub fn with_planned(mut self, planned: Option<u64>) -> Self {
+        self.planned = planned;
+        self
+    }
+
+    /// Entities the task is thought to have left (from what it held when made, less what it
+    /// copied); `None` when unknown.
+    pub fn remaining(&self) -> Option<u64> {
+        self.planned.map(|p| p.saturating_sub(self.copied))
+    }
+
+    /// The tasks `split` makes of this one: this task ending at the first cut, and one new
+    /// task per cut for the range after it (to the next cut, the last to this task's end), read
+    /// at the same timestamp; the first new one already claimed by `owner` (the worker that
+    /// cut it), the others free for any worker to claim.
+    pub fn split_at(
+        &self,
+        split: &Split,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> (Task, Vec<Task>) {
+        let mut kept = self.clone();
+        let Some((first, first_before)) = split.cuts.first() else {
+            return (kept, Vec::new());
+        };
+        kept.upto = Some(first.clone());
+        kept.planned = Some(self.copied + first_before);
+        let mut rests = Vec::with_capacity(split.cuts.len());
+        for (i, (cut, before)) in split.cuts.iter().enumerate() {
+            let (upto, until) = match split.cuts.get(i + 1) {
+                Some((next, next_before)) => (Some(next.clone()), *next_before),
+                None => (self.upto.clone(), split.left),
+            };
+            let rest = Task {
+                id: self.split_id(),
+                status: TaskStatus::Pending,
+                cursor: Some(cut.clone()),
+                from: Some(cut.clone()),
+                upto,
+                planned: Some(until.saturating_sub(*before)),
+                rev: 0,
+                next_limit: self.next_limit,
+                copied: 0,
+                bytes: 0,
+                batches: 0,
+                fence: 0,
+                runs: 0,
+                lease: None,
+                largest_batch_bytes: 0,
+                sample: Vec::new(),
+                ..self.clone()
+            };
+            rests.push(if i == 0 {
+                rest.claimed(owner, now, ttl)
+            } else {
+                rest
+            });
+        }
+        (kept, rests)
+    }
+
+    /// An id for a task split off this one: its base, a fresh suffix, its generation.
+    pub fn split_id(&self) -> String {
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        match self.id.rsplit_once('/') {
+            Some((base, generation)) => {
+                let base = base.split_once('#').map_or(base, |(b, _)| b);
+                format!("{base}#{suffix}/{generation}")
+            }
+            None => format!("{}#{suffix}", self.id),
+        }
     }
 
     /// The same task for the `generation`-th migration of its collection (after remigrations),
@@ -218,6 +309,16 @@ impl Task {
     pub fn resumed(&self) -> bool {
         self.runs > 1
     }
+}
+
+/// Where a task is cut: at each key, and how many of the `left` entities after its cursor lie
+/// up to that key (keys ascending); the task keeps what lies up to the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The cuts: a key, and the entities after the task's cursor up to it.
+    pub cuts: Vec<(Cursor, u64)>,
+    /// Entities after the task's cursor in all.
+    pub left: u64,
 }
 
 /// What a worker records after writing one batch.

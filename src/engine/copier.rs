@@ -11,7 +11,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use super::faults::PageFault;
-use super::pacing::Pacer;
+use super::pacing::{Pacer, Slot};
 use super::retry::Patience;
 use super::sample::{reservoir, Rng};
 use super::{page_limit, Engine, EngineError};
@@ -86,7 +86,9 @@ impl Copier<'_> {
         };
         let mut limit = task.next_limit;
         let started = Instant::now();
-        let first = self.read_page(task.cursor.clone(), limit).await;
+        let first = self
+            .read_page(task.cursor.clone(), task.upto.clone(), limit)
+            .await;
         let mut page = match self.read_through(&mut task, limit, first).await? {
             Outcome::Done(page) => page,
             Outcome::Halted(h) => return Ok(h.stop(task)),
@@ -111,14 +113,15 @@ impl Copier<'_> {
                 self.p.budget(),
                 self.job.request.options.batch_size,
             );
-            if let Some(h) = self.pace(page.bytes, wrote) {
+            if let Some(h) = self.pace(page.bytes, wrote).await? {
                 return Ok(h.stop(task));
             }
-            self.pacer.before_write(page.bytes).await;
             let fault = self.engine.faults.next_page();
+            // The task's end as last written: a split that lowered it is seen at the next
+            // write of the record, and lies at least two pages past the cursor (see `split`).
             let (written, next_page) = tokio::join!(
                 self.write_once(&task, &page, mode, fault),
-                self.read_page(page.last.clone(), following)
+                self.read_page(page.last.clone(), task.upto.clone(), following)
             );
             if let Outcome::Halted(h) = self.write_through(&mut task, &page, fault, written).await?
             {
@@ -138,12 +141,6 @@ impl Copier<'_> {
                 Err(StoreError::LeaseLost(_)) => return Ok(Stop::LeaseLost),
                 Err(e) => return Err(e.into()),
             };
-            if self.pacer.sync_due() {
-                let workers = self.engine.workers_on(&self.job.id).await?;
-                self.engine
-                    .sync_write_rate(&self.job.id, &mut self.pacer, workers)
-                    .await?;
-            }
             mode = WriteMode::Insert;
             wrote = true;
             page = match self.read_through(&mut task, following, next_page).await? {
@@ -174,7 +171,9 @@ impl Copier<'_> {
             if let Some(h) = self.wait_out(task, error).await? {
                 return Ok(Outcome::Halted(h));
             }
-            result = self.read_page(task.cursor.clone(), limit).await;
+            result = self
+                .read_page(task.cursor.clone(), task.upto.clone(), limit)
+                .await;
         }
     }
 
@@ -204,15 +203,14 @@ impl Copier<'_> {
             } else if let Some(h) = self.wait_out(task, error).await? {
                 return Ok(Outcome::Halted(h));
             }
-            if let Some(h) = self.pace(page.bytes, true) {
+            if let Some(h) = self.pace(page.bytes, true).await? {
                 return Ok(Outcome::Halted(h));
             }
-            self.pacer.before_write(page.bytes).await;
             result = self.write_once(task, page, WriteMode::Upsert, fault).await;
         }
     }
 
-    /// A throttled write: the pace goes down (and the job's rate with it). A target that has
+    /// A throttled write: the target's pace goes down (for every writer). A target that has
     /// throttled every write for longer than `max_outage` fails the job.
     async fn throttled(
         &mut self,
@@ -221,7 +219,9 @@ impl Copier<'_> {
         hint: Option<f64>,
         bytes: usize,
     ) -> Result<(), EngineError> {
-        self.pacer.throttled(hint, bytes);
+        self.pacer
+            .throttled(self.engine, &task.job_id, hint, bytes)
+            .await?;
         let max = self.job.request.options.max_outage;
         if self
             .pacer
@@ -233,10 +233,7 @@ impl Copier<'_> {
                 humantime::format_duration(max)
             )));
         }
-        let workers = self.engine.workers_on(&task.job_id).await?;
-        self.engine
-            .sync_write_rate(&self.job.id, &mut self.pacer, workers)
-            .await
+        Ok(())
     }
 
     /// Waits out a failure with the step's retry policy, keeping the lease; `Some` when the
@@ -277,16 +274,22 @@ impl Copier<'_> {
         }
     }
 
-    /// Whether the next write, paced, still fits in the invocation. An unpaced first write of
-    /// a claim always goes (as in `halt_before_write`: every claim writes the page it read).
-    fn pace(&self, bytes: usize, wrote: bool) -> Option<Halt> {
-        let wait = self
+    /// Takes the next write's slot in the paces it keeps to and waits for it; `Some` when the
+    /// wait does not fit in the invocation. An unpaced first write of a claim always goes (as
+    /// in `halt_before_write`: every claim writes the page it read).
+    async fn pace(&mut self, bytes: usize, wrote: bool) -> Result<Option<Halt>, EngineError> {
+        match self
             .pacer
-            .rate()
-            .map(|r| Duration::from_secs_f64(bytes as f64 / r))
-            .unwrap_or_default();
-        let must_wait = wrote || !wait.is_zero();
-        (must_wait && self.p.budget().exhausted(wait)).then_some(Halt::OutOfTime)
+            .slot(self.engine, bytes, self.p.budget(), wrote)
+            .await?
+        {
+            Slot::Now => Ok(None),
+            Slot::After(wait) => {
+                tokio::time::sleep(wait).await;
+                Ok(None)
+            }
+            Slot::TooLate => Ok(Some(Halt::OutOfTime)),
+        }
     }
 
     /// Keeps the task's lease alive while the worker waits, and stops it if the job was
@@ -362,10 +365,16 @@ impl Copier<'_> {
         self.renew_lease(task).await
     }
 
-    /// One attempt at reading the page after `after` (slowed first if a fault hook says).
-    async fn read_page(&self, after: Option<Cursor>, limit: u32) -> Result<Batch, ClusterError> {
+    /// One attempt at reading the page after `after` up to `upto` (slowed first if a fault
+    /// hook says).
+    async fn read_page(
+        &self,
+        after: Option<Cursor>,
+        upto: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Batch, ClusterError> {
         self.engine.faults.before_page_read().await;
-        self.reader.read(after, limit).await
+        self.reader.read(after, upto, limit).await
     }
 
     /// One attempt at writing a page (unless a fault hook loses it, or garbles it first).
@@ -435,23 +444,26 @@ pub(super) struct PageReader {
     pub(super) collection: String,
     pub(super) partition: Option<String>,
     pub(super) primary: crate::milvus::FieldSchema,
-    /// The task's last key, when it is a key range.
-    pub(super) upto: Option<Cursor>,
     /// The timestamp pages are read at once the first page pinned it.
     pub(super) read_at: Option<u64>,
     pub(super) skip: Vec<String>,
 }
 
 impl PageReader {
-    /// One attempt at the page after `after`.
-    async fn read(&self, after: Option<Cursor>, limit: u32) -> Result<Batch, ClusterError> {
+    /// One attempt at the page after `after`, up to `upto` (the task's end) when it has one.
+    async fn read(
+        &self,
+        after: Option<Cursor>,
+        upto: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Batch, ClusterError> {
         let request = PageRequest {
             database: &self.database,
             collection: &self.collection,
             partition: self.partition.as_deref(),
             primary: &self.primary,
             after: after.as_ref(),
-            upto: self.upto.as_ref(),
+            upto: upto.as_ref(),
             read_at: self.read_at,
             limit,
             skip_fields: &self.skip,

@@ -1,7 +1,9 @@
 //! Copy: a worker's turn at a job's tasks. It claims a claimable task (starting from a random
-//! one so that workers spread out), has a [`Copier`] copy it, and then completes it, or releases
-//! it and enqueues a continuation when the invocation's time runs short, or when the job was
-//! cancelled. The worker that sees the last task done moves the job on to `finish`.
+//! one so that workers spread out), or, when none is left, cuts the largest remainder another
+//! worker copies (see `split`) and takes one of its pieces; has a [`Copier`] copy it, and then
+//! completes it, or releases it and enqueues a continuation when the invocation's time runs
+//! short, or when the job was cancelled. The worker that sees the last task done moves the
+//! job on to `finish`.
 
 use std::time::Duration;
 
@@ -10,16 +12,22 @@ use chrono::Utc;
 use super::copier::{Copier, PageReader, Stop};
 use super::pacing::Pacer;
 use super::sample::Rng;
+use super::split::Split;
 use super::{source_collection, Budget, Engine, EngineError, Handled};
 use crate::domain::{Job, Phase, Task, TaskStatus, VerifyMode};
 use crate::queue::WorkMessage;
 use crate::store::StoreError;
+
+/// How many times in a row a worker claims again after another idle worker cut what it was
+/// cutting.
+const MAX_RACES: u32 = 3;
 
 impl Engine {
     /// Handles a `work` message: copies tasks of the job until none is left or time runs out.
     pub(crate) async fn work(&self, job_id: &str, budget: Budget) -> Result<Handled, EngineError> {
         let owner = format!("w-{}", uuid::Uuid::new_v4().simple());
         let mut handled = Handled::Nothing;
+        let mut raced = 0;
         loop {
             let job = self.job(job_id).await?;
             if job.status.is_terminal() || job.phase != Some(Phase::Copy) {
@@ -37,7 +45,24 @@ impl Engine {
                 self.continue_later(job_id).await?;
                 return Ok(handled);
             }
-            let Some(task) = self.claim_any(&job, &owner).await? else {
+            let claimed = match self.claim_any(&job, &owner).await? {
+                Some(task) => Some(task),
+                // Nothing to claim: cut the largest remainder another worker is copying.
+                None => match self
+                    .split_any(&self.patience(&job, budget), &job, &owner)
+                    .await
+                {
+                    Ok(Split::Made(task)) => Some(*task),
+                    // Another idle worker cut it first: what it left may be free to claim.
+                    Ok(Split::Raced) if raced < MAX_RACES => {
+                        raced += 1;
+                        continue;
+                    }
+                    Ok(_) | Err(EngineError::OutOfTime) => None,
+                    Err(e) => return Err(e),
+                },
+            };
+            let Some(task) = claimed else {
                 let tasks = self.store.list_tasks(job_id).await?;
                 if tasks.iter().all(|t| t.status == TaskStatus::Done) {
                     self.copy_finished(job_id).await?;
@@ -141,7 +166,6 @@ impl Engine {
             ))
         })?;
         let options = &job.request.options;
-        let workers = self.workers_on(&job.id).await?;
         let mut copier = Copier {
             engine: self,
             job,
@@ -151,7 +175,6 @@ impl Engine {
                 collection: task.collection.clone(),
                 partition: task.partition.clone(),
                 primary,
-                upto: task.upto.clone(),
                 read_at: task.read_at,
                 skip: info.function_outputs(),
             },
@@ -164,19 +187,11 @@ impl Engine {
                     .overrides(&task.database, &task.collection)
                     .is_some_and(|o| o.partition_key.is_some()),
             p,
-            pacer: Pacer::new(job, workers),
+            pacer: Pacer::new(self, job).await?,
             sample_size: (options.verify == VerifyMode::Sample)
                 .then_some(options.verify_sample_size as usize),
             rng: Rng::new(),
         };
         copier.run(task).await
-    }
-
-    /// How many workers copy the job's tasks now (the tasks leased), for their share of the
-    /// write rate.
-    pub(super) async fn workers_on(&self, job_id: &str) -> Result<usize, EngineError> {
-        let now = Utc::now();
-        let tasks = self.store.list_tasks(job_id).await?;
-        Ok(tasks.iter().filter(|t| t.leased(now)).count().max(1))
     }
 }

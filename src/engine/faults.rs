@@ -41,7 +41,6 @@ mod hooks {
         panics_left: AtomicU64,
         conflict_every: AtomicU64,
         saves: AtomicU64,
-        key_read_delay_ms: AtomicU64,
         page_read_delay_ms: AtomicU64,
     }
 
@@ -82,15 +81,6 @@ mod hooks {
             }
         }
 
-        /// Every key-only read of the split waits `ms` first: keys that cost as much to read as
-        /// the entities, as on Milvus Lite, made deterministic.
-        pub fn slow_key_reads(ms: u64) -> Self {
-            Self {
-                key_read_delay_ms: AtomicU64::new(ms),
-                ..Default::default()
-            }
-        }
-
         /// Every page read of the copy waits `ms` first: a slow source, made deterministic, so
         /// that a test sees a job while it runs.
         pub fn slow_page_reads(ms: u64) -> Self {
@@ -103,14 +93,6 @@ mod hooks {
         /// Waits before a page read if [`Faults::slow_page_reads`] says.
         pub(crate) async fn before_page_read(&self) {
             let ms = self.page_read_delay_ms.load(Ordering::SeqCst);
-            if ms > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-            }
-        }
-
-        /// Waits before a key-only read if [`Faults::slow_key_reads`] says.
-        pub(crate) async fn before_key_read(&self) {
-            let ms = self.key_read_delay_ms.load(Ordering::SeqCst);
             if ms > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
@@ -321,9 +303,6 @@ mod hooks {
         pub(crate) fn conflicts_now(&self) -> bool {
             false
         }
-
-        #[inline]
-        pub(crate) async fn before_key_read(&self) {}
 
         #[inline]
         pub(crate) async fn before_page_read(&self) {}

@@ -1,87 +1,85 @@
-//! Pacing writes to a target that throttles: additive increase, multiplicative decrease, in
-//! bytes per second.
+//! Pacing writes to a target that throttles, at the target's own rate, shared by everyone
+//! writing to it.
 //!
 //! Until the target throttles, writes go as fast as it takes them. The first throttled answer
-//! sets a rate: the server's `rate=` hint when it gives one (Milvus and Zilliz Cloud do), less a
-//! margin, or else half of what this worker was writing. Each write that gets through then
-//! raises the rate a little; each one throttled lowers it again, so the rate settles just under
-//! the cap. `max_write_mb_per_s` is a ceiling from the start.
+//! makes the target's pace ([`Pace`], kept in the job store under `target:<endpoint>`): the
+//! server's `rate=` hint (Milvus and Zilliz Cloud send their cap there) a little under, or half
+//! of what got through without one. From then on every write, by any worker of any job that
+//! shares the store, first takes its slot in that pace (one conditional store write), sleeps
+//! until the slot and writes: the writes leave at the pace whatever the number of workers,
+//! the size of their pages or the tasks that come and go, so the cap is used in full and not
+//! exceeded. A pace without a hint climbs 2 % per write that gets through and halves on each
+//! refusal. `max_write_mb_per_s` is a job's own pace (`job:<id>`), taken as well.
 //!
-//! The rate is the whole job's and lives on the job record (`write_rate`): every worker paces
-//! itself at its share (the job's rate over the tasks being copied at once, in this process or
-//! in concurrent Lambda invocations), a decrease is written at once, an increase every few
-//! seconds, and a new invocation starts from what is recorded.
+//! A target refusing every write for longer than `max_outage` fails the job (see `copier`).
 
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::{Engine, EngineError};
+use super::{Budget, Engine, EngineError};
+use crate::domain::pace::{Pace, NO_HINT_START};
 use crate::domain::{Job, WriteRate};
 
-/// The share of the server's hint a throttled writer goes down to.
-const UNDER_HINT: f64 = 0.95;
-/// The part of its rate a writer adds after each write that got through (the increase is in
-/// proportion to the rate, so that it finds a high cap as quickly as a low one).
-const INCREASE: f64 = 0.02;
-/// The least it adds, in bytes per second.
-const MIN_INCREASE: f64 = 1024.0;
-/// The slowest rate, in bytes per second (a target that takes less is better waited out).
-const FLOOR: f64 = 16.0 * 1024.0;
-/// The job's rate after a throttled first write without a hint, in bytes per second.
-const NO_HINT_START: f64 = 1_000_000.0;
-/// How often a worker brings its rate and the job's together.
-const SYNC_EVERY: Duration = Duration::from_secs(5);
+/// How often a worker that has not met the target's pace yet looks for one (another worker,
+/// or another job, may have learnt it).
+const LOOK_EVERY: Duration = Duration::from_secs(5);
 
-/// One worker's pace.
+/// When a write may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// At once.
+    Now,
+    /// After this wait.
+    After(Duration),
+    /// Not within the invocation's time: nothing was taken.
+    TooLate,
+}
+
+/// One worker's view of the paces its writes keep to.
 #[derive(Debug)]
 pub(crate) struct Pacer {
-    /// Bytes per second for this worker; `None` until the target throttles or a ceiling is set.
-    rate: Option<f64>,
-    /// The job's ceiling (`max_write_mb_per_s`), for the whole job.
-    ceiling: Option<f64>,
-    /// How many workers share the job's rate.
-    share: f64,
-    /// When the next write may start.
-    next: Instant,
-    /// What this worker wrote since it started, for a rate to halve when there is no hint.
+    /// The store key of the target's pace.
+    target_key: String,
+    /// The store key of the job's ceiling, and the ceiling in bytes per second.
+    ceiling: Option<(String, f64)>,
+    /// The paces as last read or written (`None`: not met yet).
+    target: Option<Pace>,
+    job: Option<Pace>,
+    /// When the target's pace was last looked for.
+    looked: Instant,
+    /// Whether the last write got through (an unhinted pace climbs at the next slot).
+    climb: bool,
+    /// What this worker wrote since it started, for a pace to halve when there is no hint.
     written: f64,
     started: Instant,
     /// Since when every write has been throttled, if the last one was.
     throttled_since: Option<Instant>,
-    /// When the rate was last brought together with the job's.
-    synced: Instant,
-    /// Whether the rate went down since then (written at once).
-    decreased: bool,
 }
 
 impl Pacer {
-    /// A pacer for one of `workers` workers of `job`, starting from its recorded rate.
-    pub(crate) fn new(job: &Job, workers: usize) -> Self {
-        let ceiling = job.request.options.max_write_mb_per_s.map(|mb| mb * 1e6);
-        let share = workers.max(1) as f64;
-        let job_rate = match (job.write_rate.as_ref().map(|w| w.bytes_per_s), ceiling) {
-            (Some(r), Some(c)) => Some(r.min(c)),
-            (r, c) => r.or(c),
-        };
+    /// The pacer of a worker of `job`, starting from the target's pace if one is recorded.
+    pub(crate) async fn new(engine: &Engine, job: &Job) -> Result<Self, EngineError> {
+        let target_key = format!("target:{}", target_endpoint(job));
+        let target = engine.store.get_pace(&target_key).await?;
+        let ceiling = job
+            .request
+            .options
+            .max_write_mb_per_s
+            .map(|mb| (format!("job:{}", job.id), mb * 1e6));
         let now = Instant::now();
-        Self {
-            rate: job_rate.map(|r| r / share),
+        Ok(Self {
+            target_key,
             ceiling,
-            share,
-            next: now,
+            target,
+            job: None,
+            looked: now,
+            climb: false,
             written: 0.0,
             started: now,
             throttled_since: None,
-            synced: now,
-            decreased: false,
-        }
-    }
-
-    /// This worker's rate, if it has one.
-    pub(crate) fn rate(&self) -> Option<f64> {
-        self.rate
+        })
     }
 
     /// Since when the target has refused every write as throttled.
@@ -89,170 +87,150 @@ impl Pacer {
         self.throttled_since
     }
 
-    /// Waits until `bytes` may be written at this worker's rate.
-    pub(crate) async fn before_write(&mut self, bytes: usize) {
-        let Some(rate) = self.rate else {
-            return;
-        };
-        let now = Instant::now();
-        let start = self.next.max(now);
-        tokio::time::sleep_until(start).await;
-        self.next = start + Duration::from_secs_f64(bytes as f64 / rate);
+    /// Takes the slot of a write of `bytes` in every pace that applies, unless the wait would
+    /// not fit in `budget` (`must_fit`: also a write that needs no wait; a claim's first write
+    /// goes whatever the budget, as every claim writes the page it read).
+    pub(crate) async fn slot(
+        &mut self,
+        engine: &Engine,
+        bytes: usize,
+        budget: &Budget,
+        must_fit: bool,
+    ) -> Result<Slot, EngineError> {
+        if self.target.is_none() && self.looked.elapsed() >= LOOK_EVERY {
+            self.target = engine.store.get_pace(&self.target_key).await?;
+            self.looked = Instant::now();
+        }
+        let fits = |wait: Duration| (!must_fit && wait.is_zero()) || !budget.exhausted(wait);
+        let climb = std::mem::take(&mut self.climb);
+        let target_key = self.target_key.clone();
+        let mut last = None;
+        if self.target.is_some() {
+            match take(engine, &mut self.target, &target_key, bytes, climb, &fits).await? {
+                None => return Ok(Slot::TooLate),
+                Some(start) => last = Some(start),
+            }
+        }
+        if let Some((key, ceiling)) = self.ceiling.clone() {
+            if self.job.is_none() {
+                self.job = engine.store.get_pace(&key).await?;
+            }
+            if self.job.is_none() {
+                self.job = Some(Pace::new(key.clone(), ceiling, true, Utc::now()));
+            }
+            match take(engine, &mut self.job, &key, bytes, false, &fits).await? {
+                None => return Ok(Slot::TooLate),
+                Some(start) => last = last.max(Some(start)),
+            }
+        }
+        let wait = last
+            .map(|start| (start - Utc::now()).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        if !fits(wait) {
+            return Ok(Slot::TooLate);
+        }
+        Ok(if wait.is_zero() {
+            Slot::Now
+        } else {
+            Slot::After(wait)
+        })
     }
 
-    /// `bytes` got through: the rate goes up a little (never above the ceiling).
+    /// `bytes` got through.
     pub(crate) fn wrote(&mut self, bytes: usize) {
         self.written += bytes as f64;
         self.throttled_since = None;
-        if let Some(rate) = self.rate.as_mut() {
-            *rate += (*rate * INCREASE).max(MIN_INCREASE);
-            if let Some(ceiling) = self.ceiling {
-                *rate = rate.min(ceiling / self.share);
-            }
-        }
+        self.climb = true;
     }
 
-    /// The target throttled a write: the rate goes down to its hint (or to half), and the write
-    /// waits a turn before it is tried again.
-    pub(crate) fn throttled(&mut self, hint: Option<f64>, bytes: usize) {
-        let now = Instant::now();
-        self.throttled_since.get_or_insert(now);
-        let measured = self.written / self.started.elapsed().as_secs_f64().max(1e-3);
-        let lowered = match (hint, self.rate) {
-            (Some(hint), Some(rate)) => (hint * UNDER_HINT / self.share).min(rate),
-            (Some(hint), None) => hint * UNDER_HINT / self.share,
-            (None, Some(rate)) => rate / 2.0,
-            // Nothing to go by but what got through so far (or a guess before any did).
-            (None, None) if measured > 0.0 => measured / 2.0,
-            (None, None) => NO_HINT_START / self.share,
-        };
-        let rate = lowered.max(FLOOR / self.share);
-        self.rate = Some(rate);
-        self.next = self.next.max(now) + Duration::from_secs_f64(bytes as f64 / rate);
-        self.decreased = true;
-    }
-
-    /// Whether it is time to bring this worker's rate and the job's together.
-    pub(crate) fn sync_due(&self) -> bool {
-        self.decreased || (self.rate.is_some() && self.synced.elapsed() >= SYNC_EVERY)
-    }
-
-    /// Takes the job's rate after a sync, for `workers` workers now.
-    fn adopt(&mut self, job_rate: Option<f64>, workers: usize) {
-        self.share = workers.max(1) as f64;
-        if let Some(r) = job_rate {
-            self.rate = Some(r / self.share);
-        }
-        self.synced = Instant::now();
-        self.decreased = false;
-    }
-}
-
-impl Engine {
-    /// Brings a worker's pace and the job's recorded write rate together: a decrease is
-    /// written at once (the lower rate wins), an increase only where nobody lowered the rate
-    /// in the meantime; the worker then takes its share of what is recorded.
-    pub(crate) async fn sync_write_rate(
-        &self,
+    /// The target refused a write of `bytes` as throttled, with its `rate=` hint if it gave
+    /// one: the target's pace is made or lowered, for every writer, and the job's record
+    /// shows it.
+    pub(crate) async fn throttled(
+        &mut self,
+        engine: &Engine,
         job_id: &str,
-        pacer: &mut Pacer,
-        workers: usize,
+        hint: Option<f64>,
+        bytes: usize,
     ) -> Result<(), EngineError> {
-        let Some(mine) = pacer.rate().map(|r| r * pacer.share) else {
-            return Ok(());
+        self.throttled_since.get_or_insert_with(Instant::now);
+        self.climb = false;
+        let measured = self.written / self.started.elapsed().as_secs_f64().max(1e-3);
+        let first = if measured > 0.0 {
+            measured
+        } else {
+            NO_HINT_START * 2.0
         };
-        let decreased = pacer.decreased;
-        let since = Utc::now() - chrono::Duration::from_std(SYNC_EVERY).unwrap_or_default();
-        let job = self
+        let key = self.target_key.clone();
+        loop {
+            let now = Utc::now();
+            let mut pace = match self.target.clone() {
+                Some(p) => p,
+                None => match engine.store.get_pace(&key).await? {
+                    Some(p) => p,
+                    None => Pace::new(key.clone(), first, false, now),
+                },
+            };
+            pace.throttled(hint, None, bytes, now);
+            if let Some(saved) = engine.store.save_pace(&pace).await? {
+                self.target = Some(saved);
+                break;
+            }
+            self.target = engine.store.get_pace(&key).await?;
+        }
+        let (rate, throttles) = self
+            .target
+            .as_ref()
+            .map_or((first, 1), |p| (p.bytes_per_s, p.throttles));
+        engine
             .update_job(job_id, |job| {
-                let recorded = job.write_rate.clone();
-                let new = match &recorded {
-                    None => WriteRate {
-                        bytes_per_s: mine,
-                        throttles: u64::from(decreased),
-                        updated_at: Utc::now(),
-                    },
-                    Some(r) if decreased => WriteRate {
-                        bytes_per_s: r.bytes_per_s.min(mine),
-                        throttles: r.throttles + 1,
-                        updated_at: Utc::now(),
-                    },
-                    // Raised only by a worker that saw no decrease since its last look.
-                    Some(r) if r.updated_at <= since && mine > r.bytes_per_s => WriteRate {
-                        bytes_per_s: mine,
-                        throttles: r.throttles,
-                        updated_at: Utc::now(),
-                    },
-                    Some(_) => return Ok(false),
-                };
-                job.write_rate = Some(new);
+                job.write_rate = Some(WriteRate {
+                    bytes_per_s: rate,
+                    throttles,
+                    updated_at: Utc::now(),
+                });
                 Ok(true)
             })
             .await?;
-        pacer.adopt(job.write_rate.map(|w| w.bytes_per_s), workers);
         Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::MigrationRequest;
-
-    fn job(ceiling: Option<f64>, recorded: Option<f64>) -> Job {
-        let mut request = MigrationRequest::from_json(
-            r#"{"source":{"uri":"http://a:1"},"target":{"uri":"http://b:2"},"databases":[{"name":"default"}]}"#,
-        )
-        .unwrap();
-        request.options.max_write_mb_per_s = ceiling;
-        let mut job = Job::new(Job::new_id(), request, Utc::now());
-        job.write_rate = recorded.map(|r| WriteRate {
-            bytes_per_s: r,
-            throttles: 1,
-            updated_at: Utc::now(),
-        });
-        job
-    }
-
-    #[test]
-    fn unthrottled_writes_are_not_paced_until_the_target_says_so() {
-        let mut p = Pacer::new(&job(None, None), 2);
-        assert_eq!(p.rate(), None);
-        p.wrote(1_000_000);
-        assert_eq!(p.rate(), None);
-        // A hint of 1 MB/s for the job: each of two workers takes just under half.
-        p.throttled(Some(1_000_000.0), 100_000);
-        assert_eq!(p.rate(), Some(475_000.0));
-        assert!(p.sync_due(), "a decrease is written at once");
-        p.wrote(100_000);
-        assert!(p.rate().unwrap() > 475_000.0, "then it creeps up again");
-        assert!(p.throttled_since().is_none());
-    }
-
-    #[test]
-    fn the_ceiling_and_the_recorded_rate_set_the_start() {
-        let p = Pacer::new(&job(Some(8.0), None), 4);
-        assert_eq!(p.rate(), Some(2_000_000.0));
-        let mut p = Pacer::new(&job(Some(8.0), Some(4_000_000.0)), 4);
-        assert_eq!(p.rate(), Some(1_000_000.0));
-        for _ in 0..1000 {
-            p.wrote(1);
+/// Takes the slot for `bytes` in the pace `cached` (read again from the store when another
+/// writer took a slot first); `None` when the wait does not fit.
+async fn take(
+    engine: &Engine,
+    cached: &mut Option<Pace>,
+    key: &str,
+    bytes: usize,
+    climb: bool,
+    fits: &impl Fn(Duration) -> bool,
+) -> Result<Option<chrono::DateTime<Utc>>, EngineError> {
+    loop {
+        let Some(mut pace) = cached.clone() else {
+            return Ok(Some(Utc::now()));
+        };
+        let now = Utc::now();
+        if !fits((pace.next_at - now).to_std().unwrap_or_default()) {
+            return Ok(None);
         }
-        assert_eq!(
-            p.rate(),
-            Some(2_000_000.0),
-            "never above the ceiling's share"
-        );
-    }
-
-    #[test]
-    fn without_a_hint_the_rate_halves_and_never_falls_below_the_floor() {
-        let mut p = Pacer::new(&job(None, Some(100_000.0)), 1);
-        p.throttled(None, 10);
-        assert_eq!(p.rate(), Some(50_000.0));
-        for _ in 0..10 {
-            p.throttled(None, 10);
+        if climb {
+            pace.wrote(None);
         }
-        assert_eq!(p.rate(), Some(FLOOR));
+        let start = pace.reserve(bytes, now);
+        if let Some(saved) = engine.store.save_pace(&pace).await? {
+            *cached = Some(saved);
+            return Ok(Some(start));
+        }
+        *cached = engine.store.get_pace(key).await?;
     }
+}
+
+/// The target's endpoint, as its pace is known by (the same for every job that writes to it).
+fn target_endpoint(job: &Job) -> String {
+    job.request
+        .target
+        .address()
+        .map(|a| a.endpoint())
+        .unwrap_or_else(|_| job.request.target.uri.trim().to_owned())
 }

@@ -1,14 +1,14 @@
 //! Schema: create what the target needs for each collection (its database, the collection with
 //! the source's schema and the request's overrides, its partitions), recording each collection
-//! as `creating` before it is made, then cut the copy into tasks (a large partition into key
-//! ranges, see [`super::split`]) and start the workers.
+//! as `creating` before it is made, then write the copy's tasks (one per partition; large ones
+//! are cut into key ranges later, while they are copied: see [`super::split`]) and start the
+//! workers.
 
 use super::retry::Patience;
-use super::split::Partition;
 use super::{source_collection, Engine, EngineError};
 use crate::domain::{CollectionReport, CollectionStatus, Job, Level, Phase, Task};
 use crate::milvus::batch::first_limit;
-use crate::milvus::{Cluster, CollectionInfo};
+use crate::milvus::{Cluster, CollectionInfo, PageRequest};
 use crate::queue::WorkMessage;
 
 impl Engine {
@@ -131,7 +131,12 @@ impl Engine {
         if !self.advance(&job.id, Phase::Copy).await? {
             return Ok(());
         }
-        let workers = tasks.min(job.request.options.max_workers as usize).max(1);
+        // Every worker slot: a worker with no task of its own cuts another's remainder.
+        let workers = if tasks == 0 {
+            1
+        } else {
+            job.request.options.max_workers as usize
+        };
         let message = format!("copying {tasks} tasks with up to {workers} workers");
         self.log(&job.id, Level::Info, None, message).await;
         for _ in 0..workers {
@@ -144,8 +149,10 @@ impl Engine {
     }
 
     /// One collection's tasks: one per partition, or one for a partition-key collection (Milvus
-    /// routes its entities by key; its partitions cannot be named in reads or writes); a
-    /// large one is cut into key ranges (see `split`), one task each, up to two per worker.
+    /// routes its entities by key; its partitions cannot be named in reads or writes). Nothing
+    /// is cut here: a large partition is cut into key ranges while it is copied, by workers
+    /// that would otherwise be idle (see `split`), so the copy starts at once. Each task knows
+    /// the entities it holds (one count per partition), to choose what to cut first.
     async fn tasks_for(
         &self,
         p: &Patience<'_>,
@@ -157,48 +164,41 @@ impl Engine {
     ) -> Result<Vec<Task>, EngineError> {
         let (db, name) = (&report.database, &report.source);
         let (tdb, tname) = (&report.target_database, &report.target);
-        let options = &job.request.options;
-        let limit = first_limit(&info.schema, options.batch_size);
-        let task = |partition: Option<&str>| {
-            Task::new(&job.id, db, name, tdb, tname, partition, limit)
-                .for_generation(report.remigrations)
-        };
+        let limit = first_limit(&info.schema, job.request.options.batch_size);
         let parts: Vec<Option<&str>> = if info.has_partition_key() {
             vec![None]
         } else {
             partitions.iter().map(|p| Some(p.as_str())).collect()
         };
-        // A collection smaller than two ranges has no partition worth cutting (its count is
-        // known from preflight; without one, its keys are read to find out), and one worker
-        // gains nothing from ranges but the cost of reading every key first.
-        let min_range = self.config.min_range_entities;
-        if options.max_workers <= 1 || report.source_count.is_some_and(|n| n < 2 * min_range) {
-            return Ok(parts.into_iter().map(task).collect());
-        }
         let primary = info.primary_field().ok_or_else(|| {
             EngineError::Refused(format!("collection `{db}.{name}` has no primary key"))
         })?;
-        let skip = info.function_outputs();
-        let mut tasks = Vec::new();
+        let mut tasks = Vec::with_capacity(parts.len());
         for partition in parts {
-            let part = Partition {
-                database: db,
-                collection: name,
-                partition,
-                primary,
-                page_limit: limit,
-                skip_fields: &skip,
+            let planned = match (partition, report.source_count) {
+                // One task for the whole collection: its count is known from preflight.
+                (None, count) => count,
+                (Some(_), count) if partitions.len() == 1 => count,
+                (Some(_), _) => {
+                    let range = PageRequest {
+                        database: db,
+                        collection: name,
+                        partition,
+                        primary,
+                        after: None,
+                        upto: None,
+                        read_at: None,
+                        limit: 0,
+                        skip_fields: &[],
+                    };
+                    Some(p.call(|| source.count_range(&range)).await?)
+                }
             };
-            let ranges = self
-                .key_ranges(p, &job.id, source, &part, options.max_workers)
-                .await?;
-            if ranges.len() == 1 {
-                tasks.push(task(partition));
-                continue;
-            }
-            for (k, (after, upto)) in ranges.into_iter().enumerate() {
-                tasks.push(task(partition).ranged(k, after, upto));
-            }
+            tasks.push(
+                Task::new(&job.id, db, name, tdb, tname, partition, limit)
+                    .for_generation(report.remigrations)
+                    .with_planned(planned),
+            );
         }
         Ok(tasks)
     }

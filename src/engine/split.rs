@@ -1,295 +1,329 @@
-//! Split: cuts a large partition into contiguous primary-key ranges of about equal entity
-//! counts, reading only its keys (never its vectors), so several workers copy one partition at
-//! once. Each range is a task with its own cursor (the key before it) and upper bound.
+//! Split: a worker that finds no task to claim cuts the largest remainder another worker is
+//! copying into one range for each idle worker slot (and one the holder keeps), and copies
+//! the first new one, so every worker stays busy until the end and no range ends up holding
+//! most of a partition.
+//!
+//! Nothing is read before the copy starts: each partition begins as one task, and ranges are
+//! cut while it runs, by whoever is free. A cut is found from range counts (`count(*)` with a
+//! key-range filter, which no server answers by reading vectors): the remainder after the
+//! holder's cursor is counted, its first keys are read (key-only), and [`CutSearch`] counts
+//! its way to each cut key, at equal shares of the remainder (measured in
+//! `bench/RESULTS.md`: a handful of counts, against reading every key of the remainder).
+//!
+//! The cut is safe whatever the timing. It is one conditional write ([`JobStore::split_task`]):
+//! the task is shortened to end at the first cut, if its record is still the one the cuts were
+//! counted on (its fence, holder and revision), and each range after it becomes a new task,
+//! the first claimed by the worker that cut it. The first cut leaves at least two full pages (plus one entity) to the holder
+//! after the cursor it had checkpointed, and a holder never has more than two pages read past
+//! its checkpoint (the page it writes and the one it reads meanwhile; a holder that died may
+//! have written one of them, which its successor writes again with upsert), so nothing it read
+//! lies past the cut. A task nobody holds (released at the end of an invocation) may be cut
+//! the same way. Its next write of the record finds the revision moved and takes the new end
+//! (`JobStore::update_held`), and its later reads stop there. When the holder checkpointed
+//! while the cut was counted, the count before the cut is lowered by what it copied (the
+//! entities between two cursors are exactly those copied) and the cut is tried again.
+//!
+//! [`JobStore::split_task`]: crate::store::JobStore::split_task
 
-use std::time::Duration;
-
+use chrono::Utc;
 use tokio::time::Instant;
 
 use super::retry::Patience;
-use super::{Engine, EngineError};
-use crate::domain::{Cursor, Level};
+use super::{source_collection, Engine, EngineError};
+use crate::domain::keyline::{CutSearch, Probe};
+use crate::domain::task::Split as TaskSplit;
+use crate::domain::{Cursor, Job, Level, Task, TaskStatus};
 use crate::milvus::batch::key_page_limit;
 use crate::milvus::{Cluster, FieldSchema, PageRequest};
+use crate::store::Expected;
 
-/// One key range: the keys after the first key (or from the partition's first) up to the
-/// second (inclusive; or to the partition's end).
-pub(crate) type KeyRange = (Option<Cursor>, Option<Cursor>);
+/// The most candidates one idle worker counts before it gives up.
+const MAX_CANDIDATES: usize = 3;
+/// The most times a cut is tried again after the holder checkpointed meanwhile.
+const MAX_TRIES: usize = 8;
 
-/// What is cut: one partition of a source collection (or the whole of a partition-key
-/// collection).
-pub(crate) struct Partition<'a> {
-    /// Database.
-    pub database: &'a str,
-    /// Collection.
-    pub collection: &'a str,
-    /// The partition, or the whole collection.
-    pub partition: Option<&'a str>,
-    /// The primary key field.
-    pub primary: &'a FieldSchema,
-    /// Entities in a copy task's first page (what one data page is measured at).
-    pub page_limit: u32,
-    /// Fields the copy leaves out (computed by the target), left out of that page too.
-    pub skip_fields: &'a [String],
+/// What came of an idle worker's look for something to cut.
+pub(super) enum Split {
+    /// A new task, claimed by the worker that cut it.
+    Made(Box<Task>),
+    /// Another worker cut the task first (or it ended): claim again, then look again.
+    Raced,
+    /// Nothing worth cutting.
+    Nothing,
 }
 
-/// Whether cutting pays, from one page of keys read in `key_page` and one page of `page_rows`
-/// entities read in `data_page`: reading every key (`keys_per_page` a query) must cost less
-/// than half of what `workers` perfectly parallel ranges could save over one reader, which is
-/// `(1 - 1/workers)` of reading the partition once. Milvus Lite fails it (a query costs about
-/// the same whatever it returns, and its readers do not run in parallel); servers whose key
-/// reads are far cheaper than their vector pages pass it.
-pub(crate) fn cut_pays(
-    key_page: Duration,
-    keys_per_page: u32,
-    data_page: Duration,
-    page_rows: usize,
-    workers: u32,
-) -> bool {
-    let per_key = key_page.as_secs_f64() / keys_per_page.max(1) as f64;
-    let per_entity = data_page.as_secs_f64() / page_rows.max(1) as f64;
-    let saving = 1.0 - 1.0 / workers.max(1) as f64;
-    per_key < per_entity * saving / 2.0
+/// How large a remainder must be to be cut, and what each side must keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SplitRule {
+    /// Entities each side keeps at least: two full pages and one more (see the module).
+    pub guard: u64,
+    /// The smallest remainder worth cutting: two ranges of at least `min_range`, and of at
+    /// least two guards each.
+    pub min_remainder: u64,
+}
+
+impl SplitRule {
+    /// The rule for pages of at most `batch_size` entities and ranges of `min_range`.
+    pub(crate) fn new(batch_size: u32, min_range: u64) -> Self {
+        let guard = 2 * u64::from(batch_size) + 1;
+        Self {
+            guard,
+            min_remainder: 2 * min_range.max(2 * guard),
+        }
+    }
+
+    /// Whether a task is worth counting: it has entities left, it is the collection's current
+    /// migration, and it is not known to be small. (It is usually held by another worker: a
+    /// worker splits only when it found nothing to claim.)
+    fn candidate(&self, job: &Job, task: &Task) -> bool {
+        task.status == TaskStatus::Pending
+            && job.collections.iter().any(|c| c.holds(task))
+            && task.remaining().is_none_or(|r| r >= self.min_remainder)
+    }
+}
+
+/// Cuts found in a task's remainder: the keys, each with the entities after the task's cursor
+/// up to it, out of `left`.
+struct Cuts {
+    at: Vec<(Cursor, u64)>,
+    left: u64,
+    probes: u32,
 }
 
 impl Engine {
-    /// The key ranges one partition is copied in: one range when it holds fewer than twice
-    /// `min_range_entities`, otherwise one per `min_range_entities` or more, at most
-    /// two per worker. Every quarter-range-th key is kept as a place to cut, so a cut misses its
-    /// ideal place by at most a quarter of a range. A scan that runs short of the invocation's
-    /// time stops early: the ranges cover what it read, and the last one the rest. A partition
-    /// whose keys take more than one read is first measured (one page of keys against one
-    /// page of entities, see [`cut_pays`]) and left whole where cutting would not pay.
-    pub(crate) async fn key_ranges(
+    /// Cuts the largest remainder being copied by another worker, into as many ranges as there
+    /// are workers without a task (and the holder), and returns the first new range, claimed
+    /// by `owner`; the others are left for the other idle workers to claim. `None` when no
+    /// remainder is worth cutting, or another worker cut it first (the caller claims again).
+    pub(super) async fn split_any(
         &self,
         p: &Patience<'_>,
-        job_id: &str,
+        job: &Job,
+        owner: &str,
+    ) -> Result<Split, EngineError> {
+        let rule = SplitRule::new(
+            job.request.options.batch_size,
+            self.config.min_range_entities,
+        );
+        let now = Utc::now();
+        let tasks = self.store.list_tasks(&job.id).await?;
+        let busy = tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Pending && t.leased(now))
+            .count();
+        // The holder, this worker, and every other slot nobody works in.
+        let pieces = (job.request.options.max_workers as usize)
+            .saturating_sub(busy)
+            .max(1)
+            + 1;
+        let mut candidates: Vec<Task> = tasks
+            .into_iter()
+            .filter(|t| rule.candidate(job, t))
+            .collect();
+        // The largest remainder first; one of unknown size before all.
+        candidates.sort_by_key(|t| std::cmp::Reverse(t.remaining().unwrap_or(u64::MAX)));
+        candidates.truncate(MAX_CANDIDATES);
+        if candidates.is_empty() {
+            return Ok(Split::Nothing);
+        }
+        let (source, _) = self.clusters(p, job).await?;
+        for task in candidates {
+            let started = Instant::now();
+            let info = source_collection(p, &*source, &task.database, &task.collection).await?;
+            let Some(primary) = info.primary_field() else {
+                continue;
+            };
+            let Some(cuts) = self
+                .find_cuts(p, &*source, &task, primary, &rule, pieces)
+                .await?
+            else {
+                continue;
+            };
+            match self.cut(&task, cuts, owner, &rule, started).await? {
+                Split::Nothing => {}
+                done => return Ok(done),
+            }
+        }
+        Ok(Split::Nothing)
+    }
+
+    /// Counts `task`'s remainder and searches it for `pieces - 1` cuts at equal shares (fewer
+    /// when the remainder holds fewer ranges), if it is worth cutting at all.
+    async fn find_cuts(
+        &self,
+        p: &Patience<'_>,
         source: &dyn Cluster,
-        part: &Partition<'_>,
-        workers: u32,
-    ) -> Result<Vec<KeyRange>, EngineError> {
-        let max_ranges = 2 * workers as usize;
-        let min_range = self.config.min_range_entities;
-        // As many keys per read as a response holds (on Milvus Lite each query costs time in
-        // proportion to the collection, whatever its limit), keeping every `every`-th key as a
-        // place to cut.
-        let limit = key_page_limit(part.primary, u32::MAX);
-        let every = (min_range / 4).max(1) as usize;
-        let started = Instant::now();
-        let mut boundaries: Vec<(u64, Cursor)> = Vec::new();
-        let mut after: Option<Cursor> = None;
-        let mut seen = 0u64;
-        let mut cut_short = false;
-        loop {
-            let request = PageRequest {
-                database: part.database,
-                collection: part.collection,
-                partition: part.partition,
-                primary: part.primary,
-                after: after.as_ref(),
-                upto: None,
-                read_at: None,
+        task: &Task,
+        primary: &FieldSchema,
+        rule: &SplitRule,
+        pieces: usize,
+    ) -> Result<Option<Cuts>, EngineError> {
+        fn range<'a>(
+            task: &'a Task,
+            primary: &'a FieldSchema,
+            upto: Option<&'a Cursor>,
+            limit: u32,
+        ) -> PageRequest<'a> {
+            PageRequest {
+                database: &task.database,
+                collection: &task.collection,
+                partition: task.partition.as_deref(),
+                primary,
+                after: task.cursor.as_ref(),
+                upto,
+                read_at: task.read_at,
                 limit,
                 skip_fields: &[],
-            };
-            let read = Instant::now();
-            self.faults.before_key_read().await;
-            let keys = p.call(|| source.read_keys(&request)).await?;
-            let key_page = read.elapsed();
-            let Some(last) = keys.last().cloned() else {
-                break;
-            };
-            if seen == 0 && keys.len() as u32 == limit {
-                if let Some(message) = self
-                    .cut_not_paying(p, source, part, key_page, limit, workers)
-                    .await?
-                {
-                    let collection = Some(format!("{}.{}", part.database, part.collection));
-                    self.log(job_id, Level::Info, collection, message).await;
-                    return Ok(vec![(None, None)]);
-                }
-            }
-            // The `every`-th, `2 × every`-th … key counted from the partition's start.
-            let first = every - 1 - (seen % every as u64) as usize;
-            for (i, key) in keys.iter().enumerate().skip(first).step_by(every) {
-                boundaries.push((seen + i as u64 + 1, key.clone()));
-            }
-            seen += keys.len() as u64;
-            after = Some(last);
-            if (keys.len() as u32) < limit {
-                break;
-            }
-            if p.budget().exhausted(Duration::ZERO) {
-                cut_short = true;
-                break;
             }
         }
-        let ranges = (seen / min_range).clamp(1, max_ranges.max(1) as u64) as usize;
-        let cuts = cuts(&boundaries, seen, ranges);
-        let mut out = Vec::with_capacity(cuts.len() + 1);
-        let mut after = None;
-        for cut in cuts {
-            out.push((after, Some(cut.clone())));
-            after = Some(cut);
-        }
-        out.push((after, None));
-        if out.len() > 1 || cut_short {
-            let place = match part.partition {
-                Some(p) => format!("partition `{p}`"),
-                None => "the collection".into(),
-            };
-            let short = if cut_short {
-                " (the invocation ran short: the last range also holds the keys not read)"
-            } else {
-                ""
-            };
-            let message = format!(
-                "cut {place} into {} key ranges of about {} entities ({seen} keys read in {:.1}s){short}",
-                out.len(),
-                seen / out.len() as u64,
-                started.elapsed().as_secs_f64()
-            );
-            let collection = Some(format!("{}.{}", part.database, part.collection));
-            self.log(job_id, Level::Info, collection, message).await;
-        }
-        Ok(out)
-    }
-
-    /// Reads one page of the partition's entities, timed, and says why it is not cut if
-    /// [`cut_pays`] says it would not pay.
-    async fn cut_not_paying(
-        &self,
-        p: &Patience<'_>,
-        source: &dyn Cluster,
-        part: &Partition<'_>,
-        key_page: Duration,
-        keys_per_page: u32,
-        workers: u32,
-    ) -> Result<Option<String>, EngineError> {
-        let request = PageRequest {
-            database: part.database,
-            collection: part.collection,
-            partition: part.partition,
-            primary: part.primary,
-            after: None,
-            upto: None,
-            read_at: None,
-            limit: part.page_limit,
-            skip_fields: part.skip_fields,
-        };
-        let read = Instant::now();
-        let page = p.call(|| source.read_page(&request)).await?;
-        let data_page = read.elapsed();
-        if cut_pays(key_page, keys_per_page, data_page, page.rows, workers) {
+        let all = range(task, primary, task.upto.as_ref(), 0);
+        let left = p.call(|| source.count_range(&all)).await?;
+        if left < rule.min_remainder {
             return Ok(None);
         }
-        let place = match part.partition {
-            Some(p) => format!("partition `{p}`"),
-            None => "the collection".into(),
-        };
-        Ok(Some(format!(
-            "{place} is copied whole: {keys_per_page} keys took {:.2}s to read and {} entities {:.2}s, so reading every key to cut it would cost more than half of what {workers} workers could save",
-            key_page.as_secs_f64(),
-            page.rows,
-            data_page.as_secs_f64()
-        )))
+        let pieces = (pieces as u64).min(left / (rule.min_remainder / 2)).max(2);
+        let want = u32::try_from(left / pieces + 1).unwrap_or(u32::MAX);
+        let keys = range(
+            task,
+            primary,
+            task.upto.as_ref(),
+            key_page_limit(primary, want),
+        );
+        let first = p.call(|| source.read_keys(&keys)).await?;
+        let mut probes = 1;
+        let mut at: Vec<(Cursor, u64)> = Vec::new();
+        for piece in 1..pieces {
+            let mut search = CutSearch::new(
+                task.cursor.clone(),
+                task.upto.clone(),
+                left,
+                &first,
+                rule.guard,
+            )
+            .at(left * piece / pieces, (left / (8 * pieces)).max(1));
+            if let Some((key, count)) = at.last() {
+                let _ = search.observe(key.clone(), *count);
+            }
+            let mut found = search.exact();
+            while found.is_none() {
+                let Some(probe) = search.probe() else { break };
+                probes += 1;
+                found = match probe {
+                    Probe::Count(key) => {
+                        let upto = range(task, primary, Some(&key), 0);
+                        let before = p.call(|| source.count_range(&upto)).await?;
+                        search.observe(key, before)
+                    }
+                    Probe::KeysAfter(key) => {
+                        let mut page = range(
+                            task,
+                            primary,
+                            task.upto.as_ref(),
+                            key_page_limit(primary, u32::MAX),
+                        );
+                        page.after = Some(&key);
+                        let keys = p.call(|| source.read_keys(&page)).await?;
+                        search.observe_keys(&key, &keys)
+                    }
+                };
+            }
+            let Some(cut) = found.or_else(|| search.best()) else {
+                break;
+            };
+            // Cuts go up, each at least a guard past the one before.
+            if at
+                .last()
+                .is_some_and(|(k, n)| cut.0 <= *k || cut.1 < n + rule.guard)
+            {
+                break;
+            }
+            at.push(cut);
+        }
+        Ok((!at.is_empty()).then_some(Cuts { at, left, probes }))
     }
-}
 
-/// Where to cut `total` entities into `ranges` of about equal counts, given `boundaries`:
-/// (entities up to and including the key, the key), in key order. Each cut is the boundary
-/// nearest its ideal place; cuts are strictly increasing and never at the end, so no range is
-/// empty.
-pub(crate) fn cuts(boundaries: &[(u64, Cursor)], total: u64, ranges: usize) -> Vec<Cursor> {
-    let mut out: Vec<Cursor> = Vec::new();
-    let mut from = 0usize;
-    for i in 1..ranges as u64 {
-        let ideal = total * i / ranges as u64;
-        let candidates = boundaries[from..]
-            .iter()
-            .enumerate()
-            .filter(|(_, (count, _))| *count < total);
-        let Some((at, (_, key))) = candidates.min_by_key(|(_, (count, _))| count.abs_diff(ideal))
-        else {
-            break;
-        };
-        out.push(key.clone());
-        from += at + 1;
+    /// Writes the cuts, trying again on the holder's newer record while they still leave it
+    /// its guard; returns the first new task, claimed by `owner`.
+    async fn cut(
+        &self,
+        task: &Task,
+        cuts: Cuts,
+        owner: &str,
+        rule: &SplitRule,
+        started: Instant,
+    ) -> Result<Split, EngineError> {
+        let ttl = self.config.lease();
+        let mut seen = task.clone();
+        for _ in 0..MAX_TRIES {
+            if seen.upto != task.upto {
+                return Ok(Split::Raced);
+            }
+            // The entities between two cursors are those the holder copied in between.
+            let copied = seen.copied - task.copied;
+            let split = TaskSplit {
+                cuts: cuts
+                    .at
+                    .iter()
+                    .map(|(k, n)| (k.clone(), n.saturating_sub(copied)))
+                    .collect(),
+                left: cuts.left.saturating_sub(copied),
+            };
+            if split.cuts[0].1 < rule.guard {
+                return Ok(Split::Nothing);
+            }
+            let (mut kept, rests) = seen.split_at(&split, owner, Utc::now(), ttl);
+            kept.rev = seen.rev + 1;
+            if self
+                .store
+                .split_task(&Expected::of(&seen), &kept, &rests)
+                .await?
+            {
+                let where_ = match &task.partition {
+                    Some(p) => format!("partition `{p}`"),
+                    None => "the collection".into(),
+                };
+                let keys: Vec<String> = split.cuts.iter().map(|(k, _)| k.to_string()).collect();
+                let sizes: Vec<String> = rests
+                    .iter()
+                    .map(|r| r.planned.unwrap_or_default().to_string())
+                    .collect();
+                let message = format!(
+                    "split {where_} at key {}: {} entities stay with the task being copied, {} go to {} new one(s) ({} counts, {:.1}s)",
+                    keys.join(", "),
+                    split.cuts[0].1,
+                    sizes.join(" + "),
+                    rests.len(),
+                    cuts.probes,
+                    started.elapsed().as_secs_f64()
+                );
+                let collection = Some(format!("{}.{}", task.database, task.collection));
+                self.log(&task.job_id, Level::Info, collection, message)
+                    .await;
+                let mine = rests.into_iter().next();
+                return Ok(mine.map_or(Split::Nothing, |t| Split::Made(Box::new(t))));
+            }
+            // The holder checkpointed, or another claimed the task: the cuts hold as long as
+            // they leave the guard after the cursor now (a holder, new or not, has at most two
+            // pages read past its cursor).
+            match self.store.get_task(&task.job_id, &task.id).await? {
+                Some(now) if now.status == TaskStatus::Pending => seen = now,
+                _ => return Ok(Split::Raced),
+            }
+        }
+        Ok(Split::Nothing)
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn bounds(page: u64, total: u64) -> Vec<(u64, Cursor)> {
-        (1..=total.div_ceil(page))
-            .map(|i| {
-                (
-                    (i * page).min(total),
-                    Cursor::Int((i * page).min(total) as i64 * 10),
-                )
-            })
-            .collect()
-    }
-
     #[test]
-    fn cutting_pays_only_where_keys_are_far_cheaper_than_entities() {
-        let ms = Duration::from_millis;
-        // Milvus Lite at 200,000 entities: a query costs about the same whatever it returns.
-        assert!(!cut_pays(ms(5_100), 16_384, ms(5_800), 16_384, 4));
-        // A server that sends 16,384 keys in 40 ms and 16,384 128-d entities in 400 ms.
-        assert!(cut_pays(ms(40), 16_384, ms(400), 16_384, 4));
-        assert!(cut_pays(ms(40), 16_384, ms(400), 16_384, 2));
-        // Keys at a third of a page's cost: worth it for 4 workers, not for 2.
-        assert!(cut_pays(ms(100), 16_384, ms(300), 16_384, 4));
-        assert!(!cut_pays(ms(100), 16_384, ms(300), 16_384, 2));
-        // One worker never gains; an empty page says nothing either way.
-        assert!(!cut_pays(ms(1), 16_384, ms(1_000), 16_384, 1));
-        assert!(!cut_pays(ms(10), 16_384, ms(0), 0, 4));
-    }
-
-    #[test]
-    fn ranges_are_balanced_within_a_page() {
-        // 1,000,003 entities in pages of 12,500, cut in 8
-        let b = bounds(12_500, 1_000_003);
-        let cuts = cuts(&b, 1_000_003, 8);
-        assert_eq!(cuts.len(), 7);
-        let mut counts = vec![];
-        let mut prev = 0;
-        for c in &cuts {
-            let Cursor::Int(k) = c else { panic!() };
-            counts.push(*k as u64 / 10 - prev);
-            prev = *k as u64 / 10;
-        }
-        counts.push(1_000_003 - prev);
-        let mean = 1_000_003 / 8;
-        assert!(
-            counts.iter().all(|c| c.abs_diff(mean) <= 12_500),
-            "{counts:?}"
-        );
-        assert!(cuts.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
-    fn never_an_empty_range() {
-        // fewer boundaries than ranges: one cut per boundary below the end, none at the end
-        let b = bounds(100, 250);
-        assert_eq!(cuts(&b, 250, 8), vec![Cursor::Int(1000), Cursor::Int(2000)]);
-        assert!(cuts(&[], 0, 4).is_empty());
-        assert!(cuts(&b, 250, 1).is_empty());
-    }
-
-    #[test]
-    fn string_keys_cut_as_well() {
-        let b: Vec<(u64, Cursor)> = (1..=10u64)
-            .map(|i| (i * 10, Cursor::Str(format!("k{i:03}"))))
-            .collect();
-        assert_eq!(
-            cuts(&b, 100, 2),
-            vec![Cursor::Str("k005".into())],
-            "the boundary at 50 of 100"
-        );
+    fn a_cut_leaves_two_pages_and_a_remainder_is_cut_only_when_both_halves_hold_a_range() {
+        let rule = SplitRule::new(500, 1_500);
+        assert_eq!(rule.guard, 1_001);
+        assert_eq!(rule.min_remainder, 4_004);
+        let rule = SplitRule::new(16_384, 50_000);
+        assert_eq!((rule.guard, rule.min_remainder), (32_769, 131_076));
     }
 }

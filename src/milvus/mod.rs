@@ -489,6 +489,10 @@ pub trait Cluster: Send + Sync {
     async fn release(&self, database: &str, collection: &str) -> Result<(), ClusterError>;
     /// Exact entity count (`count(*)`, Strong consistency); the collection must be loaded.
     async fn count(&self, database: &str, collection: &str) -> Result<u64, ClusterError>;
+    /// The entities of one key range of a partition (or of the collection): `count(*)` with
+    /// the filter a page read of `range` would have (its `limit` is ignored), read at its
+    /// pinned timestamp or with Strong consistency.
+    async fn count_range(&self, range: &PageRequest<'_>) -> Result<u64, ClusterError>;
     /// Drops a collection.
     async fn drop_collection(&self, database: &str, collection: &str) -> Result<(), ClusterError>;
     /// Every field of the entities a filter selects (the collection must be loaded).

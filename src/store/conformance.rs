@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 
-use super::{Created, JobStore, StoreError};
+use super::{Created, Expected, JobStore, StoreError};
+use crate::domain::pace::Pace;
+use crate::domain::task::Split;
 use crate::domain::{
     Checkpoint, Cursor, Job, JobStatus, Level, LogEntry, MigrationRequest, Phase, Task, TaskStatus,
 };
@@ -335,6 +337,123 @@ pub async fn checkpoint_release_complete(store: Arc<dyn JobStore>) {
         .is_none());
 }
 
+/// A split shortens a held task and adds the rest in one write, only on the record it was
+/// counted on; the holder's next write keeps the split (takes the new end) instead of undoing
+/// it, and a split on a record that moved meanwhile does nothing.
+pub async fn a_split_is_kept_by_the_holders_next_write(store: Arc<dyn JobStore>) {
+    let job = new_job();
+    let t = task(&job, "p");
+    store.put_tasks(std::slice::from_ref(&t)).await.unwrap();
+    let (now, ttl) = (Utc::now(), Duration::seconds(30));
+    let a = store
+        .claim_task(&job.id, &t.id, "a", now, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    let cp = |cursor: i64| Checkpoint {
+        cursor: Cursor::Int(cursor),
+        rows: 100,
+        bytes: 800,
+        next_limit: 100,
+        sample: None,
+        read_at: None,
+    };
+    let a = store.checkpoint(&a, &cp(99), now, ttl).await.unwrap();
+    // GIVEN a worker that cuts the task in three at 5,000 and 7,500, on the record it read
+    let seen = store.get_task(&job.id, &t.id).await.unwrap().unwrap();
+    let split = |cuts: &[(i64, u64)]| Split {
+        cuts: cuts.iter().map(|(k, n)| (Cursor::Int(*k), *n)).collect(),
+        left: 9_900,
+    };
+    let (mut kept, rests) = seen.split_at(&split(&[(5_000, 4_900), (7_500, 7_400)]), "b", now, ttl);
+    kept.rev = seen.rev + 1;
+    assert!(store
+        .split_task(&Expected::of(&seen), &kept, &rests)
+        .await
+        .unwrap());
+    // WHEN the holder checkpoints from its older copy of the record
+    let a = store.checkpoint(&a, &cp(199), now, ttl).await.unwrap();
+    // THEN its record keeps the split's end; the ranges after the cuts are tasks of their own,
+    // the first held by b, the second free to claim
+    assert_eq!(a.upto, Some(Cursor::Int(5_000)));
+    let stored = store.get_task(&job.id, &t.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.upto, stored.copied),
+        (Some(Cursor::Int(5_000)), 200)
+    );
+    let second = store
+        .get_task(&job.id, &rests[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (second.from.clone(), second.upto.clone(), second.planned),
+        (
+            Some(Cursor::Int(5_000)),
+            Some(Cursor::Int(7_500)),
+            Some(2_500)
+        )
+    );
+    assert!(second.held_by("b", 1));
+    let third = store
+        .get_task(&job.id, &rests[1].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (third.from.clone(), third.upto.clone()),
+        (Some(Cursor::Int(7_500)), None)
+    );
+    assert!(third.claimable(now));
+    // AND a split counted on the record before that checkpoint does nothing
+    let (mut late, again) = seen.split_at(&split(&[(7_000, 6_900)]), "c", now, ttl);
+    late.rev = seen.rev + 1;
+    assert!(!store
+        .split_task(&Expected::of(&seen), &late, &again)
+        .await
+        .unwrap());
+    assert!(store
+        .get_task(&job.id, &again[0].id)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.list_tasks(&job.id).await.unwrap().len(), 3);
+    // AND a worker whose lease passed to another still cannot write
+    let stolen = store
+        .claim_task(&job.id, &t.id, "d", now + ttl * 2, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        store.checkpoint(&a, &cp(299), now, ttl).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    assert_eq!(stolen.upto, Some(Cursor::Int(5_000)));
+}
+
+/// A pace is made once, and each later write of it is conditional on its version.
+pub async fn paces_are_written_on_their_version(store: Arc<dyn JobStore>) {
+    let key = format!("target:test-{}", uuid::Uuid::new_v4().simple());
+    assert!(store.get_pace(&key).await.unwrap().is_none());
+    let fresh = Pace::new(key.clone(), 2_000_000.0, true, Utc::now());
+    let saved = store.save_pace(&fresh).await.unwrap().expect("made");
+    assert_eq!(saved.version, 1);
+    assert!(
+        store.save_pace(&fresh).await.unwrap().is_none(),
+        "made twice"
+    );
+    let mut a = saved.clone();
+    a.reserve(1_000_000, Utc::now());
+    let a = store.save_pace(&a).await.unwrap().expect("the first slot");
+    let mut b = saved.clone();
+    b.reserve(1_000_000, Utc::now());
+    assert!(
+        store.save_pace(&b).await.unwrap().is_none(),
+        "a slot taken on an older version"
+    );
+    assert_eq!(store.get_pace(&key).await.unwrap(), Some(a));
+}
+
 /// The log keeps entries in order, per job.
 pub async fn log_keeps_order(store: Arc<dyn JobStore>) {
     let job = new_job();
@@ -386,7 +505,8 @@ macro_rules! job_store_suite {
             save_is_conditional_on_version, lists_jobs_in_pages_and_by_status,
             put_tasks_keeps_existing, exactly_one_concurrent_claim_wins,
             expired_lease_is_taken_over_and_fenced, checkpoint_release_complete, log_keeps_order,
-            lists_due_webhooks, request_ids_are_taken_once);
+            lists_due_webhooks, request_ids_are_taken_once,
+            a_split_is_kept_by_the_holders_next_write, paces_are_written_on_their_version);
     };
     (@tests $make:path; $($name:ident),*) => {
         $(

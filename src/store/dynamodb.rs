@@ -25,7 +25,8 @@ use aws_sdk_dynamodb::Client;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
-use super::{Created, JobPage, JobStore, StoreError};
+use super::{Created, Expected, JobPage, JobStore, StoreError};
+use crate::domain::pace::Pace;
 use crate::domain::{Job, JobStatus, LogEntry, Task};
 
 /// The table's partition key attribute.
@@ -76,6 +77,35 @@ where
         "DynamoDB {operation}: {}",
         crate::aws::error_line(&e)
     ))
+}
+
+/// The condition of a task write that expects the record as `expected` (a record written
+/// before revisions has no `rev`, which counts as 0), with its names and values.
+fn swap_condition(
+    expected: &Expected<'_>,
+) -> (
+    &'static str,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+) {
+    let mut names = HashMap::from([("#owner".to_owned(), "owner".to_owned())]);
+    let mut values = HashMap::from([(":fence".to_owned(), n(expected.fence))]);
+    if let Some(owner) = expected.owner {
+        values.insert(":owner".into(), s(owner));
+    }
+    names.insert("#rev".into(), "rev".into());
+    values.insert(":rev".into(), n(expected.rev));
+    let condition = match (expected.owner.is_some(), expected.rev == 0) {
+        (true, false) => "fence = :fence AND #owner = :owner AND #rev = :rev",
+        (true, true) => {
+            "fence = :fence AND #owner = :owner AND (#rev = :rev OR attribute_not_exists(#rev))"
+        }
+        (false, false) => "fence = :fence AND attribute_not_exists(#owner) AND #rev = :rev",
+        (false, true) => {
+            "fence = :fence AND attribute_not_exists(#owner) AND (#rev = :rev OR attribute_not_exists(#rev))"
+        }
+    };
+    (condition, names, values)
 }
 
 /// True when a write failed only because its condition did not hold.
@@ -172,6 +202,7 @@ impl DynamoStore {
         item.insert(PK.into(), s(job_pk(&task.job_id)));
         item.insert(SK.into(), s(format!("TASK#{}", task.id)));
         item.insert("fence".into(), n(task.fence));
+        item.insert("rev".into(), n(task.rev));
         if let Some(lease) = &task.lease {
             item.insert("owner".into(), s(&lease.owner));
         }
@@ -496,31 +527,62 @@ impl JobStore for DynamoStore {
             .collect()
     }
 
-    async fn swap_task(
-        &self,
-        expected_fence: u64,
-        expected_owner: Option<&str>,
-        new: &Task,
-    ) -> Result<bool, StoreError> {
-        let mut put = self
+    async fn swap_task(&self, expected: &Expected<'_>, new: &Task) -> Result<bool, StoreError> {
+        let (condition, names, values) = swap_condition(expected);
+        let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.task_item(new)?))
-            .expression_attribute_values(":fence", n(expected_fence));
-        put = match expected_owner {
-            Some(owner) => put
-                .condition_expression("fence = :fence AND #owner = :owner")
-                .expression_attribute_names("#owner", "owner")
-                .expression_attribute_values(":owner", s(owner)),
-            None => put
-                .condition_expression("fence = :fence AND attribute_not_exists(#owner)")
-                .expression_attribute_names("#owner", "owner"),
-        };
-        match put.send().await {
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(sdk(&self.table, "PutItem", e)),
+        }
+    }
+
+    async fn split_task(
+        &self,
+        expected: &Expected<'_>,
+        kept: &Task,
+        rests: &[Task],
+    ) -> Result<bool, StoreError> {
+        let (condition, names, values) = swap_condition(expected);
+        let put_kept = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.task_item(kept)?))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(backend)?;
+        let mut write = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_kept).build());
+        for rest in rests {
+            let put_rest = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(self.task_item(rest)?))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+                .build()
+                .map_err(backend)?;
+            write = write.transact_items(TransactWriteItem::builder().put(put_rest).build());
+        }
+        let result = write.send().await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                // Either condition failed: the task moved on, or the new id exists.
+                Some(TransactWriteItemsError::TransactionCanceledException(_)) => Ok(false),
+                _ => Err(sdk(&self.table, "TransactWriteItems", e)),
+            },
         }
     }
 
@@ -542,6 +604,42 @@ impl JobStore for DynamoStore {
             .await
             .map_err(|e| sdk(&self.table, "PutItem", e))?;
         Ok(())
+    }
+
+    async fn get_pace(&self, key: &str) -> Result<Option<Pace>, StoreError> {
+        self.get_item(format!("PACE#{key}"), "META")
+            .await?
+            .map(|item| from_item(&item))
+            .transpose()
+    }
+
+    async fn save_pace(&self, pace: &Pace) -> Result<Option<Pace>, StoreError> {
+        let mut saved = pace.clone();
+        saved.version = pace.version + 1;
+        let mut item = Item::new();
+        item.insert(PK.into(), s(format!("PACE#{}", saved.key)));
+        item.insert(SK.into(), s("META"));
+        item.insert("version".into(), n(saved.version));
+        item.insert("record".into(), record(&saved)?);
+        // A pace nobody writes to any more goes with the retention of what wrote it.
+        item.insert(TTL_ATTRIBUTE.into(), self.expiry(Utc::now()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = if pace.version == 0 {
+            put.condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+        } else {
+            put.condition_expression("version = :v")
+                .expression_attribute_values(":v", n(pace.version))
+        };
+        match put.send().await {
+            Ok(_) => Ok(Some(saved)),
+            Err(e) if condition_failed(&e) => Ok(None),
+            Err(e) => Err(sdk(&self.table, "PutItem", e)),
+        }
     }
 
     async fn remember_request_id(

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
+use crate::domain::pace::Pace;
 use crate::domain::{Checkpoint, Job, JobStatus, LogEntry, Task, TaskStatus};
 
 #[cfg(any(test, feature = "test-support"))]
@@ -56,6 +57,28 @@ pub struct JobPage {
     pub next: Option<String>,
 }
 
+/// What a conditional task write expects the stored record to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected<'a> {
+    /// Its fence.
+    pub fence: u64,
+    /// Its lease's holder, or none.
+    pub owner: Option<&'a str>,
+    /// Its revision.
+    pub rev: u64,
+}
+
+impl<'a> Expected<'a> {
+    /// The task as it was read.
+    pub fn of(task: &'a Task) -> Self {
+        Self {
+            fence: task.fence,
+            owner: task.lease.as_ref().map(|l| l.owner.as_str()),
+            rev: task.rev,
+        }
+    }
+}
+
 /// Durable state of jobs and their tasks.
 #[async_trait]
 pub trait JobStore: Send + Sync {
@@ -93,14 +116,19 @@ pub trait JobStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Job>, StoreError>;
 
-    /// Replaces a task if its stored fence and lease owner are still `expected_fence` and
-    /// `expected_owner`: the one conditional write every lease change below is made of.
-    /// Returns whether it replaced it.
-    async fn swap_task(
+    /// Replaces a task if its stored fence, lease owner and revision are still as `expected`:
+    /// the one conditional write every lease change below is made of. Returns whether it
+    /// replaced it. `new.rev` is the revision after `expected.rev`.
+    async fn swap_task(&self, expected: &Expected<'_>, new: &Task) -> Result<bool, StoreError>;
+
+    /// Splits a task in one transaction: replaces it by `kept` (its range ending at the first
+    /// cut) if it is still as `expected`, and adds `rests` (the ranges after the cuts), none of
+    /// whose ids may exist. Returns whether all of it happened; when not, none did.
+    async fn split_task(
         &self,
-        expected_fence: u64,
-        expected_owner: Option<&str>,
-        new: &Task,
+        expected: &Expected<'_>,
+        kept: &Task,
+        rests: &[Task],
     ) -> Result<bool, StoreError>;
 
     /// Takes the lease of a claimable task (pending; lease free or expired at `now`).
@@ -119,10 +147,10 @@ pub trait JobStore: Send + Sync {
         if !current.claimable(now) {
             return Ok(None);
         }
-        let new = current.claimed(owner, now, ttl);
-        let expected_owner = current.lease.as_ref().map(|l| l.owner.as_str());
+        let mut new = current.claimed(owner, now, ttl);
+        new.rev = current.rev + 1;
         Ok(self
-            .swap_task(current.fence, expected_owner, &new)
+            .swap_task(&Expected::of(&current), &new)
             .await?
             .then_some(new))
     }
@@ -177,23 +205,51 @@ pub trait JobStore: Send + Sync {
     }
 
     /// Replaces `task` by `new` if `task`'s lease is still held, or fails with `LeaseLost`.
+    /// Another worker may have split the task meanwhile (its revision moved, its lease did not):
+    /// `new` then takes the record's range end (a split only lowers it) and is written again,
+    /// so the holder sees the split at its next write and a split is never undone.
     async fn update_held(&self, task: &Task, new: Task) -> Result<Task, StoreError> {
         let owner = task
             .lease
             .as_ref()
-            .map(|l| l.owner.as_str())
+            .map(|l| l.owner.clone())
             .ok_or_else(|| StoreError::LeaseLost(task.id.clone()))?;
-        if self.swap_task(task.fence, Some(owner), &new).await? {
-            Ok(new)
-        } else {
-            Err(StoreError::LeaseLost(new.id.clone()))
+        let (mut expected_rev, mut new) = (task.rev, new);
+        // Each retry follows a split, and a split leaves at least two pages to its holder.
+        for _ in 0..16 {
+            new.rev = expected_rev + 1;
+            let expected = Expected {
+                fence: task.fence,
+                owner: Some(&owner),
+                rev: expected_rev,
+            };
+            if self.swap_task(&expected, &new).await? {
+                return Ok(new);
+            }
+            match self.get_task(&task.job_id, &task.id).await? {
+                Some(now) if now.held_by(&owner, task.fence) && now.rev != expected_rev => {
+                    new.upto = now.upto;
+                    new.planned = now.planned.map(|p| p.max(new.copied));
+                    expected_rev = now.rev;
+                }
+                _ => break,
+            }
         }
+        Err(StoreError::LeaseLost(task.id.clone()))
     }
 
     /// Records the id of a signed request until `until`; false when it is recorded already
     /// and not expired (the request is a replay).
     async fn remember_request_id(&self, id: &str, until: DateTime<Utc>)
         -> Result<bool, StoreError>;
+
+    /// Reads a pace of writes (see [`Pace`]), if one was made.
+    async fn get_pace(&self, key: &str) -> Result<Option<Pace>, StoreError>;
+
+    /// Writes `pace` if the stored one is still at `pace.version` (or, at version 0, if there
+    /// is none yet); returns it at its new version, or `None` when another writer got there
+    /// first.
+    async fn save_pace(&self, pace: &Pace) -> Result<Option<Pace>, StoreError>;
 
     /// Appends to the job's log.
     async fn append_log(&self, job_id: &str, entry: &LogEntry) -> Result<(), StoreError>;

@@ -13,7 +13,8 @@ use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Created, JobPage, JobStore, StoreError};
+use super::{Created, Expected, JobPage, JobStore, StoreError};
+use crate::domain::pace::Pace;
 use crate::domain::{Job, JobStatus, LogEntry, Task, TaskStatus};
 
 /// A job store in one SQLite file.
@@ -51,6 +52,11 @@ CREATE TABLE IF NOT EXISTS logs (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_by_job ON logs (job_id, seq);
+CREATE TABLE IF NOT EXISTS paces (
+    key TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS request_ids (
     id TEXT PRIMARY KEY,
     until TEXT NOT NULL
@@ -172,17 +178,14 @@ impl SqliteStore {
         rows.iter().map(|r| from_json(r)).collect()
     }
 
-    /// Conditionally replaces a task: only if its stored fence and lease owner are as expected.
-    fn swap(
-        conn: &Connection,
-        expected_fence: u64,
-        expected_owner: Option<&str>,
-        new: &Task,
-    ) -> Result<bool, StoreError> {
+    /// Conditionally replaces a task: only if its stored fence, lease owner and revision are
+    /// as expected (a record written before revisions counts as revision 0).
+    fn swap(conn: &Connection, expected: &Expected<'_>, new: &Task) -> Result<bool, StoreError> {
         let changed = conn
             .execute(
                 "UPDATE tasks SET status = ?1, fence = ?2, lease_owner = ?3, record = ?4
-                 WHERE job_id = ?5 AND id = ?6 AND fence = ?7 AND lease_owner IS ?8",
+                 WHERE job_id = ?5 AND id = ?6 AND fence = ?7 AND lease_owner IS ?8
+                   AND COALESCE(json_extract(record, '$.rev'), 0) = ?9",
                 params![
                     status_text(new.status),
                     new.fence as i64,
@@ -190,12 +193,32 @@ impl SqliteStore {
                     to_json(new)?,
                     new.job_id,
                     new.id,
-                    expected_fence as i64,
-                    expected_owner,
+                    expected.fence as i64,
+                    expected.owner,
+                    expected.rev as i64,
                 ],
             )
             .map_err(backend)?;
         Ok(changed == 1)
+    }
+
+    /// Inserts a task unless one with its id exists; whether it was inserted.
+    fn insert(conn: &Connection, t: &Task) -> Result<bool, StoreError> {
+        let added = conn
+            .execute(
+                "INSERT OR IGNORE INTO tasks (job_id, id, status, fence, lease_owner, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    t.job_id,
+                    t.id,
+                    status_text(t.status),
+                    t.fence as i64,
+                    t.lease.as_ref().map(|l| l.owner.as_str()),
+                    to_json(t)?
+                ],
+            )
+            .map_err(backend)?;
+        Ok(added == 1)
     }
 }
 
@@ -349,19 +372,7 @@ impl JobStore for SqliteStore {
         self.with(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             for t in &tasks {
-                tx.execute(
-                    "INSERT OR IGNORE INTO tasks (job_id, id, status, fence, lease_owner, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        t.job_id,
-                        t.id,
-                        status_text(t.status),
-                        t.fence as i64,
-                        t.lease.as_ref().map(|l| l.owner.as_str()),
-                        to_json(t)?
-                    ],
-                )
-                .map_err(backend)?;
+                Self::insert(&tx, t)?;
             }
             tx.commit().map_err(backend)
         })
@@ -419,15 +430,94 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn swap_task(
+    async fn swap_task(&self, expected: &Expected<'_>, new: &Task) -> Result<bool, StoreError> {
+        let (fence, owner, rev) = (
+            expected.fence,
+            expected.owner.map(str::to_owned),
+            expected.rev,
+        );
+        let new = new.clone();
+        self.with(move |conn| {
+            let expected = Expected {
+                fence,
+                owner: owner.as_deref(),
+                rev,
+            };
+            Self::swap(conn, &expected, &new)
+        })
+        .await
+    }
+
+    async fn split_task(
         &self,
-        expected_fence: u64,
-        expected_owner: Option<&str>,
-        new: &Task,
+        expected: &Expected<'_>,
+        kept: &Task,
+        rests: &[Task],
     ) -> Result<bool, StoreError> {
-        let (owner, new) = (expected_owner.map(str::to_owned), new.clone());
-        self.with(move |conn| Self::swap(conn, expected_fence, owner.as_deref(), &new))
-            .await
+        let (fence, owner, rev) = (
+            expected.fence,
+            expected.owner.map(str::to_owned),
+            expected.rev,
+        );
+        let (kept, rests) = (kept.clone(), rests.to_vec());
+        self.with(move |conn| {
+            let expected = Expected {
+                fence,
+                owner: owner.as_deref(),
+                rev,
+            };
+            let tx = conn.transaction().map_err(backend)?;
+            if !Self::swap(&tx, &expected, &kept)? {
+                return Ok(false); // dropping the transaction rolls it back
+            }
+            for rest in &rests {
+                if !Self::insert(&tx, rest)? {
+                    return Ok(false);
+                }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn get_pace(&self, key: &str) -> Result<Option<Pace>, StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT record FROM paces WHERE key = ?1",
+                params![key],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .map(|r| from_json(&r))
+            .transpose()
+        })
+        .await
+    }
+
+    async fn save_pace(&self, pace: &Pace) -> Result<Option<Pace>, StoreError> {
+        let mut saved = pace.clone();
+        saved.version = pace.version + 1;
+        let (record, expected) = (to_json(&saved)?, pace.version as i64);
+        let (key, version) = (saved.key.clone(), saved.version as i64);
+        let changed = self
+            .with(move |conn| {
+                let sql = if expected == 0 {
+                    "INSERT OR IGNORE INTO paces (key, version, record) VALUES (?1, ?2, ?3)"
+                } else {
+                    "UPDATE paces SET version = ?2, record = ?3 WHERE key = ?1 AND version = ?4"
+                };
+                let changed = if expected == 0 {
+                    conn.execute(sql, params![key, version, record])
+                } else {
+                    conn.execute(sql, params![key, version, record, expected])
+                };
+                changed.map_err(backend)
+            })
+            .await?;
+        Ok((changed == 1).then_some(saved))
     }
 
     async fn append_log(&self, job_id: &str, entry: &LogEntry) -> Result<(), StoreError> {

@@ -157,7 +157,7 @@ pub fn render_table(report: &Report) -> String {
         p.tasks_done,
         p.tasks
     );
-    render_collections(&mut out, job);
+    render_collections(&mut out, report);
     if let Some(line) = outage_line(job) {
         let _ = writeln!(out, "{line}");
     }
@@ -178,8 +178,10 @@ pub fn render_table(report: &Report) -> String {
     out
 }
 
-/// The verification table, a row per collection with its content check under it.
-fn render_collections(out: &mut String, job: &Job) {
+/// The verification table, a row per collection with its content check and, for a collection
+/// copied as several key ranges, what each range copied, under it.
+fn render_collections(out: &mut String, report: &Report) {
+    let job = &report.job;
     if job.collections.is_empty() {
         return;
     }
@@ -216,6 +218,20 @@ fn render_collections(out: &mut String, job: &Job) {
                 if check.done { "" } else { " (in progress)" },
                 check.compared,
                 check.differing,
+            );
+        }
+        let copied: Vec<String> = report
+            .tasks
+            .iter()
+            .filter(|t| t.database == c.database && t.collection == c.source)
+            .map(|t| t.copied.to_string())
+            .collect();
+        if copied.len() > 1 {
+            let _ = writeln!(
+                out,
+                "  {} tasks (key ranges) copied {} entities",
+                copied.len(),
+                copied.join(" + ")
             );
         }
     }

@@ -441,33 +441,24 @@ impl Cluster for MilvusCluster {
     }
 
     async fn count(&self, database: &str, collection: &str) -> Result<u64, ClusterError> {
-        let fields = self
-            .query(
-                QueryRequest {
-                    db_name: database.into(),
-                    collection_name: collection.into(),
-                    expr: String::new(),
-                    output_fields: vec!["count(*)".into()],
-                    consistency_level: ConsistencyLevel::Strong as i32,
-                    use_default_consistency: false,
-                    ..Default::default()
-                },
-                "count",
-            )
-            .await?;
-        let count = fields.iter().find_map(|f| match &f.field {
-            Some(field_data::Field::Scalars(s)) => match &s.data {
-                Some(scalar_field::Data::LongData(d)) => d.data.first().copied(),
-                _ => None,
-            },
-            _ => None,
-        });
-        count.map(|c| c.max(0) as u64).ok_or_else(|| {
-            ClusterError::Protocol(
-                format!("count(*) of {database}.{collection} returned no number"),
-                self.role,
-            )
-        })
+        let request = QueryRequest {
+            db_name: database.into(),
+            collection_name: collection.into(),
+            expr: String::new(),
+            output_fields: vec!["count(*)".into()],
+            consistency_level: ConsistencyLevel::Strong as i32,
+            use_default_consistency: false,
+            ..Default::default()
+        };
+        self.count_query(request, database, collection).await
+    }
+
+    async fn count_range(&self, range: &PageRequest<'_>) -> Result<u64, ClusterError> {
+        let mut request = page_query(range, vec!["count(*)".into()]);
+        // A count is one answer: no page size, no iterator.
+        request.query_params.clear();
+        self.count_query(request, range.database, range.collection)
+            .await
     }
 
     async fn drop_collection(&self, database: &str, collection: &str) -> Result<(), ClusterError> {
@@ -562,6 +553,31 @@ fn client_timestamp() -> u64 {
 
 /// The query that reads one page in key order (an iterator's page: sorted by primary key),
 /// returning `output_fields`.
+impl MilvusCluster {
+    /// A `count(*)` query's number.
+    async fn count_query(
+        &self,
+        request: QueryRequest,
+        database: &str,
+        collection: &str,
+    ) -> Result<u64, ClusterError> {
+        let fields = self.query(request, "count").await?;
+        let count = fields.iter().find_map(|f| match &f.field {
+            Some(field_data::Field::Scalars(s)) => match &s.data {
+                Some(scalar_field::Data::LongData(d)) => d.data.first().copied(),
+                _ => None,
+            },
+            _ => None,
+        });
+        count.map(|c| c.max(0) as u64).ok_or_else(|| {
+            ClusterError::Protocol(
+                format!("count(*) of {database}.{collection} returned no number"),
+                self.role,
+            )
+        })
+    }
+}
+
 fn page_query(page: &PageRequest<'_>, output_fields: Vec<String>) -> QueryRequest {
     QueryRequest {
         db_name: page.database.into(),
