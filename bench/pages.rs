@@ -14,7 +14,7 @@ use std::time::Instant;
 use tokio::sync::Mutex;
 use vecmigrate::credentials::TlsMaterial;
 use vecmigrate::domain::{Address, Cursor, Role, Secret};
-use vecmigrate::milvus::batch::{first_limit, key_page_limit, next_limit};
+use vecmigrate::milvus::batch::{first_limit, key_page_limit, next_limit, TARGET_PAGE_BYTES};
 use vecmigrate::milvus::grpc::MilvusCluster;
 use vecmigrate::milvus::{Batch, Cluster, CollectionInfo, PageRequest, WriteMode};
 
@@ -105,7 +105,7 @@ async fn scan(
     upto: Option<Cursor>,
 ) -> Result<Vec<Batch>, Failure> {
     let primary = info.primary_field().ok_or("no primary key")?;
-    let mut limit = first_limit(&info.schema, 16_384);
+    let mut limit = first_limit(&info.schema, 16_384, TARGET_PAGE_BYTES);
     let (mut cursor, mut read_at, mut pages) = (after, None, Vec::new());
     loop {
         let request = PageRequest {
@@ -124,7 +124,13 @@ async fn scan(
             return Ok(pages);
         }
         read_at = read_at.or(page.read_at);
-        limit = next_limit(limit, page.rows, page.sizing_bytes, 16_384);
+        limit = next_limit(
+            limit,
+            page.rows,
+            page.sizing_bytes,
+            16_384,
+            TARGET_PAGE_BYTES,
+        );
         cursor = page.last.clone();
         pages.push(page);
     }

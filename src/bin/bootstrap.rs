@@ -9,6 +9,7 @@ use vecmigrate::entrypoints::lambda::{LambdaApp, LambdaConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    vecmigrate::memory::return_freed_pages();
     vecmigrate::tls::install_crypto_provider();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -5,6 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
+    vecmigrate::memory::return_freed_pages();
     vecmigrate::tls::install_crypto_provider();
     tracing_subscriber::fmt()
         .with_env_filter(

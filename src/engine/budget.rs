@@ -69,8 +69,9 @@ pub(crate) fn page_limit(
     page_time: Duration,
     budget: &Budget,
     max: u32,
+    aim: usize,
 ) -> u32 {
-    let by_bytes = crate::milvus::batch::next_limit(current, rows, bytes, max);
+    let by_bytes = crate::milvus::batch::next_limit(current, rows, bytes, max, aim);
     match budget.page_time_cap() {
         Some(cap) if page_time > cap && !page_time.is_zero() => {
             let scaled = (rows as f64 * cap.as_secs_f64() / page_time.as_secs_f64()) as u32;
@@ -87,6 +88,7 @@ pub(crate) fn page_limit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::milvus::batch::TARGET_PAGE_BYTES;
 
     #[test]
     fn budget_takes_smaller_limit_and_ignores_nonsense() {
@@ -114,12 +116,28 @@ mod tests {
         let budget = Budget::new(None, Some(Duration::from_secs(2)), Duration::ZERO);
         // 1,000 rows took 1 s against a 0.5 s cap: the next page halves.
         assert_eq!(
-            page_limit(1000, 1000, 1000, Duration::from_secs(1), &budget, 5000),
+            page_limit(
+                1000,
+                1000,
+                1000,
+                Duration::from_secs(1),
+                &budget,
+                5000,
+                TARGET_PAGE_BYTES
+            ),
             500
         );
         // Fast pages follow the byte rule (at most doubling).
         assert_eq!(
-            page_limit(1000, 1000, 1000, Duration::from_millis(10), &budget, 5000),
+            page_limit(
+                1000,
+                1000,
+                1000,
+                Duration::from_millis(10),
+                &budget,
+                5000,
+                TARGET_PAGE_BYTES
+            ),
             2000
         );
         // Without a budget, time never shrinks a page.
@@ -130,17 +148,34 @@ mod tests {
                 1000,
                 Duration::from_secs(60),
                 &Budget::unlimited(),
-                5000
+                5000,
+                TARGET_PAGE_BYTES
             ),
             2000
         );
         assert_eq!(
-            page_limit(300, 300, 300, Duration::from_secs(100), &budget, 5000),
+            page_limit(
+                300,
+                300,
+                300,
+                Duration::from_secs(100),
+                &budget,
+                5000,
+                TARGET_PAGE_BYTES
+            ),
             150,
             "at most halving"
         );
         assert_eq!(
-            page_limit(120, 120, 120, Duration::from_secs(100), &budget, 5000),
+            page_limit(
+                120,
+                120,
+                120,
+                Duration::from_secs(100),
+                &budget,
+                5000,
+                TARGET_PAGE_BYTES
+            ),
             100,
             "never below the floor"
         );

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::milvus::batch::{page_bytes_for, TARGET_PAGE_BYTES};
+
 /// Tunables of the engine (the same for every job it runs).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -24,12 +26,22 @@ pub struct EngineConfig {
     /// about this many or more, so several workers copy it at once
     /// (`VECMIGRATE_MIN_RANGE_ENTITIES`; see `engine::split`).
     pub min_range_entities: u64,
+    /// The bytes a copied page aims at: [`TARGET_PAGE_BYTES`] where one worker runs in a
+    /// process (a Lambda invocation), less where several share one (see [`Self::for_workers`]).
+    pub page_bytes: usize,
 }
 
 impl EngineConfig {
     /// The lease TTL as a duration on the wall clock that leases are stamped with.
     pub(crate) fn lease(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.lease_ttl).unwrap_or(chrono::Duration::seconds(60))
+    }
+
+    /// The same settings for `workers` copying in one process: their pages together keep
+    /// within [`crate::milvus::batch::PROCESS_PAGE_BYTES`], so memory does not grow with them.
+    pub fn for_workers(mut self, workers: usize) -> Self {
+        self.page_bytes = page_bytes_for(workers);
+        self
     }
 
     /// The defaults, with what the environment sets; the error names the variable.
@@ -62,6 +74,7 @@ impl EngineConfig {
                 d.min_range_entities,
                 1_000_000_000,
             )?,
+            page_bytes: d.page_bytes,
         })
     }
 }
@@ -75,6 +88,7 @@ impl Default for EngineConfig {
             webhook_backoff: Duration::from_secs(5),
             webhook_timeout: Duration::from_secs(15),
             min_range_entities: 50_000,
+            page_bytes: TARGET_PAGE_BYTES,
         }
     }
 }

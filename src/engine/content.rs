@@ -192,7 +192,8 @@ impl Engine {
         })?;
         let primary = primary_field.name.clone();
         let max = job.request.options.batch_size.min(MAX_QUERY_LIMIT);
-        let mut limit = first_limit(&sides.info.schema, max);
+        let aim = self.config.page_bytes;
+        let mut limit = first_limit(&sides.info.schema, max, aim);
         loop {
             let started = Instant::now();
             let request = PageRequest {
@@ -241,7 +242,7 @@ impl Engine {
             let bad = differing(keys, &source_rows, &target_rows);
             state.record(page.rows as u64, &bad);
             state.cursor = Some(last);
-            limit = next_limit(limit, page.rows, page.sizing_bytes, max);
+            limit = next_limit(limit, page.rows, page.sizing_bytes, max, aim);
             if budget.exhausted(started.elapsed()) {
                 return Ok(Progress::Paused(state));
             }

@@ -112,6 +112,7 @@ impl Copier<'_> {
                 page_time,
                 self.p.budget(),
                 self.job.request.options.batch_size,
+                self.engine.config.page_bytes,
             );
             if let Some(h) = self.pace(page.bytes, wrote).await? {
                 return Ok(h.stop(task));

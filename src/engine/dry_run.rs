@@ -19,7 +19,7 @@ use super::preflight::{Capacity, Findings};
 use super::{Budget, Engine, EngineError};
 use crate::domain::tier::{Tier, TierSource};
 use crate::domain::{ClusterSpec, Job, MigrationRequest, Problem, TierVerdict, ZillizCluster};
-use crate::milvus::batch::first_limit;
+use crate::milvus::batch::{first_limit, TARGET_PAGE_BYTES};
 use crate::milvus::{Cluster, ClusterError, PageRequest};
 
 /// The most entities one sampled page holds.
@@ -296,7 +296,7 @@ impl Engine {
             after: None,
             upto: None,
             read_at: None,
-            limit: first_limit(&c.info.schema, max),
+            limit: first_limit(&c.info.schema, max, TARGET_PAGE_BYTES),
             skip_fields: &skip,
         };
         let started = Instant::now();

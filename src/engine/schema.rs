@@ -164,7 +164,11 @@ impl Engine {
     ) -> Result<Vec<Task>, EngineError> {
         let (db, name) = (&report.database, &report.source);
         let (tdb, tname) = (&report.target_database, &report.target);
-        let limit = first_limit(&info.schema, job.request.options.batch_size);
+        let limit = first_limit(
+            &info.schema,
+            job.request.options.batch_size,
+            self.config.page_bytes,
+        );
         let parts: Vec<Option<&str>> = if info.has_partition_key() {
             vec![None]
         } else {

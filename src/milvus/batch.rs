@@ -17,10 +17,21 @@ pub const MESSAGE_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 /// average), so a page stays under it unless entities grow wider than any seen before. 16 MiB
 /// lets 128-d pages reach the servers' 16,384 entities per query (on Milvus Lite each query
 /// costs the same whatever its size, so fewer pages are faster: see `bench/RESULTS.md`), and is
-/// a quarter of [`MESSAGE_LIMIT_BYTES`], so entities four times wider than any seen still fit; a
-/// worker holds about four pages' bytes at once (the response, the page, the prefetched one,
-/// the request), which keeps four 768-d workers under 256 MB.
+/// a quarter of [`MESSAGE_LIMIT_BYTES`], so entities four times wider than any seen still fit.
+/// Workers sharing a process aim lower (see [`page_bytes_for`]).
 pub const TARGET_PAGE_BYTES: usize = 16 * 1024 * 1024;
+/// The page bytes all the workers of one process hold at most: a worker holds about four
+/// pages' bytes at once (the response, the page, the prefetched one, the request), so four
+/// pages each of eight workers at 768-d stay well under 256 MB with the rest of the process.
+pub const PROCESS_PAGE_BYTES: usize = 160 * 1024 * 1024;
+/// The smallest page aim, however many workers share a process.
+const MIN_PAGE_BYTES: usize = 1024 * 1024;
+
+/// The bytes a page aims at when `workers` copy in one process: [`TARGET_PAGE_BYTES`] for one
+/// or two, less for more, so that their pages together keep within [`PROCESS_PAGE_BYTES`].
+pub fn page_bytes_for(workers: usize) -> usize {
+    (PROCESS_PAGE_BYTES / (4 * workers.max(1))).clamp(MIN_PAGE_BYTES, TARGET_PAGE_BYTES)
+}
 // Entities four times wider than any seen still fit a message.
 const _: () = assert!(4 * TARGET_PAGE_BYTES <= MESSAGE_LIMIT_BYTES);
 
@@ -370,21 +381,21 @@ pub fn key_page_limit(primary: &FieldSchema, want: u32) -> u32 {
     want.clamp(1, MAX_QUERY_ENTITIES.min(fit))
 }
 
-/// The page size after a page of `rows` entities took `bytes`: aimed at [`TARGET_PAGE_BYTES`],
-/// at most doubling per page, within `1..=max`.
-pub fn next_limit(current: u32, rows: usize, bytes: usize, max: u32) -> u32 {
+/// The page size after a page of `rows` entities took `bytes`: aimed at `aim` bytes (at most
+/// [`TARGET_PAGE_BYTES`]), at most doubling per page, within `1..=max`.
+pub fn next_limit(current: u32, rows: usize, bytes: usize, max: u32, aim: usize) -> u32 {
     if rows == 0 || bytes == 0 {
         return current.clamp(1, max);
     }
     let per_row = bytes.div_ceil(rows).max(1);
-    let fit = (TARGET_PAGE_BYTES / per_row).max(1) as u64;
+    let fit = (aim.min(TARGET_PAGE_BYTES) / per_row).max(1) as u64;
     let capped = fit.min(current as u64 * 2).min(max as u64).max(1);
     capped as u32
 }
 
-/// The first page size for a schema.
-pub fn first_limit(schema: &CollectionSchema, max: u32) -> u32 {
-    ((TARGET_PAGE_BYTES / estimate_row_bytes(schema)).max(1) as u64).min(max as u64) as u32
+/// The first page size for a schema, aimed at `aim` bytes (at most [`TARGET_PAGE_BYTES`]).
+pub fn first_limit(schema: &CollectionSchema, max: u32, aim: usize) -> u32 {
+    ((aim.min(TARGET_PAGE_BYTES) / estimate_row_bytes(schema)).max(1) as u64).min(max as u64) as u32
 }
 
 #[cfg(test)]
@@ -477,7 +488,7 @@ mod tests {
         .unwrap();
         assert!(b.bytes < 11 * 1024 * 10);
         assert!(b.sizing_bytes >= 10 * 100 * 1024, "{}", b.sizing_bytes);
-        let next = next_limit(10, b.rows, b.sizing_bytes, 16_384) as usize;
+        let next = next_limit(10, b.rows, b.sizing_bytes, 16_384, TARGET_PAGE_BYTES) as usize;
         assert!(
             next * 100 * 1024 <= TARGET_PAGE_BYTES,
             "{next} such entities fit"
@@ -661,26 +672,55 @@ mod tests {
             ],
             ..Default::default()
         };
-        let first = first_limit(&schema, 16_384) as usize;
+        let first = first_limit(&schema, 16_384, TARGET_PAGE_BYTES) as usize;
         assert!(first >= 1);
         assert!(
             first * (65_536 + 65_535) <= TARGET_PAGE_BYTES,
             "first page of {first}"
         );
         // Then by measured bytes: 64 KiB rows give 255 a page.
-        assert_eq!(next_limit(200, 16, 16 * 65_600, 16_384), 255);
+        assert_eq!(
+            next_limit(200, 16, 16 * 65_600, 16_384, TARGET_PAGE_BYTES),
+            255
+        );
     }
 
     #[test]
     fn page_size_follows_bytes() {
         // 3 KiB rows (768-d): 5,461 fit the target, but the limit at most doubles per page.
-        assert_eq!(next_limit(500, 500, 500 * 3072, 16_384), 1000);
-        assert_eq!(next_limit(3000, 3000, 3000 * 3072, 16_384), 5461);
+        assert_eq!(
+            next_limit(500, 500, 500 * 3072, 16_384, TARGET_PAGE_BYTES),
+            1000
+        );
+        assert_eq!(
+            next_limit(3000, 3000, 3000 * 3072, 16_384, TARGET_PAGE_BYTES),
+            5461
+        );
         // 1 KiB rows reach the servers' 16,384 entities per query.
-        assert_eq!(next_limit(10_000, 10_000, 10_000 * 1024, 16_384), 16_384);
+        assert_eq!(
+            next_limit(10_000, 10_000, 10_000 * 1024, 16_384, TARGET_PAGE_BYTES),
+            16_384
+        );
         // 64 KiB rows (a 16,384-d float vector): 256 per page.
-        assert_eq!(next_limit(1000, 1000, 1000 * 65_536, 16_384), 256);
-        assert_eq!(next_limit(40, 40, 40, 50), 50, "never above the batch size");
-        assert_eq!(next_limit(5, 0, 0, 16_384), 5);
+        assert_eq!(
+            next_limit(1000, 1000, 1000 * 65_536, 16_384, TARGET_PAGE_BYTES),
+            256
+        );
+        assert_eq!(
+            next_limit(40, 40, 40, 50, TARGET_PAGE_BYTES),
+            50,
+            "never above the batch size"
+        );
+        assert_eq!(next_limit(5, 0, 0, 16_384, TARGET_PAGE_BYTES), 5);
+        // Eight workers in one process aim at a quarter of the bytes each: 768-d pages of
+        // 1,365 entities, not 5,461.
+        let aim = page_bytes_for(8);
+        assert_eq!(
+            (page_bytes_for(1), page_bytes_for(2)),
+            (TARGET_PAGE_BYTES, TARGET_PAGE_BYTES)
+        );
+        assert_eq!(aim, 5 * 1024 * 1024);
+        assert_eq!(next_limit(3000, 3000, 3000 * 3072, 16_384, aim), 1706);
+        assert_eq!(page_bytes_for(1_000), 1024 * 1024, "never below 1 MiB");
     }
 }

@@ -118,7 +118,8 @@ pub(super) fn local(
     max_workers: u32,
 ) -> Result<(Arc<Engine>, LocalRunner), Failure> {
     let queue = InProcessQueue::new();
-    let config = engine_config(settings.max_run)?;
+    let workers = settings.workers.unwrap_or(max_workers).max(1) as usize;
+    let config = engine_config(settings.max_run)?.for_workers(workers);
     let key = |flag: &str, path: &Option<PathBuf>| {
         path.as_ref()
             .map(|p| {
@@ -135,7 +136,7 @@ pub(super) fn local(
     let engine = engine_on(store, queue.clone(), credentials, config);
     let engine = Arc::new(with_test_faults(engine)?);
     let local = LocalSettings {
-        workers: settings.workers.unwrap_or(max_workers).max(1) as usize,
+        workers,
         max_run: settings.max_run,
         ..LocalSettings::default()
     };
