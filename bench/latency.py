@@ -5,6 +5,7 @@ workers it is cut while it is copied (see engine/split.rs). Alternates the two, 
 
 Usage: latency.py --source-direct URI --source-proxy URI --control URL --target URI [--token T]
                   [--rows 300000] [--dim 128] [--batch-size 2000] [--rounds 2] [--latency 50,200]
+                  [--max-run 10s]   (short invocations: each worker stops and a fresh one goes on)
 """
 import argparse
 import json
@@ -32,6 +33,8 @@ def run(args, name, workers):
                "--source-uri", args.source_proxy, "--target-uri", args.target,
                "--collection", f"{SOURCE}:{name}", "--workers", str(workers),
                "--batch-size", str(args.batch_size)]
+        if args.max_run:
+            cmd += ["--max-run", args.max_run]
         env = dict(os.environ, VECMIGRATE_SOURCE_TOKEN=args.token, VECMIGRATE_TARGET_TOKEN=args.token)
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if out.returncode != 0:
@@ -55,12 +58,14 @@ def main():
     p.add_argument("--batch-size", type=int, default=2000)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--latency", default="50,200")
+    p.add_argument("--max-run", default="")
     args = p.parse_args()
     seed(MilvusClient(uri=args.source_direct, token=args.token), args.rows, args.dim)
     target = MilvusClient(uri=args.target, token=args.token)
     low, high = (int(x) for x in args.latency.split(","))
     control(args.control, {"latency_ms": [low, high]})
-    print(f"{args.rows} rows x {args.dim}-d, one partition, pages of {args.batch_size}; "
+    print(f"{args.rows} rows x {args.dim}-d, one partition, pages of {args.batch_size}, "
+          f"invocations of {args.max_run or 'any length'}; "
           f"{low}-{high} ms added to every source call", flush=True)
     times = {1: [], 4: []}
     for r in range(args.rounds):

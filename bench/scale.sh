@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The scale benchmark (bench/scale.py): one single-partition collection of 128-d vectors at 1M,
-# 5M and 10M entities (as far as the disk allows), copied with 1 and 4 workers on the embedded
+# 5M and 10M entities (as far as the disk allows), copied with 1 worker on the embedded
 # store, 4 on DynamoDB (moto) and 4 with short invocations. Milvus 2.3.5, release build.
 #
 #   bench/scale.sh                          1M, 5M and 10M
