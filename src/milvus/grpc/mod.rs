@@ -46,6 +46,7 @@ macro_rules! rpc {
 mod calls;
 mod cluster;
 mod probes;
+mod query;
 mod tls_probe;
 mod write;
 
