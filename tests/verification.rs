@@ -16,12 +16,14 @@ use milvus::proto::schema::{
     FloatArray, LongArray, ScalarField, StringArray, VectorField,
 };
 use prost::Message;
-use vecmigrate::domain::{JobStatus, PartitionKeyOverride, SchemaOverrides, VerifyMode};
+use vecmigrate::domain::{
+    JobStatus, OnCountMismatch, PartitionKeyOverride, RepairReason, SchemaOverrides, VerifyMode,
+};
 use vecmigrate::engine::{EngineConfig, Faults};
 use vecmigrate::milvus::batch::TARGET_PAGE_BYTES;
 
 #[tokio::test]
-async fn a_garbled_value_fails_sample_and_full_verification_naming_its_key() {
+async fn a_garbled_value_is_found_by_sample_and_full_verification_and_repaired() {
     // GIVEN 1,000 rows copied in pages of 200, where the second page is garbled on its way to
     // the target (a named fault hook: one value of its first entity, key 200, changes)
     let source = Seed {
@@ -30,7 +32,13 @@ async fn a_garbled_value_fails_sample_and_full_verification_naming_its_key() {
     };
     let servers = Servers::from_env();
     seed(&servers.source, "default", &source).await;
-    for mode in [VerifyMode::Count, VerifyMode::Sample, VerifyMode::Full] {
+    let runs = [
+        (VerifyMode::Count, OnCountMismatch::Repair),
+        (VerifyMode::Sample, OnCountMismatch::Repair),
+        (VerifyMode::Full, OnCountMismatch::Repair),
+        (VerifyMode::Full, OnCountMismatch::Fail),
+    ];
+    for (mode, on_mismatch) in runs {
         let h = harness(
             fast_settings(),
             EngineConfig::default(),
@@ -40,6 +48,7 @@ async fn a_garbled_value_fails_sample_and_full_verification_naming_its_key() {
         let mut request = request(&h.servers, None, &[(&source.name, &target)]);
         request.options.batch_size = 200;
         request.options.verify = mode;
+        request.options.on_count_mismatch = on_mismatch;
         // Larger than the collection: every key is in the sample.
         request.options.verify_sample_size = 1_000;
 
@@ -52,15 +61,38 @@ async fn a_garbled_value_fails_sample_and_full_verification_naming_its_key() {
             "counts cannot see it"
         );
 
-        // THEN counts alone pass, and a comparison of contents fails naming the key
+        // THEN counts alone pass without looking; a comparison of contents finds key 200 and
+        // has its range copied again, or, with `fail`, fails naming the key
         if mode == VerifyMode::Count {
             assert_successful(&report);
             assert!(collection.content.is_none(), "no content check ran");
+            assert_eq!(collection.repaired_ranges, 0);
+            continue;
+        }
+        let content = collection.content.as_ref().expect("a content check ran");
+        assert_eq!(content.mode, mode);
+        if on_mismatch == OnCountMismatch::Repair {
+            assert_successful(&report);
+            assert_eq!(
+                (content.compared, content.differing),
+                (1_000, 0),
+                "{mode:?}"
+            );
+            assert_eq!(collection.repaired_ranges, 1, "{:?}", collection.repairs);
+            let repaired = &collection.repairs[0];
+            assert_eq!(repaired.reason, RepairReason::Content);
+            assert!(repaired.repaired && repaired.attempts == 1, "{repaired:?}");
+            assert!(
+                report
+                    .log
+                    .iter()
+                    .any(|l| l.message.contains("a key in it differs in content")),
+                "the log says why the range was copied again"
+            );
+            assert_same_rows(&h.servers, &source, "default", &target).await;
             continue;
         }
         assert_eq!(report.job.status, JobStatus::Failed, "{mode:?}");
-        let content = collection.content.as_ref().expect("a content check ran");
-        assert_eq!(content.mode, mode);
         assert_eq!(
             (content.compared, content.differing),
             (1_000, 1),

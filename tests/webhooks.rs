@@ -246,7 +246,7 @@ async fn a_count_mismatch_with_remigrate_migrates_the_collection_again_and_succe
 }
 
 #[tokio::test]
-async fn without_remigrate_the_same_mismatch_fails_the_job() {
+async fn with_fail_the_same_mismatch_fails_the_job() {
     let h = harness_webhook(
         fast_settings(),
         config(),
@@ -258,6 +258,7 @@ async fn without_remigrate_the_same_mismatch_fails_the_job() {
     let mut r = request(&h.servers, None, &[(&s.name, &s.name)]);
     r.options.batch_size = 500;
     r.options.max_workers = 1;
+    r.options.on_count_mismatch = vecmigrate::domain::OnCountMismatch::Fail;
     let (_, report) = h.run(r).await;
     assert_eq!(report.job.status, JobStatus::Failed);
     let error = report.job.error.unwrap().message;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cluster::Role;
 pub use super::delivery::{Attempt, Delivery, DeliveryState, WebhookEvent};
+use super::repair::RepairedRange;
 use super::request::MigrationRequest;
 pub use super::status::{JobStatus, Phase};
 pub use super::task::{Checkpoint, Cursor, Lease, Task, TaskStatus};
@@ -70,6 +71,16 @@ pub struct CollectionReport {
     /// How far the target's vector indexes were built when the index phase ended.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexedField>,
+    /// Key ranges copied again because they differed (at most
+    /// [`MAX_LISTED_REPAIRS`](crate::domain::repair::MAX_LISTED_REPAIRS), oldest first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repairs: Vec<RepairedRange>,
+    /// How many key ranges were copied again in all (also those past the list's bound).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repaired_ranges: u32,
+    /// How many key ranges the finish step counted on both sides and found equal, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranges_counted: Option<u32>,
 }
 
 impl CollectionReport {
@@ -116,6 +127,10 @@ pub struct ContentCheck {
     /// Where a `full` pass resumes (the last key compared).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<Cursor>,
+    /// Keys to compare again after their ranges were repaired (the comparison then compares
+    /// only these).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recheck: Vec<String>,
 }
 
 impl ContentCheck {
@@ -128,6 +143,7 @@ impl ContentCheck {
             keys: Vec::new(),
             done: false,
             cursor: None,
+            recheck: Vec::new(),
         }
     }
 
@@ -404,9 +420,36 @@ impl Job {
                 c.target_count = None;
                 c.matches = None;
                 c.content = None;
+                c.ranges_counted = None;
             }
         }
         self.phase = Some(Phase::Schema);
+        self.phase_since = Some(now);
+        self.step_lease = None;
+        Ok(())
+    }
+
+    /// Sends the job back from the finish step to the copy, to copy again the key ranges of
+    /// `collections` (database, source name) that differed: each is marked copying again and
+    /// its verdict cleared. The tasks themselves are reset by the caller.
+    pub fn reopen_copy(
+        &mut self,
+        collections: &[(String, String)],
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        let finishing = matches!(self.phase, Some(Phase::Index | Phase::Verify));
+        if self.status != JobStatus::InProgress || !finishing {
+            return Err(self.transition_error("Copy (range repair)"));
+        }
+        for (database, source) in collections {
+            if let Some(c) = self.collection_mut(database, source) {
+                c.status = CollectionStatus::Copying;
+                c.target_count = None;
+                c.matches = None;
+                c.ranges_counted = None;
+            }
+        }
+        self.phase = Some(Phase::Copy);
         self.phase_since = Some(now);
         self.step_lease = None;
         Ok(())
@@ -595,6 +638,9 @@ mod tests {
             mismatches: Vec::new(),
             content: None,
             indexes: Vec::new(),
+            repairs: Vec::new(),
+            repaired_ranges: 0,
+            ranges_counted: None,
         });
         let mismatch = [CountResult {
             database: "default".into(),

@@ -5,6 +5,7 @@ pub mod delivery;
 pub mod job;
 pub mod keyline;
 pub mod pace;
+pub mod repair;
 pub mod report;
 pub mod request;
 pub mod secret;
@@ -19,6 +20,7 @@ pub use job::{
     Lease, Level, LogEntry, Outage, Phase, Problem, Task, TaskStatus, WebhookEvent, WriteRate,
     MAX_STEP_PANICS,
 };
+pub use repair::{FoundAt, RangeCounts, RangeRepair, RepairReason, RepairedRange};
 pub use report::{Progress, Report, TaskReport};
 pub use request::{
     CollectionSpec, DatabaseSpec, FieldError, MigrationRequest, OnCountMismatch, Options,

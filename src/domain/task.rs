@@ -26,6 +26,16 @@ impl std::fmt::Display for Cursor {
     }
 }
 
+impl Cursor {
+    /// Reads back a key as [`Display`](std::fmt::Display) wrote it: a number, or a JSON string.
+    pub fn parse_shown(text: &str) -> Option<Cursor> {
+        if text.starts_with('"') {
+            return serde_json::from_str(text).ok().map(Cursor::Str);
+        }
+        text.parse().ok().map(Cursor::Int)
+    }
+}
+
 /// Whether a task still has entities to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -112,6 +122,9 @@ pub struct Task {
     /// A uniform random sample of the keys copied (for `verify: "sample"`), kept as a reservoir.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sample: Vec<Cursor>,
+    /// The repair the task is under, when its range is being copied again (or last was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair: Option<crate::domain::repair::RangeRepair>,
 }
 
 impl Task {
@@ -151,6 +164,7 @@ impl Task {
             generation: 0,
             largest_batch_bytes: 0,
             sample: Vec::new(),
+            repair: None,
         }
     }
 
@@ -308,6 +322,31 @@ impl Task {
     /// may have written the page after the cursor without checkpointing it.
     pub fn resumed(&self) -> bool {
         self.runs > 1
+    }
+
+    /// The task sent back to copy its whole range again, every page with upsert, as its
+    /// `repair.attempt`-th repair: pending from the range's start, nothing copied, its lease
+    /// (if any) ended at `now` so any worker may claim it.
+    pub fn for_repair(
+        &self,
+        repair: crate::domain::repair::RangeRepair,
+        now: DateTime<Utc>,
+    ) -> Task {
+        let mut t = self.clone();
+        t.status = TaskStatus::Pending;
+        t.cursor = t.from.clone();
+        t.copied = 0;
+        t.sample.clear();
+        t.repair = Some(repair);
+        if let Some(lease) = t.lease.as_mut() {
+            lease.expires_at = now;
+        }
+        t
+    }
+
+    /// True when `key` lies in the task's key range.
+    pub fn contains(&self, key: &Cursor) -> bool {
+        self.from.as_ref().is_none_or(|f| key > f) && self.upto.as_ref().is_none_or(|u| key <= u)
     }
 }
 

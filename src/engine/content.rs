@@ -131,6 +131,10 @@ impl Engine {
             skip: ignored_fields(&info),
             info,
         };
+        if !state.recheck.is_empty() {
+            self.compare_again(&sides, &mut state).await?;
+            return Ok(Progress::Done(state));
+        }
         match mode {
             VerifyMode::Count => {
                 state.done = true;
@@ -143,6 +147,48 @@ impl Engine {
             }
             VerifyMode::Full => self.compare_all(job, &sides, state, p.budget()).await,
         }
+    }
+
+    /// Compares again the keys whose ranges were repaired: what still differs replaces what
+    /// differed (the entities compared before are not counted twice).
+    async fn compare_again(
+        &self,
+        sides: &Sides<'_>,
+        state: &mut ContentCheck,
+    ) -> Result<(), EngineError> {
+        let keys: Vec<Cursor> = state
+            .recheck
+            .iter()
+            .filter_map(|k| Cursor::parse_shown(k))
+            .collect();
+        let mut still = Vec::new();
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            still.extend(self.compare_keys(sides, chunk).await?);
+        }
+        state.differing = still.len() as u64;
+        state.keys = still;
+        state.recheck.clear();
+        state.done = true;
+        Ok(())
+    }
+
+    /// The keys among `chunk` whose entities differ between the two sides.
+    async fn compare_keys(
+        &self,
+        sides: &Sides<'_>,
+        chunk: &[Cursor],
+    ) -> Result<Vec<String>, EngineError> {
+        let report = sides.report;
+        let filter = keys_filter(&sides.primary()?, chunk);
+        let q = RowQuery {
+            database: &report.database,
+            collection: &report.source,
+            filter: filter.clone(),
+            limit: chunk.len() as u32,
+        };
+        let source_rows = sides.rows(&sides.p.call(|| sides.source.query_rows(&q)).await?)?;
+        let target_rows = sides.rows(&sides.target_rows(filter, chunk.len() as u32).await?)?;
+        Ok(differing(chunk.iter().cloned(), &source_rows, &target_rows))
     }
 
     async fn compare_sample(
@@ -162,18 +208,8 @@ impl Engine {
             .collect();
         let size = job.request.options.verify_sample_size as usize;
         let keys = draw(&tasks, size, &mut Rng::new());
-        let primary = sides.primary()?;
         for chunk in keys.chunks(KEYS_PER_QUERY) {
-            let filter = keys_filter(&primary, chunk);
-            let q = RowQuery {
-                database: &report.database,
-                collection: &report.source,
-                filter: filter.clone(),
-                limit: chunk.len() as u32,
-            };
-            let source_rows = sides.rows(&sides.p.call(|| sides.source.query_rows(&q)).await?)?;
-            let target_rows = sides.rows(&sides.target_rows(filter, chunk.len() as u32).await?)?;
-            let bad = differing(chunk.iter().cloned(), &source_rows, &target_rows);
+            let bad = self.compare_keys(sides, chunk).await?;
             state.record(chunk.len() as u64, &bad);
         }
         Ok(())

@@ -31,6 +31,8 @@ pub(super) enum Stop {
     JobOver(Task),
     /// Another worker holds the task now.
     LeaseLost,
+    /// Its range differed and it was sent back to be copied again (see `ranges`).
+    SentBack,
 }
 
 /// Why a worker stops before it is done with its task.
@@ -79,10 +81,16 @@ impl Copier<'_> {
     /// Reads pages after the task's cursor, writing each while reading the next, and
     /// checkpoints every page under the task's lease.
     pub(super) async fn run(&mut self, mut task: Task) -> Result<Stop, EngineError> {
-        let mut mode = if task.resumed() {
+        // A range under repair is upserted throughout: the target holds some of it already.
+        let steady = if task.repair.is_some() {
             WriteMode::Upsert
         } else {
             WriteMode::Insert
+        };
+        let mut mode = if task.resumed() {
+            WriteMode::Upsert
+        } else {
+            steady
         };
         let mut limit = task.next_limit;
         let started = Instant::now();
@@ -142,7 +150,7 @@ impl Copier<'_> {
                 Err(StoreError::LeaseLost(_)) => return Ok(Stop::LeaseLost),
                 Err(e) => return Err(e.into()),
             };
-            mode = WriteMode::Insert;
+            mode = steady;
             wrote = true;
             page = match self.read_through(&mut task, following, next_page).await? {
                 Outcome::Done(page) => page,

@@ -11,6 +11,7 @@ use chrono::Utc;
 
 use super::copier::{Copier, PageReader, Stop};
 use super::pacing::Pacer;
+use super::ranges::{self, RangeSides};
 use super::sample::Rng;
 use super::split::Split;
 use super::{source_collection, Budget, Engine, EngineError, Handled};
@@ -83,7 +84,7 @@ impl Engine {
                 Ok(Stop::JobOver(task)) => {
                     self.release(&task).await?;
                 }
-                Ok(Stop::LeaseLost) => {}
+                Ok(Stop::LeaseLost | Stop::SentBack) => {}
                 // The lease stays held, as after a real crash; `handle` fails the job on any
                 // other error.
                 Err(e) => return Err(e),
@@ -165,6 +166,7 @@ impl Engine {
                 task.database, task.collection
             ))
         })?;
+        let routed = ranges::routed(job, &info, &task.database, &task.collection);
         let options = &job.request.options;
         let mut copier = Copier {
             engine: self,
@@ -174,24 +176,38 @@ impl Engine {
                 database: task.database.clone(),
                 collection: task.collection.clone(),
                 partition: task.partition.clone(),
-                primary,
+                primary: primary.clone(),
                 read_at: task.read_at,
                 skip: info.function_outputs(),
             },
-            target,
+            target: target.clone(),
             // A target with a partition key routes entities itself (also when an override
             // gave it one): pages read from a source partition are written without a name.
-            routed: info.has_partition_key()
-                || job
-                    .request
-                    .overrides(&task.database, &task.collection)
-                    .is_some_and(|o| o.partition_key.is_some()),
+            routed,
             p,
             pacer: Pacer::new(self, job).await?,
             sample_size: (options.verify == VerifyMode::Sample)
                 .then_some(options.verify_sample_size as usize),
             rng: Rng::new(),
         };
-        copier.run(task).await
+        let task = match copier.run(task).await? {
+            Stop::Done(task) => task,
+            other => return Ok(other),
+        };
+        let sides = RangeSides {
+            p: &copier.p,
+            source: &*source,
+            target: &*target,
+            primary: &primary,
+            routed,
+        };
+        match self.settle(&sides, job, &task).await {
+            Ok(false) => Ok(Stop::Done(task)),
+            Ok(true) => Ok(Stop::SentBack),
+            // An outage outlasted the invocation while counting: the next claim reads the
+            // range's (empty) end again and counts it then.
+            Err(EngineError::OutOfTime) => Ok(Stop::OutOfTime(task)),
+            Err(e) => Err(e),
+        }
     }
 }

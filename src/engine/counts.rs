@@ -1,6 +1,8 @@
 //! Verification's last word: compare contents as the job's `verify` mode asks (see
-//! [`super::content`]), count every collection on both sides, apply the load policy, then end
-//! the job SUCCESSFUL or FAILED, or send mismatched collections back to be migrated again.
+//! [`super::content`]), count every collection on both sides and, in `repair` mode, its key
+//! ranges (see [`super::ranges`]), apply the load policy, then end the job SUCCESSFUL or
+//! FAILED, or send what differs back to be copied again (ranges) or migrated again
+//! (collections, in `remigrate` mode).
 
 use chrono::Utc;
 
@@ -26,6 +28,19 @@ impl Engine {
         target: &dyn Cluster,
     ) -> Result<bool, EngineError> {
         let job = self.job(job_id).await?;
+        let Some(results) = self.count_all(p, &job, owner, source, target).await? else {
+            return Ok(true);
+        };
+        // Ranges first: a range short of entities would show as keys that differ, too many to
+        // name, and have its whole collection compared and repaired.
+        match self
+            .check_ranges(p, &job, owner, source, target, &results)
+            .await?
+        {
+            // Ranges went back to the copy, or the step was lost: the target stays loaded.
+            Some(true) | None => return Ok(true),
+            Some(false) => {}
+        }
         if job.request.options.verify != VerifyMode::Count {
             for c in &job.collections {
                 if c.content.as_ref().is_some_and(|s| s.done) {
@@ -40,9 +55,18 @@ impl Engine {
             }
         }
         let job = self.job(job_id).await?;
-        let Some(results) = self.count_all(p, &job, owner, source, target).await? else {
+        if self.repair_content(&job).await? {
             return Ok(true);
-        };
+        }
+        if !job.request.options.load_after {
+            // The target collections are the job's own: each is left unloaded unless asked,
+            // also where the server loaded it by itself (Milvus Lite loads on create) or a
+            // range count loaded it.
+            for c in &job.collections {
+                let (tdb, tname) = (&c.target_database, &c.target);
+                p.call(|| target.release(tdb, tname)).await?;
+            }
+        }
         for r in &results {
             let level = if r.matches() {
                 Level::Info
@@ -127,8 +151,9 @@ impl Engine {
         Ok(!paused)
     }
 
-    /// Counts every collection on both sides (loading the target to count it, releasing it
-    /// again unless `load_after`). `None` when the step was lost to another invocation.
+    /// Counts every collection on both sides (loading the target to count it: `verify`
+    /// releases it again unless `load_after`). `None` when the step was lost to another
+    /// invocation.
     async fn count_all(
         &self,
         p: &Patience<'_>,
@@ -148,11 +173,6 @@ impl Engine {
                 p.call(|| target.load(tdb, tname)).await?;
             }
             let target_count = p.call(|| target.count(tdb, tname)).await?;
-            if !job.request.options.load_after {
-                // The target collection is the job's own: it is left unloaded unless asked,
-                // also where the server loaded it by itself (Milvus Lite loads on create).
-                p.call(|| target.release(tdb, tname)).await?;
-            }
             results.push(CountResult {
                 database: c.database.clone(),
                 source: c.source.clone(),

@@ -34,6 +34,7 @@ mod hooks {
     pub struct Faults {
         crash_after_write: AtomicU64,
         lose_write: AtomicU64,
+        lose_writes_from: AtomicU64,
         corrupt_write: AtomicU64,
         writes: AtomicU64,
         pages: AtomicU64,
@@ -58,6 +59,15 @@ mod hooks {
         pub fn lose_write(n: u64) -> Self {
             Self {
                 lose_write: AtomicU64::new(n),
+                ..Default::default()
+            }
+        }
+
+        /// Every page write from the `n`-th on is skipped but reported written: a target that
+        /// keeps losing writes, which no repair can mend.
+        pub fn lose_writes_from(n: u64) -> Self {
+            Self {
+                lose_writes_from: AtomicU64::new(n),
                 ..Default::default()
             }
         }
@@ -173,7 +183,8 @@ mod hooks {
         /// What to do to the next page to be written (counted across the engine's workers).
         pub(crate) fn next_page(&self) -> PageFault {
             let n = self.pages.fetch_add(1, Ordering::SeqCst) + 1;
-            if n == self.lose_write.load(Ordering::SeqCst) {
+            let from = self.lose_writes_from.load(Ordering::SeqCst);
+            if n == self.lose_write.load(Ordering::SeqCst) || (from != 0 && n >= from) {
                 PageFault::Lose
             } else if n == self.corrupt_write.load(Ordering::SeqCst) {
                 PageFault::Garble

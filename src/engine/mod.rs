@@ -8,7 +8,7 @@
 //!
 //! - [`lifecycle`]: start, cancel, sweep, report; the conditional job updates every step uses.
 //! - [`plan`] (with [`preflight`], [`schema`] and [`split`]), [`copy`], [`finish`] (with [`counts`] and
-//!   [`content`]), [`notify`]: the steps.
+//!   [`content`]), [`notify`]: the steps; [`ranges`]: each range counted and repaired.
 //! - [`step_lease`], [`budget`], [`retry`], [`sample`]: what the steps share.
 //! - [`config`], [`error`], [`faults`]: settings, the one error type, test fault hooks.
 
@@ -36,6 +36,7 @@ mod notify;
 mod pacing;
 mod plan;
 mod preflight;
+mod ranges;
 mod retry;
 pub(crate) mod sample;
 mod schema;

@@ -499,6 +499,9 @@ impl Engine {
             mismatches: Vec::new(),
             content: None,
             indexes: Vec::new(),
+            repairs: Vec::new(),
+            repaired_ranges: 0,
+            ranges_counted: None,
         };
         found.collections.push(Inspected {
             report,

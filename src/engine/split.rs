@@ -73,10 +73,12 @@ impl SplitRule {
     }
 
     /// Whether a task is worth counting: it has entities left, it is the collection's current
-    /// migration, and it is not known to be small. (It is usually held by another worker: a
-    /// worker splits only when it found nothing to claim.)
+    /// migration, it is not a repair (a repaired range is recorded and counted again as one),
+    /// and it is not known to be small. (It is usually held by another worker: a worker splits
+    /// only when it found nothing to claim.)
     fn candidate(&self, job: &Job, task: &Task) -> bool {
         task.status == TaskStatus::Pending
+            && task.repair.is_none()
             && job.collections.iter().any(|c| c.holds(task))
             && task.remaining().is_none_or(|r| r >= self.min_remainder)
     }

@@ -24,6 +24,7 @@ fn job_data(job: &Job) -> Value {
         .started_at
         .zip(job.finished_at)
         .map(|(s, f)| (f - s).num_milliseconds() as f64 / 1000.0);
+    let repaired: u32 = job.collections.iter().map(|c| c.repaired_ranges).sum();
     let error = job.error.as_ref().map(|e| e.message.clone());
     let mut data = json!({
         "job": job,
@@ -32,6 +33,7 @@ fn job_data(job: &Job) -> Value {
             "matched": matched,
             "source_count": source,
             "target_count": target,
+            "repaired_ranges": repaired,
         },
         "duration_seconds": duration,
         "error": error,

@@ -12,8 +12,11 @@ use super::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnCountMismatch {
-    /// Fail the job with both numbers.
+    /// Copy again, with upsert, each key range whose counts (or contents) differ, then count it
+    /// again, up to `max_repairs` times per range.
     #[default]
+    Repair,
+    /// Fail the job with both numbers.
     Fail,
     /// Drop the target collection and migrate it again.
     Remigrate,
@@ -21,11 +24,12 @@ pub enum OnCountMismatch {
 
 impl OnCountMismatch {
     /// Every choice's name, as requests and flags write it.
-    pub const NAMES: [&'static str; 2] = ["fail", "remigrate"];
+    pub const NAMES: [&'static str; 3] = ["repair", "fail", "remigrate"];
 
     /// Parses a choice's name.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
+            "repair" => Some(Self::Repair),
             "fail" => Some(Self::Fail),
             "remigrate" => Some(Self::Remigrate),
             _ => None,
@@ -51,6 +55,12 @@ pub struct Options {
     pub on_count_mismatch: OnCountMismatch,
     /// How many times a mismatched collection may be migrated again.
     pub max_remigrations: u32,
+    /// How many times one key range may be copied again (`on_count_mismatch: "repair"`).
+    pub max_repairs: u32,
+    /// Count each task's key range on both sides when the task ends and again in the finish
+    /// step (`on_count_mismatch: "repair"`); when false, only collections whose counts differ
+    /// get their ranges counted, to find what to repair.
+    pub count_ranges: bool,
     /// The end of the maintenance window: the job stops and fails cleanly at this time.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -69,6 +79,11 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_write_mb_per_s: Option<f64>,
 }
+
+/// The default `max_repairs`.
+pub const DEFAULT_MAX_REPAIRS: u32 = 3;
+/// The largest `max_repairs`.
+pub const MAX_REPAIRS: u32 = 10;
 
 /// The default `max_outage`.
 pub const DEFAULT_MAX_OUTAGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
@@ -165,6 +180,12 @@ impl Options {
                 format!("must be at most {MAX_REMIGRATIONS}"),
             ));
         }
+        if o.max_repairs == 0 || o.max_repairs > MAX_REPAIRS {
+            return Err(FieldError::new(
+                "options.max_repairs",
+                format!("must be between 1 and {MAX_REPAIRS}"),
+            ));
+        }
         if o.verify_sample_size == 0 || o.verify_sample_size > MAX_SAMPLE_SIZE {
             return Err(FieldError::new(
                 "options.verify_sample_size",
@@ -226,8 +247,10 @@ impl Default for Options {
             max_workers: DEFAULT_MAX_WORKERS,
             load_after: false,
             wait_for_index: false,
-            on_count_mismatch: OnCountMismatch::Fail,
+            on_count_mismatch: OnCountMismatch::Repair,
             max_remigrations: 1,
+            max_repairs: DEFAULT_MAX_REPAIRS,
+            count_ranges: true,
             not_after: None,
             verify: VerifyMode::Count,
             verify_sample_size: DEFAULT_SAMPLE_SIZE,

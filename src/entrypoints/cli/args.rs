@@ -175,10 +175,18 @@ pub struct RunArgs {
     /// Keys compared per collection by `--verify sample` (default 100).
     #[arg(long, help_heading = HOW)]
     pub verify_sample_size: Option<u32>,
-    /// What a count mismatch does: `fail` (the default) or `remigrate` (drop the target
-    /// collection and copy it again).
+    /// What a count mismatch does: `repair` (the default: copy again only the key ranges
+    /// that differ), `fail`, or `remigrate` (drop the target collection and copy it again).
     #[arg(long, value_parser = parse_on_mismatch, help_heading = HOW)]
     pub on_count_mismatch: Option<OnCountMismatch>,
+    /// How many times one key range may be copied again (default 3, at most 10).
+    #[arg(long, help_heading = HOW)]
+    pub max_repairs: Option<u32>,
+    /// Count only whole collections: leave out the count of each key range on both sides
+    /// at each task's end and in the finish step (ranges are then counted only in a
+    /// collection whose counts differ, to find what to repair).
+    #[arg(long, help_heading = HOW)]
+    pub no_range_counts: bool,
     /// A ceiling on the job's writes to the target, in MB/s (from 0.1); the pace adapts to the
     /// target's throttling below it.
     #[arg(long, value_name = "MB_PER_S", help_heading = HOW)]

@@ -220,6 +220,12 @@ fn render_collections(out: &mut String, report: &Report) {
                 check.differing,
             );
         }
+        if c.repaired_ranges > 0 {
+            let _ = writeln!(out, "  {} key range(s) copied again:", c.repaired_ranges);
+            for r in &c.repairs {
+                let _ = writeln!(out, "    {}", r.summary());
+            }
+        }
         let copied: Vec<String> = report
             .tasks
             .iter()

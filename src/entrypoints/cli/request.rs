@@ -91,6 +91,8 @@ fn apply_flags(args: &RunArgs, request: &mut MigrationRequest) {
     o.verify_sample_size = args.verify_sample_size.unwrap_or(o.verify_sample_size);
     o.not_after = args.not_after.or(o.not_after);
     o.on_count_mismatch = args.on_count_mismatch.unwrap_or(o.on_count_mismatch);
+    o.max_repairs = args.max_repairs.unwrap_or(o.max_repairs);
+    o.count_ranges &= !args.no_range_counts;
     o.max_write_mb_per_s = args.max_write_mb_per_s.or(o.max_write_mb_per_s);
     o.max_outage = args.max_outage.unwrap_or(o.max_outage);
     let token = |t: &Option<String>| t.clone().map(Secret::new);

@@ -217,7 +217,7 @@ fn collections(b: &mut String, job: &Job) {
     }
     b.push_str(
         "<table class=\"collections\"><thead><tr><th>Source</th><th>Target</th><th>Source count</th>\
-         <th>Target count</th><th>Match</th><th>Content check</th><th>Remigrations</th></tr></thead><tbody>\n",
+         <th>Target count</th><th>Match</th><th>Content check</th><th>Remigrations</th><th>Repaired ranges</th></tr></thead><tbody>\n",
     );
     for c in &job.collections {
         let verdict = match c.matches {
@@ -252,9 +252,13 @@ fn collections(b: &mut String, job: &Job) {
                 count(m.source_count)
             );
         }
+        let mut repaired = c.repaired_ranges.to_string();
+        for r in &c.repairs {
+            let _ = write!(repaired, "<br><small>{}</small>", esc(&r.summary()));
+        }
         let _ = writeln!(
             b,
-            r#"<tr><td data-label="Source">{}.{}</td><td data-label="Target">{}.{}</td><td data-label="Source count" class="n">{}</td><td data-label="Target count" class="n">{}</td><td data-label="Match">{verdict}</td><td data-label="Content check">{content}</td><td data-label="Remigrations">{remigrations}</td></tr>"#,
+            r#"<tr><td data-label="Source">{}.{}</td><td data-label="Target">{}.{}</td><td data-label="Source count" class="n">{}</td><td data-label="Target count" class="n">{}</td><td data-label="Match">{verdict}</td><td data-label="Content check">{content}</td><td data-label="Remigrations">{remigrations}</td><td data-label="Repaired ranges">{repaired}</td></tr>"#,
             esc(&c.database),
             esc(&c.source),
             esc(&c.target_database),
