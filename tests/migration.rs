@@ -50,16 +50,23 @@ async fn migrates_collections_partitions_and_fields_row_by_row() {
     // WHEN the job runs
     let (job, report) = h.run(request).await;
 
-    // THEN it succeeds with matching counts, and every row arrived unchanged
+    // THEN it succeeds with matching counts, every range (one per partition) counted equal on
+    // both sides with nothing repaired, and every row arrived unchanged
     assert_successful(&report);
     assert_eq!(report.progress.copied, 24_234);
-    for c in &report.job.collections {
+    for (c, ranges) in report.job.collections.iter().zip([4, 2, 1]) {
         assert_eq!(
             (c.matches, c.status),
             (Some(true), CollectionStatus::Verified),
             "{c:?}"
         );
         assert_eq!(c.source_count, c.target_count);
+        assert_eq!(
+            (c.ranges_counted, c.repaired_ranges),
+            (Some(ranges), 0),
+            "{:?}",
+            c.repairs
+        );
     }
     for (s, t) in [
         (&big, big.name.as_str()),

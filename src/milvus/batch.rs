@@ -283,6 +283,17 @@ fn literal(key: &Cursor) -> String {
     }
 }
 
+/// A filter every entity passes, for a query that needs one: `pk >= ""` for a VarChar key,
+/// `pk >= 0 || pk < 0` for an Int64 key (the smallest Int64 has no literal Milvus parses).
+pub fn every_key_filter(primary: &FieldSchema) -> String {
+    let name = &primary.name;
+    if primary.data_type == DataType::VarChar as i32 {
+        format!("{name} >= \"\"")
+    } else {
+        format!("{name} >= 0 || {name} < 0")
+    }
+}
+
 /// The filter that selects the entities with these keys.
 pub fn keys_filter(primary: &str, keys: &[Cursor]) -> String {
     let list: Vec<String> = keys.iter().map(literal).collect();

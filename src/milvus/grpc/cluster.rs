@@ -19,7 +19,7 @@ use super::query::{client_timestamp, page_query};
 use super::write::PageWrite;
 use super::{MilvusCluster, LOAD_TIMEOUT};
 use crate::domain::Cursor;
-use crate::milvus::batch::{normalize_page, primary_keys, Batch};
+use crate::milvus::batch::{every_key_filter, normalize_page, primary_keys, Batch};
 use crate::milvus::{
     kv, Cluster, ClusterError, CollectionInfo, Failure, IndexInfo, IndexProgress, PageRequest,
     RowQuery, WriteMode, ALLOW_INSERT_AUTO_ID,
@@ -437,6 +437,11 @@ impl Cluster for MilvusCluster {
         let mut request = page_query(range, vec!["count(*)".into()]);
         // A count is one answer: no page size, no iterator.
         request.query_params.clear();
+        if request.expr.is_empty() && range.partition.is_some() {
+            // Milvus Lite counts the whole collection for `count(*)` of a partition without a
+            // filter (it honours the partition once there is one): one every key passes.
+            request.expr = every_key_filter(range.primary);
+        }
         self.count_query(request, range.database, range.collection)
             .await
     }
