@@ -307,6 +307,11 @@ async fn every_bad_input_gets_its_status_and_names_its_field() {
             Expect::Http(400, "options.max_outage"),
         ),
         (
+            "no repairs allowed",
+            http_start(&d, |r| r["options"]["max_repairs"] = json!(0)),
+            Expect::HttpSays(400, "options.max_repairs", "between 1 and 10"),
+        ),
+        (
             "negative write ceiling",
             http_start(&d, |r| r["options"]["max_write_mb_per_s"] = json!(-1)),
             Expect::Http(400, "options.max_write_mb_per_s"),
@@ -715,7 +720,7 @@ fn cli_cases() -> usize {
                 "shrug",
             ]),
             None,
-            Expect::Exit(2, "fail or remigrate"),
+            Expect::Exit(2, "repair or fail or remigrate"),
         ),
         (
             "a store that is a directory",

@@ -107,7 +107,7 @@ impl SendBack {
                 reason: self.reason,
             });
         }
-        let range = RepairedRange::of(&self.task, self.reason, FoundAt::Finish, None, 0);
+        let range = RepairedRange::of(&self.task, self.reason, FoundAt::TaskEnd, None, 0);
         let what = match (self.reason, self.counts) {
             (RepairReason::Count, Some(c)) => {
                 format!(
@@ -118,7 +118,7 @@ impl SendBack {
             _ => "a key in it still differs in content".to_owned(),
         };
         Err(EngineError::Refused(format!(
-            "{} of `{}.{}` still differs after {max} repairs ({what}); the target may be losing writes: check its health, then start the job again",
+            "{} of `{}.{}` still differs after {max} repairs ({what}); the target may be losing writes: check its health, then drop the target collection (or choose another target_name) and start a new job",
             range.describe(),
             self.task.database,
             self.task.collection,
@@ -158,7 +158,8 @@ impl Engine {
         let next = match back.next(job) {
             Ok(next) => next,
             Err(e) => {
-                self.note_exhausted(job, &back, counts).await?;
+                self.note_exhausted(job, &back, counts, FoundAt::TaskEnd)
+                    .await?;
                 return Err(e);
             }
         };
@@ -319,7 +320,8 @@ impl Engine {
                 Ok(next) => next,
                 Err(e) => {
                     if let Some(counts) = b.counts {
-                        self.note_exhausted(job, &b, counts).await?;
+                        self.note_exhausted(job, &b, counts, FoundAt::Finish)
+                            .await?;
                     }
                     return Err(e);
                 }
@@ -439,15 +441,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Records the last count of a range that used up its repairs.
+    /// Records the last count of a range that used up its repairs (`found`: where, should
+    /// the range have no entry yet).
     async fn note_exhausted(
         &self,
         job: &Job,
         b: &SendBack,
         counts: RangeCounts,
+        found: FoundAt,
     ) -> Result<(), EngineError> {
         let attempts = b.task.repair.map_or(0, |r| r.attempt);
-        let mut entry = RepairedRange::of(&b.task, b.reason, FoundAt::Finish, None, attempts);
+        let mut entry = RepairedRange::of(&b.task, b.reason, found, None, attempts);
         entry.target_after = Some(counts.target);
         self.update_job(&job.id, |j| {
             let Some(c) = j.collection_mut(&b.task.database, &b.task.collection) else {
