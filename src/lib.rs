@@ -12,6 +12,7 @@ pub mod domain;
 pub mod engine;
 pub mod entrypoints;
 mod env;
+pub mod logging;
 pub mod memory;
 pub mod milvus;
 pub mod queue;

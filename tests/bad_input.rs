@@ -723,6 +723,12 @@ fn cli_cases() -> usize {
             Expect::Exit(2, "repair or fail or remigrate"),
         ),
         (
+            "--log-format that is no format",
+            args(&["--log-format", "xml", "list"]),
+            None,
+            Expect::Exit(2, "text or json"),
+        ),
+        (
             "a store that is a directory",
             args(&["list"]),
             Some(dir.path().to_owned()),

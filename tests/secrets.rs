@@ -216,11 +216,32 @@ async fn the_cli_keeps_tokens_and_webhook_secrets_out_of_logs_store_output_and_w
             hook.clone(),
         ]
     };
+    // (in JSON lines, as the function writes them; the failing run below logs text)
     let args = run_args(&collection);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ran = vecmigrate(&store, &args, &tokens);
+    let json_logs = [tokens.as_slice(), &[("VECMIGRATE_LOG_FORMAT", "json")]].concat();
+    let ran = vecmigrate(&store, &args, &json_logs);
     assert_eq!(ran.status.code(), Some(0), "{}", not_debug(&ran));
-    search.look("`run` output and debug log", &both(&ran));
+    search.look("`run` output and JSON debug log", &both(&ran));
+    let lines: Vec<Value> = String::from_utf8_lossy(&ran.stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("every log line is one JSON object"))
+        .collect();
+    let copied = format!("default.{}", s.name);
+    assert!(
+        lines.iter().any(|l| l["job_id"].is_string()
+            && l["collection"] == copied.as_str()
+            && l["phase"] == "copy"
+            && l["task"].is_string()),
+        "a line of the copy carries the job, phase, task and collection at the top level"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["target"] == "vecmigrate::job" && l["level"] == "INFO"),
+        "the job's own log is in the process's log"
+    );
 
     // ... and a job with a wrong target token (and, for Milvus Lite, a missing collection) fails
     let wrong_tokens = [
@@ -305,10 +326,12 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     LOGS.get_or_init(|| {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = logs.clone();
+        // The function's own format (its LoggingConfig asks for JSON).
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-            .with_ansi(false)
             .with_writer(move || Sink(sink.clone()))
+            .fmt_fields(vecmigrate::logging::JsonFields)
+            .event_format(vecmigrate::logging::JsonLines)
             .init();
         logs
     })
@@ -445,6 +468,17 @@ async fn the_function_keeps_tokens_keys_and_secrets_out_of_logs_table_and_answer
         scan(&d.dynamo, &d.table).await.join("\n").as_bytes(),
     );
     let logs = logs.lock().unwrap().clone();
-    search.look("the function's debug-level logs", &logs);
+    search.look("the function's debug-level JSON logs", &logs);
+    let text = String::from_utf8_lossy(&logs);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every log line is one JSON object"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["job_id"].is_string() && l["step"].is_string() && l["level"].is_string()),
+        "the steps' lines carry their job and step"
+    );
     search.assert_clean();
 }

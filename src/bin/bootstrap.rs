@@ -5,31 +5,51 @@ use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
+use tracing::Instrument;
 use vecmigrate::entrypoints::lambda::{LambdaApp, LambdaConfig};
+use vecmigrate::logging::{self, LogFormat};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     vecmigrate::memory::return_freed_pages();
     vecmigrate::tls::install_crypto_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VECMIGRATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // CloudWatch adds its own timestamps and shows no colours.
-        .without_time()
-        .with_ansi(false)
-        .init();
+    init_logging();
     let config = LambdaConfig::from_env()?;
     let app = Arc::new(LambdaApp::from_config(config).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
+        // Every line of the invocation carries its request id.
+        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         async move {
             let deadline = event.context.deadline;
             app.handle(event.payload, deadline)
                 .await
                 .map_err(lambda_runtime::Error::from)
         }
+        .instrument(span)
     }))
     .await
+}
+
+/// Logs as the function's `LoggingConfig` asks: JSON lines when `AWS_LAMBDA_LOG_FORMAT` is
+/// `JSON` (CloudWatch then filters them by their `level` at `AWS_LAMBDA_LOG_LEVEL`), from that
+/// level up; else text lines without a time (CloudWatch adds its own). `VECMIGRATE_LOG`
+/// overrides the level with tracing's directives.
+fn init_logging() {
+    let format = std::env::var("AWS_LAMBDA_LOG_FORMAT")
+        .ok()
+        .and_then(|f| LogFormat::parse(&f))
+        .unwrap_or(LogFormat::Text);
+    let level = match std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .unwrap_or_default()
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        _ => "info",
+    };
+    logging::init(format, logging::filter_from_env(level), false, false);
 }

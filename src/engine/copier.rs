@@ -150,6 +150,12 @@ impl Copier<'_> {
                 Err(StoreError::LeaseLost(_)) => return Ok(Stop::LeaseLost),
                 Err(e) => return Err(e.into()),
             };
+            tracing::debug!(
+                rows = page.rows,
+                bytes = page.bytes,
+                copied = task.copied,
+                "page written and checkpointed"
+            );
             mode = steady;
             wrote = true;
             page = match self.read_through(&mut task, following, next_page).await? {

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use tracing::Instrument;
 
 use super::copier::{Copier, PageReader, Stop};
 use super::pacing::Pacer;
@@ -71,7 +72,12 @@ impl Engine {
                 return Ok(handled);
             };
             handled = Handled::Done;
-            match self.copy_task(&job, task, budget).await {
+            let span = tracing::info_span!(
+                "task",
+                task = %task.id,
+                collection = %format!("{}.{}", task.database, task.collection)
+            );
+            match self.copy_task(&job, task, budget).instrument(span).await {
                 Ok(Stop::Done(task)) => match self.store.complete_task(&task).await {
                     Ok(_) | Err(StoreError::LeaseLost(_)) => {}
                     Err(e) => return Err(e.into()),

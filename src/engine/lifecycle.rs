@@ -47,7 +47,7 @@ impl Engine {
         match self.store.create_job(&job).await? {
             Created::New(job) => {
                 self.queue.send(WorkMessage::plan(&job.id)).await?;
-                tracing::info!(job = %job.id, "job accepted");
+                tracing::info!(job_id = %job.id, "job accepted");
                 Ok((job, true))
             }
             Created::Existing(existing) if existing.fingerprint == job.fingerprint => {
@@ -244,7 +244,7 @@ impl Engine {
         message: String,
         problems: Vec<Problem>,
     ) -> Result<(), EngineError> {
-        tracing::info!(job = %job_id, "job failed: {message}");
+        tracing::info!(job_id = %job_id, "job failed: {message}");
         self.log(job_id, Level::Error, None, message.clone()).await;
         self.end_job(job_id, |job| {
             let error = (message.clone(), problems.clone());
@@ -333,6 +333,19 @@ impl Engine {
         collection: Option<String>,
         message: String,
     ) {
+        // The job's log is also the process's: one line each, with the job and collection.
+        let at = collection.as_deref();
+        match level {
+            Level::Info => {
+                tracing::info!(target: "vecmigrate::job", job_id, collection = at, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "vecmigrate::job", job_id, collection = at, "{message}")
+            }
+            Level::Error => {
+                tracing::error!(target: "vecmigrate::job", job_id, collection = at, "{message}")
+            }
+        }
         let entry = LogEntry {
             time: Utc::now(),
             level,
@@ -340,7 +353,7 @@ impl Engine {
             message,
         };
         if let Err(e) = self.store.append_log(job_id, &entry).await {
-            tracing::warn!(job = %job_id, "cannot write the job log: {e}");
+            tracing::warn!(job_id = %job_id, "cannot write the job log: {e}");
         }
     }
 }

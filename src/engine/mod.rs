@@ -14,6 +14,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::domain::{Job, Level, MAX_STEP_PANICS};
 use crate::milvus::ClusterConnector;
 use crate::queue::{WorkMessage, WorkQueue};
@@ -119,14 +121,35 @@ impl Engine {
 
     /// The job, or [`EngineError::NotFound`].
     pub(crate) async fn job(&self, job_id: &str) -> Result<Job, EngineError> {
-        self.store
+        let job = self
+            .store
             .get_job(job_id)
             .await?
-            .ok_or_else(|| EngineError::NotFound(job_id.into()))
+            .ok_or_else(|| EngineError::NotFound(job_id.into()))?;
+        if let Some(phase) = job.phase {
+            // The step's span shows the phase its log lines happened in.
+            tracing::Span::current().record("phase", phase.as_str());
+        }
+        Ok(job)
     }
 
     /// Runs one step of a job.
     pub async fn handle(
+        &self,
+        message: &WorkMessage,
+        budget: Budget,
+    ) -> Result<Handled, EngineError> {
+        // Every log line of the step carries the job, the step and (once read) the phase.
+        let span = tracing::info_span!(
+            "step",
+            job_id = %message.job_id(),
+            step = %message.step(),
+            phase = tracing::field::Empty
+        );
+        self.handle_in(message, budget).instrument(span).await
+    }
+
+    async fn handle_in(
         &self,
         message: &WorkMessage,
         budget: Budget,
@@ -169,7 +192,7 @@ impl Engine {
             Ok(result) => result,
             Err(e) if e.is_panic() => {
                 let what = panic_message(e.into_panic());
-                tracing::error!(job = %message.job_id(), "the {} step panicked: {what}", message.step());
+                tracing::error!(job_id = %message.job_id(), "the {} step panicked: {what}", message.step());
                 self.record_panic(message, &what).await?;
                 Err(EngineError::Panicked {
                     step: message.step(),

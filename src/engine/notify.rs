@@ -261,7 +261,7 @@ impl Engine {
         let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
         let (sent, _) = self.notifier.send(spec, &id, &body).await;
         if !matches!(sent, Sent::Delivered { .. }) {
-            tracing::warn!(job = %job.id, "progress event not delivered: {sent:?}");
+            tracing::warn!(job_id = %job.id, "progress event not delivered: {sent:?}");
         }
         Ok(())
     }

@@ -68,7 +68,7 @@ impl Engine {
                 match engine.hold_step(&job_id, &owner, phases).await {
                     Ok(true) => {}
                     Ok(false) => return,
-                    Err(e) => tracing::warn!(job = %job_id, "cannot renew the step lease: {e}"),
+                    Err(e) => tracing::warn!(job_id = %job_id, "cannot renew the step lease: {e}"),
                 }
             }
         }))

@@ -122,17 +122,17 @@ impl LocalRunner {
                     match engine.handle_guarded(&message, budget).await {
                         Ok(_) => {}
                         Err(EngineError::InjectedCrash) => {
-                            tracing::warn!(job = %message.job_id(), "worker crashed (injected fault); the sweep recovers its task once the lease expires");
+                            tracing::warn!(job_id = %message.job_id(), "worker crashed (injected fault); the sweep recovers its task once the lease expires");
                         }
                         // Redelivered as SQS would; the job record counts the panics and
                         // fails the job at the limit, so this cannot go on forever.
                         Err(e @ EngineError::Panicked { .. }) => {
-                            tracing::warn!(job = %message.job_id(), "{e}; the message is delivered again");
+                            tracing::warn!(job_id = %message.job_id(), "{e}; the message is delivered again");
                             tokio::time::sleep(REDELIVERY_DELAY).await;
                             let _ = queue.send(message).await;
                         }
                         Err(e) => {
-                            tracing::warn!(job = %message.job_id(), "step failed: {e}");
+                            tracing::warn!(job_id = %message.job_id(), "step failed: {e}");
                         }
                     }
                 }
@@ -152,7 +152,7 @@ impl LocalRunner {
             if last_sweep.elapsed() >= self.settings.sweep_every {
                 last_sweep = tokio::time::Instant::now();
                 if let Err(e) = self.engine.sweep(job_id).await {
-                    tracing::warn!(job = %job_id, "sweep failed: {e}");
+                    tracing::warn!(job_id = %job_id, "sweep failed: {e}");
                 }
             }
             tokio::select! {
@@ -171,7 +171,7 @@ impl LocalRunner {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(job = %job_id, "workers did not stop within 120 s; their leases expire on their own");
+            tracing::warn!(job_id = %job_id, "workers did not stop within 120 s; their leases expire on their own");
             workers.abort_all();
         }
         // Read again: the last workers checkpointed their final pages while draining.

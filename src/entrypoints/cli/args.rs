@@ -38,6 +38,18 @@ pub struct Cli {
     /// Print the report as JSON instead of a table.
     #[arg(long, global = true, help_heading = STORE)]
     pub json: bool,
+    /// How log lines are written to stderr: `text` (for people, warnings only unless
+    /// `VECMIGRATE_LOG` says) or `json` (one object per line with the job, step, phase, task
+    /// and collection, from `info` up, as the Lambda function writes them).
+    #[arg(
+        long,
+        global = true,
+        env = "VECMIGRATE_LOG_FORMAT",
+        default_value = "text",
+        value_parser = parse_log_format,
+        help_heading = STORE
+    )]
+    pub log_format: crate::logging::LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -254,6 +266,11 @@ fn parse_max_run(s: &str) -> Result<Duration, String> {
 fn parse_verify(s: &str) -> Result<VerifyMode, String> {
     VerifyMode::parse(s)
         .ok_or_else(|| format!("`{s}` is not a verify mode: use count, sample or full"))
+}
+
+fn parse_log_format(s: &str) -> Result<crate::logging::LogFormat, String> {
+    crate::logging::LogFormat::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a log format: text or json"))
 }
 
 fn parse_on_mismatch(s: &str) -> Result<OnCountMismatch, String> {

@@ -27,7 +27,7 @@ impl LambdaApp {
                 for job in &page.jobs {
                     swept += 1;
                     if let Err(e) = self.engine.sweep(&job.id).await {
-                        tracing::warn!(job = %job.id, "sweep failed: {e}");
+                        tracing::warn!(job_id = %job.id, "sweep failed: {e}");
                         errors.insert(job.id.clone(), e.to_string());
                     }
                 }

@@ -346,7 +346,7 @@ impl JobStore for DynamoStore {
                     .await;
                 if let Err(e) = result {
                     if !condition_failed(&e) {
-                        tracing::warn!(job = %new.id, "cannot set the idempotency key's expiry: {}", crate::aws::error_line(&e));
+                        tracing::warn!(job_id = %new.id, "cannot set the idempotency key's expiry: {}", crate::aws::error_line(&e));
                     }
                 }
             }
