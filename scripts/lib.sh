@@ -66,6 +66,24 @@ ensure_chromium() {
   fi
 }
 
+# The webhook examples' Node package (examples/webhooks: the official `standardwebhooks`), for
+# the test that runs them against a real delivery; Node itself from Debian if it is missing.
+ensure_node_examples() {
+  local dir="$VM_ROOT/examples/webhooks"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "installing Debian's nodejs and npm (the webhook examples' test)"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  if [ "$(cat "$dir/package-lock.json")" != "$(cat "$dir/node_modules/.installed-lock" 2>/dev/null)" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+    cp "$dir/package-lock.json" "$dir/node_modules/.installed-lock"
+  fi
+}
+
 # Prints N free loopback ports, distinct from each other.
 free_ports() {
   python3 - "$1" <<'EOF'

@@ -17,6 +17,7 @@ if [ "${1:-}" = "--" ]; then shift; extra=("$@"); fi
 
 ensure_venv
 ensure_chromium
+ensure_node_examples
 # The integration tests use the engine's fault hooks, which only `test-support` builds have.
 features=(--features test-support)
 log "building"

@@ -10,7 +10,8 @@ Prints its port on the first line of stdout. The path chooses the behaviour:
   /status/CODE      always CODE (400, 410, 500, ...)
   /redirect         302 to http://10.0.0.1/hook
 GET /deliveries returns every request received, as JSON:
-  [{"path", "status" (what we answered), "verified", "error", "headers", "body"}]
+  [{"path", "status" (what we answered), "verified", "error", "headers", "body", "raw" (the body
+  as sent, for the examples' test)}]
 """
 import argparse
 import json
@@ -71,6 +72,7 @@ def make_handler(webhook):
                     "path": self.path, "status": status, "verified": verified, "error": error,
                     "headers": {k: v for k, v in headers.items() if k.startswith("webhook-")},
                     "body": json.loads(body) if body else None,
+                    "raw": body.decode("utf-8", "replace"),
                 })
             self.send_response(status)
             if location:

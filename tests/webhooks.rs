@@ -264,3 +264,60 @@ async fn with_fail_the_same_mismatch_fails_the_job() {
     let error = report.job.error.unwrap().message;
     assert!(error.contains("source 2000, target 1500"), "{error}");
 }
+
+/// Runs one of the README's verification examples (`examples/webhooks/`) on a saved delivery.
+fn run_example(
+    program: &str,
+    script: &str,
+    headers: &std::path::Path,
+    body: &std::path::Path,
+) -> std::process::Output {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/webhooks");
+    std::process::Command::new(program)
+        .arg(format!("{dir}/{script}"))
+        .arg(headers)
+        .arg(body)
+        .env("VECMIGRATE_WEBHOOK_SECRET", SECRET)
+        .output()
+        .expect("the example runs")
+}
+
+#[tokio::test]
+async fn the_readme_examples_verify_a_real_delivery_in_python_and_node() {
+    // GIVEN a real outcome delivery, saved as the receiver got it (headers and raw body)
+    let receiver = Receiver::start(SECRET);
+    migrate_with_webhook(receiver.url("/ok"), None, 300, 5000).await;
+    let got = receiver.deliveries().await;
+    let delivery = &got[0];
+    let dir = tempfile::tempdir().unwrap();
+    let headers = dir.path().join("headers.json");
+    std::fs::write(&headers, delivery["headers"].to_string()).unwrap();
+    let raw = delivery["raw"].as_str().expect("the raw body");
+    let body = dir.path().join("body");
+    std::fs::write(&body, raw).unwrap();
+    let tampered = dir.path().join("tampered");
+    std::fs::write(&tampered, raw.replacen("SUCCESSFUL", "SUCCESSFUl", 1)).unwrap();
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+
+    for (program, script) in [(python, "verify.py"), ("node", "verify.mjs")] {
+        // WHEN the example checks it, THEN it accepts it and reads the event
+        let out = run_example(program, script, &headers, &body);
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "migration.succeeded SUCCESSFUL",
+            "{script}"
+        );
+        // AND a body changed by one letter is refused
+        let out = run_example(program, script, &headers, &tampered);
+        assert_eq!(out.status.code(), Some(1), "{script}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("refused"),
+            "{script}"
+        );
+    }
+}
