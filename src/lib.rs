@@ -14,6 +14,7 @@ pub mod entrypoints;
 mod env;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod milvus;
 pub mod queue;
 pub mod store;

@@ -572,13 +572,45 @@ async fn throttling_outages_lost_messages_and_conflicts_on_the_lambda_path_lose_
         log.contains("the target cluster fails the job's calls"),
         "{log}"
     );
-    assert!(
-        report["job"]["write_rate"]["throttles"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0,
-        "{report:#}"
+    // (its end seen by a later invocation than the one that began it)
+    assert!(log.contains("the target cluster answers again"), "{log}");
+    assert!(report["job"]["outage"].is_null(), "{report:#}");
+    let throttles = report["job"]["write_rate"]["throttles"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(throttles > 0, "{report:#}");
+    // AND its EMF metrics add up to its own report
+    let sum = |name, dimension| d.metric_sum(&job_id, name, dimension);
+    let progress = &report["progress"];
+    assert_eq!(
+        sum("EntitiesCopied", None),
+        progress["copied"].as_f64().unwrap()
     );
+    assert_eq!(
+        sum("BytesCopied", None),
+        progress["bytes"].as_f64().unwrap()
+    );
+    let pages: u64 = d
+        .app
+        .engine()
+        .store()
+        .list_tasks(&job_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.batches)
+        .sum();
+    assert_eq!(sum("PagesWritten", None), pages as f64);
+    assert_eq!(sum("ThrottledWrites", None), throttles as f64);
+    assert!(
+        sum("OutageSeconds", Some(("Role", "target"))) >= 5.0,
+        "the 6 s blackout"
+    );
+    assert!(sum("InvocationsOutOfTime", None) >= 1.0, "2 s invocations");
+    assert!(sum("WritePace", None) > 0.0);
+    assert_eq!(sum("JobsStarted", None), 1.0);
+    assert_eq!(sum("JobsEnded", Some(("Outcome", "successful"))), 1.0);
+    assert_eq!(sum("VerificationMismatches", None), 0.0);
     eprintln!("lambda fault path: {seen:?}");
 }
 

@@ -75,6 +75,17 @@ pub(super) struct Copier<'a> {
     /// The sample each task keeps, when the job verifies a sample.
     pub(super) sample_size: Option<usize>,
     pub(super) rng: Rng,
+    /// What this worker's turn wrote, for its metrics.
+    pub(super) turn: Turn,
+}
+
+/// What one worker's turn at a task wrote and met.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Turn {
+    pub(super) entities: u64,
+    pub(super) bytes: u64,
+    pub(super) pages: u64,
+    pub(super) throttled: u64,
 }
 
 impl Copier<'_> {
@@ -150,6 +161,9 @@ impl Copier<'_> {
                 Err(StoreError::LeaseLost(_)) => return Ok(Stop::LeaseLost),
                 Err(e) => return Err(e.into()),
             };
+            self.turn.entities += page.rows as u64;
+            self.turn.bytes += page.bytes as u64;
+            self.turn.pages += 1;
             tracing::debug!(
                 rows = page.rows,
                 bytes = page.bytes,
@@ -234,6 +248,7 @@ impl Copier<'_> {
         hint: Option<f64>,
         bytes: usize,
     ) -> Result<(), EngineError> {
+        self.turn.throttled += 1;
         self.pacer
             .throttled(self.engine, &task.job_id, hint, bytes)
             .await?;
@@ -368,6 +383,17 @@ impl Copier<'_> {
         }
         if let Some(fresh) = &fresh {
             self.engine.maybe_progress(fresh).await?;
+            // An outage an earlier invocation recorded, that this one never met (its first
+            // calls got through): this page was read, and the last one written, so it is over.
+            if let Some(o) = &fresh.outage {
+                let answered = match o.role {
+                    crate::domain::Role::Source => true,
+                    crate::domain::Role::Target => wrote,
+                };
+                if answered && !self.p.waiting_out(o.role) {
+                    self.engine.outage_ended(&self.job.id, o.role, 0).await;
+                }
+            }
         }
         let ttl = self.engine.config.lease();
         let lease_ending = task

@@ -10,13 +10,14 @@ use std::time::Duration;
 use chrono::Utc;
 use tracing::Instrument;
 
-use super::copier::{Copier, PageReader, Stop};
+use super::copier::{Copier, PageReader, Stop, Turn};
 use super::pacing::Pacer;
 use super::ranges::{self, RangeSides};
 use super::sample::Rng;
 use super::split::Split;
 use super::{source_collection, Budget, Engine, EngineError, Handled};
 use crate::domain::{Job, Phase, Task, TaskStatus, VerifyMode};
+use crate::metrics::{Metric, Unit};
 use crate::queue::WorkMessage;
 use crate::store::StoreError;
 
@@ -195,8 +196,27 @@ impl Engine {
             sample_size: (options.verify == VerifyMode::Sample)
                 .then_some(options.verify_sample_size as usize),
             rng: Rng::new(),
+            turn: Turn::default(),
         };
-        let task = match copier.run(task).await? {
+        let stop = copier.run(task).await;
+        let t = copier.turn;
+        let out_of_time = matches!(stop, Ok(Stop::OutOfTime(_)));
+        self.metric(
+            &job.id,
+            None,
+            &[
+                Metric::count("EntitiesCopied", t.entities),
+                Metric {
+                    name: "BytesCopied",
+                    value: t.bytes as f64,
+                    unit: Unit::Bytes,
+                },
+                Metric::count("PagesWritten", t.pages),
+                Metric::count("ThrottledWrites", t.throttled),
+                Metric::count("InvocationsOutOfTime", u64::from(out_of_time)),
+            ],
+        );
+        let task = match stop? {
             Stop::Done(task) => task,
             other => return Ok(other),
         };

@@ -11,6 +11,7 @@ use super::{Engine, EngineError};
 use crate::domain::{
     FieldError, Job, JobStatus, Level, LogEntry, MigrationRequest, Phase, Problem, Report,
 };
+use crate::metrics::Metric;
 use crate::milvus::{Cluster, CollectionInfo};
 use crate::queue::WorkMessage;
 use crate::store::{Created, StoreError};
@@ -48,6 +49,7 @@ impl Engine {
             Created::New(job) => {
                 self.queue.send(WorkMessage::plan(&job.id)).await?;
                 tracing::info!(job_id = %job.id, "job accepted");
+                self.metric(&job.id, None, &[Metric::count("JobsStarted", 1)]);
                 Ok((job, true))
             }
             Created::Existing(existing) if existing.fingerprint == job.fingerprint => {
@@ -274,9 +276,34 @@ impl Engine {
             })
             .await?;
         if ended {
+            self.ended_metrics(&job);
             self.after_end(&job).await?;
         }
         Ok(job)
+    }
+
+    /// The metrics of a job that just ended: its outcome, and what its verification found.
+    fn ended_metrics(&self, job: &Job) {
+        let outcome = job.status.as_str().to_ascii_lowercase();
+        self.metric(
+            &job.id,
+            Some(("Outcome", &outcome)),
+            &[Metric::count("JobsEnded", 1)],
+        );
+        let mismatched = job
+            .collections
+            .iter()
+            .filter(|c| c.matches == Some(false))
+            .count();
+        let repaired: u32 = job.collections.iter().map(|c| c.repaired_ranges).sum();
+        self.metric(
+            &job.id,
+            None,
+            &[
+                Metric::count("VerificationMismatches", mismatched as u64),
+                Metric::count("RangesRepaired", repaired.into()),
+            ],
+        );
     }
 
     /// Ends the job CANCELLED (unless it already ended).

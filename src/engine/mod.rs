@@ -17,6 +17,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use crate::domain::{Job, Level, MAX_STEP_PANICS};
+use crate::metrics::{Metric, Metrics};
 use crate::milvus::ClusterConnector;
 use crate::queue::{WorkMessage, WorkQueue};
 use crate::store::JobStore;
@@ -71,6 +72,8 @@ pub struct Engine {
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) config: EngineConfig,
     pub(crate) faults: Arc<Faults>,
+    /// Where metrics go (EMF lines in Lambda); none in the CLI.
+    metrics: Option<Arc<Metrics>>,
     /// Set when the process is asked to stop (Ctrl-C): workers stop at their next page.
     interrupted: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -103,7 +106,21 @@ impl Engine {
             notifier,
             config,
             faults: Arc::default(),
+            metrics: None,
             interrupted: Arc::default(),
+        }
+    }
+
+    /// Emits the engine's metrics through `metrics` (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(Arc::new(metrics));
+        self
+    }
+
+    /// Emits `metrics` of a job, when the engine has somewhere to emit them.
+    pub(crate) fn metric(&self, job_id: &str, dimension: Option<(&str, &str)>, metrics: &[Metric]) {
+        if let Some(sink) = &self.metrics {
+            sink.emit(job_id, dimension, metrics);
         }
     }
 

@@ -182,6 +182,15 @@ impl Pacer {
             .target
             .as_ref()
             .map_or((first, 1), |p| (p.bytes_per_s, p.throttles));
+        engine.metric(
+            job_id,
+            None,
+            &[crate::metrics::Metric {
+                name: "WritePace",
+                value: rate,
+                unit: crate::metrics::Unit::BytesPerSecond,
+            }],
+        );
         engine
             .update_job(job_id, |job| {
                 job.write_rate = Some(WriteRate {

@@ -58,6 +58,8 @@ struct Waiting {
     retried: u64,
     /// When the record was last brought up to date.
     recorded: Option<tokio::time::Instant>,
+    /// Time spent in pauses, waiting out each cluster (source, target), for the metrics.
+    waited: (Duration, Duration),
 }
 
 /// The pause before attempt `n` (0-based): doubling from [`FIRST_PAUSE`], capped, with up to
@@ -86,12 +88,10 @@ impl Engine {
     /// The same policy for a job that is not in the store (a dry run): outages are waited out
     /// for at most [`DRY_RUN_OUTAGE`] (someone is waiting for the answer), and not recorded.
     pub(crate) fn unrecorded_patience(&self, job: &Job, budget: Budget) -> Patience<'_> {
-        let patience = self.patience(job, budget);
-        Patience {
-            recorded: false,
-            max_outage: patience.max_outage.min(DRY_RUN_OUTAGE),
-            ..patience
-        }
+        let mut patience = self.patience(job, budget);
+        patience.recorded = false;
+        patience.max_outage = patience.max_outage.min(DRY_RUN_OUTAGE);
+        patience
     }
 
     /// Records that `role` stopped answering (unless an outage of it is recorded already);
@@ -155,7 +155,7 @@ impl Engine {
     }
 
     /// Closes the outage record of `role`, and logs how long it lasted.
-    async fn outage_ended(&self, job_id: &str, role: Role, retried: u64) {
+    pub(super) async fn outage_ended(&self, job_id: &str, role: Role, retried: u64) {
         let mut ended = None;
         let closed = self
             .update_job(job_id, |job| {
@@ -267,6 +267,13 @@ impl Patience<'_> {
             // The step goes on in the next invocation, which counts from the same start.
             return Err(EngineError::OutOfTime);
         }
+        {
+            let mut state = self.lock();
+            match role {
+                Role::Source => state.waited.0 += wait,
+                Role::Target => state.waited.1 += wait,
+            }
+        }
         tokio::time::sleep(wait).await;
         Ok(())
     }
@@ -285,6 +292,11 @@ impl Patience<'_> {
         }
     }
 
+    /// Whether this step is waiting out an outage of `role` itself.
+    pub(crate) fn waiting_out(&self, role: Role) -> bool {
+        self.lock().since.is_some_and(|(r, _)| r == role)
+    }
+
     /// The invocation's budget.
     pub(crate) fn budget(&self) -> &Budget {
         &self.budget
@@ -293,6 +305,30 @@ impl Patience<'_> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         // A poisoned lock only means another call panicked; the state is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Patience<'_> {
+    /// The step is over: the time it spent waiting out each cluster goes to the metrics.
+    fn drop(&mut self) {
+        if !self.recorded {
+            return;
+        }
+        let (source, target) = self.lock().waited;
+        for (role, waited) in [(Role::Source, source), (Role::Target, target)] {
+            if !waited.is_zero() {
+                let role = role.to_string();
+                self.engine.metric(
+                    &self.job_id,
+                    Some(("Role", &role)),
+                    &[crate::metrics::Metric {
+                        name: "OutageSeconds",
+                        value: waited.as_secs_f64(),
+                        unit: crate::metrics::Unit::Seconds,
+                    }],
+                );
+            }
+        }
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Deployment {
     pub queue_url: String,
     pub servers: Servers,
     pub source_token_arn: String,
+    /// The EMF lines the function emitted (to stdout in Lambda).
+    pub metrics: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Deployment {
@@ -102,6 +104,7 @@ impl Deployment {
                 .unwrap_or_else(|| "http://127.0.0.1:9/no-control-plane".into()),
             zilliz_api_key_secret_arn: None,
             zilliz_bearer_auth: true,
+            function_name: "vecmigrate-test".into(),
             engine: EngineConfig {
                 safety_margin: Duration::from_millis(300),
                 lease_ttl: Duration::from_secs(4),
@@ -112,7 +115,13 @@ impl Deployment {
                 ..EngineConfig::default()
             },
         };
-        let mut app = LambdaApp::from_config(config).await.unwrap();
+        let metrics = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = metrics.clone();
+        let mut app = LambdaApp::from_config(config).await.unwrap().with_metrics(
+            vecmigrate::metrics::Metrics::to("vecmigrate-test", move |line| {
+                sink.lock().unwrap().push(line.to_owned())
+            }),
+        );
         if let Some(f) = faults {
             app = app.with_faults(f);
         }
@@ -123,11 +132,31 @@ impl Deployment {
             sqs,
             queue_url,
             servers,
+            metrics,
             source_token_arn,
         }
     }
 
     /// The sample start request, pointed at the test servers and collections.
+    /// The sum of metric `name` over the EMF lines of `job_id` (whose `dimension`, if given, has
+    /// that value).
+    pub fn metric_sum(&self, job_id: &str, name: &str, dimension: Option<(&str, &str)>) -> f64 {
+        self.metrics
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).expect("an EMF line is JSON"))
+            .filter(|l| l["job_id"] == job_id)
+            .filter(|l| dimension.is_none_or(|(k, v)| l[k] == v))
+            .filter(|l| {
+                l["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .is_some_and(|ms| ms.iter().any(|m| m["Name"] == name))
+            })
+            .filter_map(|l| l[name].as_f64())
+            .sum()
+    }
+
     pub fn request(&self, collection: &str, target: &str) -> Value {
         let mut r = event("invoke-start.json")["request"].clone();
         r["idempotency_key"] = json!(unique("key"));

@@ -36,6 +36,9 @@ pub struct LambdaConfig {
     pub zilliz_bearer_auth: bool,
     /// The engine's settings (leases, safety margin, webhook retries; see [`EngineConfig`]).
     pub engine: EngineConfig,
+    /// The function's name, the `Function` dimension of its metrics
+    /// (`AWS_LAMBDA_FUNCTION_NAME`, which Lambda sets).
+    pub function_name: String,
 }
 
 impl LambdaConfig {
@@ -52,6 +55,8 @@ impl LambdaConfig {
                 .map_err(|_| format!("VECMIGRATE_RETENTION_DAYS=`{v}` is not a number of days"))?,
         };
         Ok(Self {
+            function_name: env_text("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_else(|| "vecmigrate".into()),
             table: required("VECMIGRATE_TABLE")?,
             queue_url: required("VECMIGRATE_QUEUE_URL")?,
             sealing_key_arn: env_text("VECMIGRATE_SEALING_KEY_ARN"),

@@ -106,7 +106,11 @@ impl LambdaApp {
             ),
             Arc::new(notifier),
             engine_config,
-        );
+        )
+        // Metrics as EMF lines on stdout: CloudWatch turns them into metrics.
+        .with_metrics(crate::metrics::Metrics::stdout(
+            config.function_name.clone(),
+        ));
         Ok(Self {
             engine,
             config,
@@ -118,6 +122,12 @@ impl LambdaApp {
     /// The engine (tests read the store through it).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Sends the engine's metrics to `metrics` instead of stdout (the tests read them).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.engine = self.engine.with_metrics(metrics);
+        self
     }
 
     /// Installs fault injection (tests of crash recovery only).
