@@ -164,7 +164,9 @@ start_moto() {
   local dir="$VM_RUN_DIR/moto" port
   mkdir -p "$dir"
   port=$(free_ports 1)
-  "$VM_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$dir/server.log" 2>&1 &
+  # moto's server with DynamoDB's requests one at a time (see the script: its transactions
+  # would otherwise undo concurrent writes).
+  "$VM_PY" "$VM_ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$dir/server.log" 2>&1 &
   VM_PIDS+=("$!:TERM")
   disown "$!"
   local url="http://127.0.0.1:$port"
