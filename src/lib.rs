@@ -20,6 +20,7 @@ pub mod queue;
 pub mod store;
 pub mod tls;
 pub mod webhook;
+pub mod xray;
 
 /// `cargo test` alone runs the unit tests; this test's name tells a newcomer where the rest is.
 #[cfg(all(test, not(feature = "test-support")))]

@@ -13,8 +13,10 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,19 +40,24 @@ impl LogFormat {
 
 /// Installs the process's logger: `format`, at the levels `filter` lets through, to stderr;
 /// text lines coloured only when `ansi`, and timed only when `timed` (CloudWatch times text
-/// lines itself).
-pub fn init(format: LogFormat, filter: EnvFilter, ansi: bool, timed: bool) {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match (format, timed) {
-        (LogFormat::Json, _) => builder
-            .fmt_fields(JsonFields)
-            .event_format(JsonLines)
-            .init(),
-        (LogFormat::Text, true) => builder.with_ansi(ansi).init(),
-        (LogFormat::Text, false) => builder.with_ansi(ansi).without_time().init(),
-    }
+/// lines itself). `xray`, when given, sees every step whatever the filter (see [`crate::xray`]).
+pub fn init(
+    format: LogFormat,
+    filter: EnvFilter,
+    ansi: bool,
+    timed: bool,
+    xray: Option<crate::xray::XrayLayer>,
+) {
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines: Box<dyn Layer<Registry> + Send + Sync> = match (format, timed) {
+        (LogFormat::Json, _) => lines.fmt_fields(JsonFields).event_format(JsonLines).boxed(),
+        (LogFormat::Text, true) => lines.with_ansi(ansi).boxed(),
+        (LogFormat::Text, false) => lines.with_ansi(ansi).without_time().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(xray)
+        .init();
 }
 
 /// The filter of `VECMIGRATE_LOG` (tracing's directives, such as `debug` or

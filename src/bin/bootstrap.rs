@@ -18,8 +18,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app = Arc::new(LambdaApp::from_config(config).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
-        // Every line of the invocation carries its request id.
-        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+        // Every line of the invocation carries its request id; the X-Ray trace header (when
+        // the invocation is traced) makes its steps subsegments of the trace.
+        let span = tracing::info_span!(
+            "invocation",
+            request_id = %event.context.request_id,
+            xray_trace = tracing::field::Empty
+        );
+        if let Some(trace) = &event.context.xray_trace_id {
+            span.record("xray_trace", trace.as_str());
+        }
         async move {
             let deadline = event.context.deadline;
             app.handle(event.payload, deadline)
@@ -51,5 +59,7 @@ fn init_logging() {
         "ERROR" | "FATAL" => "error",
         _ => "info",
     };
-    logging::init(format, logging::filter_from_env(level), false, false);
+    // With `Tracing: Active`, each step is a subsegment of the invocation's trace.
+    let xray = vecmigrate::xray::XrayLayer::from_env();
+    logging::init(format, logging::filter_from_env(level), false, false, xray);
 }

@@ -17,12 +17,14 @@ async fn main() {
             logging::filter_from_env("warn,vecmigrate::job=off"),
             terminal,
             true,
+            None,
         ),
         LogFormat::Json => logging::init(
             LogFormat::Json,
             logging::filter_from_env("info"),
             false,
             true,
+            None,
         ),
     }
     std::process::exit(vecmigrate::entrypoints::cli::main_with(cli).await);
