@@ -39,6 +39,15 @@ for mutation in 's/Runtime: provided.al2023/Runtime: provided.al2099/' \
   fi
 done
 
+log "schemas/v1/openapi.json: an OpenAPI 3.1 document whose references all resolve"
+"$VM_VENV/bin/openapi-spec-validator" schemas/v1/openapi.json >/dev/null
+sed 's#\$defs/Report"#$defs/Repor"#' schemas/v1/openapi.json >"$VM_ROOT/schemas/v1/.broken.json"
+if "$VM_VENV/bin/openapi-spec-validator" "$VM_ROOT/schemas/v1/.broken.json" >/dev/null 2>&1; then
+  log "the OpenAPI validator accepted a dangling reference"
+  exit 1
+fi
+rm -f "$VM_ROOT/schemas/v1/.broken.json"
+
 # The fault suite adds a row per case here; the table is printed at the end.
 export VECMIGRATE_TEST_FAULT_TABLE="$VM_ROOT/target/fault-table.tsv"
 mkdir -p "$VM_ROOT/target"

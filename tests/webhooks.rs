@@ -24,6 +24,17 @@ fn config() -> EngineConfig {
     }
 }
 
+/// A webhook to `url` signed with [`SECRET`].
+fn webhook_to(url: String, progress_every_seconds: Option<u64>) -> WebhookSpec {
+    WebhookSpec {
+        url,
+        secret: Some(Secret::new(SECRET)),
+        secret_arn: None,
+        progress_every_seconds,
+        sealed_secret: None,
+    }
+}
+
 /// Migrates a small collection with a webhook to `url`; returns the ended job.
 async fn migrate_with_webhook(
     url: String,
@@ -48,13 +59,7 @@ async fn migrate_and_count(
     let mut r = request(&h.servers, None, &[(&s.name, &s.name)]);
     r.options.batch_size = batch;
     r.options.max_workers = 1;
-    r.webhook = Some(WebhookSpec {
-        url,
-        secret: Some(Secret::new(SECRET)),
-        secret_arn: None,
-        progress_every_seconds: progress_every,
-        sealed_secret: None,
-    });
+    r.webhook = Some(webhook_to(url, progress_every));
     let clock = faults::started();
     let (_, report) = h.run(r).await;
     if let Some(fault) = fault {
@@ -209,13 +214,7 @@ async fn a_count_mismatch_with_remigrate_migrates_the_collection_again_and_succe
     r.options.max_workers = 1;
     r.options.on_count_mismatch = vecmigrate::domain::OnCountMismatch::Remigrate;
     r.options.max_remigrations = 1;
-    r.webhook = Some(WebhookSpec {
-        url: receiver.url("/ok"),
-        secret: Some(Secret::new(SECRET)),
-        secret_arn: None,
-        progress_every_seconds: None,
-        sealed_secret: None,
-    });
+    r.webhook = Some(webhook_to(receiver.url("/ok"), None));
 
     // WHEN the job runs
     let (_, report) = h.run(r).await;
@@ -259,10 +258,41 @@ async fn with_fail_the_same_mismatch_fails_the_job() {
     r.options.batch_size = 500;
     r.options.max_workers = 1;
     r.options.on_count_mismatch = vecmigrate::domain::OnCountMismatch::Fail;
+    let receiver = Receiver::start(SECRET);
+    r.webhook = Some(webhook_to(receiver.url("/ok"), None));
     let (_, report) = h.run(r).await;
     assert_eq!(report.job.status, JobStatus::Failed);
     let error = report.job.error.unwrap().message;
     assert!(error.contains("source 2000, target 1500"), "{error}");
+    // ... and says so in a verified migration.failed event carrying the error
+    let got = receiver.deliveries().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["verified"], true);
+    assert_eq!(got[0]["body"]["type"], "migration.failed");
+    assert_eq!(got[0]["body"]["data"]["error"], Value::String(error));
+}
+
+#[tokio::test]
+async fn a_cancelled_job_sends_one_migration_cancelled_event() {
+    // GIVEN a job with a webhook, cancelled before it ran
+    let receiver = Receiver::start(SECRET);
+    let h = harness_webhook(fast_settings(), config(), SECRET, None);
+    let s = Seed::new(&unique("hookc"), 200);
+    seed(&h.servers.source, "default", &s).await;
+    let mut r = request(&h.servers, None, &[(&s.name, &s.name)]);
+    r.webhook = Some(webhook_to(receiver.url("/ok"), None));
+    let (job, _) = h.engine.start(r).await.unwrap();
+    h.engine.cancel(&job.id).await.unwrap();
+    // WHEN its work runs
+    let report = h.runner.drive(&job.id, |_| {}).await.unwrap();
+    // THEN it ends CANCELLED and the receiver gets one verified migration.cancelled event
+    assert_eq!(report.job.status, JobStatus::Cancelled);
+    let got = receiver.deliveries().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0]["verified"], true);
+    assert_eq!(got[0]["body"]["type"], "migration.cancelled");
+    assert_eq!(got[0]["body"]["data"]["job"]["status"], "CANCELLED");
+    assert_eq!(got[0]["body"]["data"]["id"], Value::String(job.id));
 }
 
 /// Runs one of the README's verification examples (`examples/webhooks/`) on a saved delivery.
@@ -320,4 +350,50 @@ async fn the_readme_examples_verify_a_real_delivery_in_python_and_node() {
             "{script}"
         );
     }
+}
+
+/// The schema checks every test relies on can fail: a body the code would never send is
+/// refused, and an error answer is held to its route family's shape.
+#[test]
+fn the_published_schemas_refuse_a_body_off_them() {
+    use common::schemas::{check_event, check_http};
+    use serde_json::json;
+    let refused = |f: fn()| std::panic::catch_unwind(f).is_err();
+    assert!(refused(|| check_event(
+        &json!({"type": "migration.succeeded"})
+    )));
+    assert!(refused(|| check_event(
+        &json!({"type": "migration.unknown"})
+    )));
+    assert!(refused(|| check_http(
+        "GET",
+        "/migrations/mig-1",
+        200,
+        &json!({"job": {}})
+    )));
+    // A vecmigrate error body on a Zilliz route is off its schema.
+    assert!(refused(|| check_http(
+        "GET",
+        "/v2/jobs/mig-1",
+        404,
+        &json!({"error": {"code": "not_found", "message": "no", "field": null}})
+    )));
+    check_http(
+        "GET",
+        "/migrations/mig-1",
+        404,
+        &json!({"error": {"code": "not_found", "message": "no job mig-1", "field": null}}),
+    );
+    check_http(
+        "GET",
+        "/v2/jobs/mig-1",
+        404,
+        &json!({"code": 404, "message": "no job mig-1"}),
+    );
+    check_http(
+        "DELETE",
+        "/nowhere",
+        404,
+        &json!({"error": {"code": "not_found", "message": "no route DELETE /nowhere", "field": null}}),
+    );
 }

@@ -167,11 +167,23 @@ impl Deployment {
         r
     }
 
+    /// Invokes the function; an HTTP answer is checked against the published OpenAPI document.
     pub async fn invoke(&self, event: Value) -> Value {
-        self.app
+        let http = event
+            .pointer("/requestContext/http/method")
+            .and_then(Value::as_str)
+            .zip(event["rawPath"].as_str())
+            .map(|(method, path)| (method.to_owned(), path.to_owned()));
+        let answer = self
+            .app
             .handle(event, deadline_in(Duration::from_secs(900)))
             .await
-            .expect("an answer")
+            .expect("an answer");
+        if let Some((method, path)) = http {
+            let (status, body) = http_response(&answer);
+            super::schemas::check_http(&method, &path, status, &body);
+        }
+        answer
     }
 
     pub async fn status(&self, job_id: &str) -> Value {

@@ -13,6 +13,7 @@ pub mod control_plane;
 pub mod faults;
 pub mod lambda;
 pub mod receiver;
+pub mod schemas;
 pub mod tool;
 
 use std::collections::BTreeMap;

@@ -23,8 +23,17 @@ impl Receiver {
         self.tool.url(path)
     }
 
-    /// Everything it received.
+    /// Everything it received, each body checked against its event's published schema.
     pub async fn deliveries(&self) -> Vec<Value> {
-        serde_json::from_value(self.tool.get_json("/deliveries").await).unwrap()
+        let deliveries: Vec<Value> =
+            serde_json::from_value(self.tool.get_json("/deliveries").await).unwrap();
+        for body in deliveries
+            .iter()
+            .map(|d| &d["body"])
+            .filter(|b| !b.is_null())
+        {
+            super::schemas::check_event(body);
+        }
+        deliveries
     }
 }
