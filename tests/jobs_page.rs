@@ -307,7 +307,13 @@ async fn the_jobs_page_follows_a_migration_to_its_end_and_cancels_another() {
 async fn the_jobs_page_answers_bad_requests_with_what_is_wrong() {
     let h = harness(fast_settings(), EngineConfig::default(), None);
     let page = JobsPage::start(&h.store_path());
-    let http = reqwest::Client::new();
+    // A new connection per request: the server closes an idle keep-alive connection after the
+    // same header timeout the slow client below waits out, and a pooled connection picked up
+    // as it closes fails the request (a browser retries it; reqwest does not).
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let get = |path: &str| http.get(page.url(path)).send();
     // A filter that is no status names the field.
     let r = get("/?status=DONE").await.unwrap();
