@@ -86,6 +86,7 @@ async fn keys(
             read_at: None,
             limit,
             skip_fields: &[],
+            subset: Default::default(),
         };
         let page = source.read_keys(&request).await?;
         let short = (page.len() as u32) < limit;
@@ -118,6 +119,7 @@ async fn scan(
             read_at,
             limit,
             skip_fields: &[],
+            subset: Default::default(),
         };
         let page = source.read_page(&request).await?;
         if page.rows == 0 {

@@ -24,7 +24,7 @@ pub use repair::{FoundAt, RangeCounts, RangeRepair, RepairReason, RepairedRange}
 pub use report::{Progress, Report, TaskReport};
 pub use request::{
     CollectionSpec, DatabaseSpec, FieldError, MigrationRequest, OnCountMismatch, Options,
-    PartitionKeyOverride, SchemaOverrides, VerifyMode, WebhookSpec,
+    PartitionKeyOverride, SchemaOverrides, Selection, VerifyMode, WebhookSpec,
 };
 pub use secret::{Secret, REDACTED};
 pub use tier::{Tier, TierVerdict, ZillizCluster};

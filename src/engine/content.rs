@@ -242,6 +242,7 @@ impl Engine {
                 read_at: None,
                 limit,
                 skip_fields: &sides.skip,
+                subset: job.request.selection(&report.database, &report.source),
             };
             let page = sides.p.call(|| sides.source.read_page(&request)).await?;
             let Some(last) = page.last.clone() else {

@@ -15,7 +15,7 @@ use super::pacing::{Pacer, Slot};
 use super::retry::Patience;
 use super::sample::{reservoir, Rng};
 use super::{page_limit, Engine, EngineError};
-use crate::domain::{Checkpoint, Cursor, Job, Task};
+use crate::domain::{Checkpoint, Cursor, Job, Selection, Task};
 use crate::milvus::batch::primary_keys;
 use crate::milvus::{Batch, Cluster, ClusterError, Failure, PageRequest, WriteMode};
 use crate::queue::Step;
@@ -488,6 +488,8 @@ pub(super) struct PageReader {
     /// The timestamp pages are read at once the first page pinned it.
     pub(super) read_at: Option<u64>,
     pub(super) skip: Vec<String>,
+    /// The job's filter on this collection, if it copies a subset.
+    pub(super) filter: Option<String>,
 }
 
 impl PageReader {
@@ -508,6 +510,10 @@ impl PageReader {
             read_at: self.read_at,
             limit,
             skip_fields: &self.skip,
+            subset: Selection {
+                filter: self.filter.as_deref(),
+                partitions: None,
+            },
         };
         self.cluster.read_page(&request).await
     }

@@ -186,6 +186,11 @@ impl Engine {
                 primary: primary.clone(),
                 read_at: task.read_at,
                 skip: info.function_outputs(),
+                filter: job
+                    .request
+                    .selection(&task.database, &task.collection)
+                    .filter
+                    .map(str::to_owned),
             },
             target: target.clone(),
             // A target with a partition key routes entities itself (also when an override
@@ -226,6 +231,10 @@ impl Engine {
             target: &*target,
             primary: &primary,
             routed,
+            filter: job
+                .request
+                .selection(&task.database, &task.collection)
+                .filter,
         };
         match self.settle(&sides, job, &task).await {
             Ok(false) => Ok(Stop::Done(task)),

@@ -7,6 +7,8 @@
 use chrono::Utc;
 
 use super::content::Progress;
+use super::lifecycle::source_collection;
+use super::ranges::count_selected;
 use super::retry::Patience;
 use super::{Engine, EngineError};
 use crate::domain::{
@@ -167,7 +169,13 @@ impl Engine {
             if !self.hold_step(&job.id, owner, &[Phase::Verify]).await? {
                 return Ok(None);
             }
-            let source_count = p.call(|| source.count(&c.database, &c.source)).await?;
+            let selection = job.request.selection(&c.database, &c.source);
+            let source_count = if selection.is_all() {
+                p.call(|| source.count(&c.database, &c.source)).await?
+            } else {
+                let info = source_collection(p, source, &c.database, &c.source).await?;
+                count_selected(p, source, &c.database, &c.source, &info, selection).await?
+            };
             let (tdb, tname) = (&c.target_database, &c.target);
             if !p.call(|| target.is_loaded(tdb, tname)).await? {
                 p.call(|| target.load(tdb, tname)).await?;

@@ -298,6 +298,7 @@ impl Engine {
             read_at: None,
             limit: first_limit(&c.info.schema, max, TARGET_PAGE_BYTES),
             skip_fields: &skip,
+            subset: job.request.selection(&c.report.database, &c.report.source),
         };
         let started = Instant::now();
         let page = p.call(|| source.read_page(&request)).await?;

@@ -4,13 +4,16 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::ranges::count_selected;
 use super::retry::Patience;
 use super::{Engine, EngineError};
 use crate::domain::cluster::printable;
 use crate::domain::tier::{Tier, MAX_PARTITIONS_PER_COLLECTION};
-use crate::domain::{CollectionReport, CollectionStatus, DatabaseSpec, Job, Level, Problem};
+use crate::domain::{
+    CollectionReport, CollectionStatus, DatabaseSpec, Job, Level, Problem, Selection,
+};
 use crate::milvus::compat::{schema_differences, too_old_for, type_name};
-use crate::milvus::{Cluster, CollectionInfo, DataType};
+use crate::milvus::{Cluster, ClusterError, CollectionInfo, DataType, Failure};
 
 /// Data types the copy passes through unchanged.
 fn supported(data_type: i32) -> bool {
@@ -409,6 +412,34 @@ impl Engine {
             .collect())
     }
 
+    /// The source's count of what the job copies of a collection: all of it, or the subset
+    /// its filter and partitions select. `None` (with a problem at the filter) when the
+    /// source refuses the filter.
+    async fn count_selected(
+        &self,
+        sides: &Sides<'_>,
+        c: &Candidate<'_>,
+        info: &CollectionInfo,
+        selection: Selection<'_>,
+        found: &mut Findings,
+    ) -> Result<Option<u64>, EngineError> {
+        let (db, name) = (&c.db.name, &c.name);
+        match count_selected(sides.p, sides.source, db, name, info, selection).await {
+            Err(EngineError::Cluster(ClusterError::Call {
+                failure: Failure::Permanent,
+                detail,
+                ..
+            })) if selection.filter.is_some() => {
+                found.problems.push(Problem::at(
+                    c.entry_field("filter"),
+                    format!("the source refused the filter on `{db}.{name}`: {detail}"),
+                ));
+                Ok(None)
+            }
+            counted => counted.map(Some),
+        }
+    }
+
     async fn check_collection(
         &self,
         sides: &Sides<'_>,
@@ -476,15 +507,49 @@ impl Engine {
             ));
             return Ok(());
         }
-        let count = sides.p.call(|| sides.source.count(db, name)).await?;
+        let selection = c
+            .listed
+            .map(|j| c.db.collections[j].selection())
+            .unwrap_or_default();
         let partitions = if info.has_partition_key() {
+            if selection.partitions.is_some() {
+                found.problems.push(Problem::at(
+                    c.entry_field("partitions"),
+                    format!("collection `{db}.{name}` has a partition key, so its partitions are the key's buckets and cannot be picked; select by a filter on the key field instead"),
+                ));
+                return Ok(());
+            }
             info.num_partitions.max(1) as u64
         } else {
-            sides
+            let all = sides
                 .p
                 .call(|| sides.source.list_partitions(db, name))
-                .await?
-                .len() as u64
+                .await?;
+            let picked = selection.partitions.unwrap_or_default();
+            let missing: Vec<Problem> = picked
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !all.contains(p))
+                .map(|(k, p)| {
+                    Problem::at(
+                        c.entry_field(&format!("partitions[{k}]")),
+                        format!(
+                            "partition `{p}` does not exist in source collection `{db}.{name}`"
+                        ),
+                    )
+                })
+                .collect();
+            if !missing.is_empty() {
+                found.problems.extend(missing);
+                return Ok(());
+            }
+            all.iter().filter(|p| selection.holds(p)).count() as u64
+        };
+        let Some(count) = self
+            .count_selected(sides, c, &info, selection, found)
+            .await?
+        else {
+            return Ok(());
         };
         let report = CollectionReport {
             database: db.clone(),
@@ -586,9 +651,8 @@ mod tests {
             collections: listed
                 .iter()
                 .map(|(n, t)| CollectionSpec {
-                    name: (*n).into(),
                     target_name: t.map(str::to_owned),
-                    schema_overrides: None,
+                    ..CollectionSpec::named(*n)
                 })
                 .collect(),
         }

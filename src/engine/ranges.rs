@@ -15,8 +15,8 @@ use super::retry::Patience;
 use super::{source_collection, Engine, EngineError};
 use crate::domain::repair::{self, RangeCounts, RangeRepair, RepairReason, RepairedRange};
 use crate::domain::{
-    CollectionReport, CountResult, Cursor, FoundAt, Job, Level, OnCountMismatch, Phase, Task,
-    TaskStatus,
+    CollectionReport, CountResult, Cursor, FoundAt, Job, Level, OnCountMismatch, Phase, Selection,
+    Task, TaskStatus,
 };
 use crate::milvus::{Cluster, CollectionInfo, FieldSchema, PageRequest};
 use crate::queue::WorkMessage;
@@ -31,6 +31,8 @@ pub(super) struct RangeSides<'a> {
     pub(super) primary: &'a FieldSchema,
     /// Whether the target routes entities to partitions itself (a partition key).
     pub(super) routed: bool,
+    /// The job's filter on this collection: the source's count of a range is what matches.
+    pub(super) filter: Option<&'a str>,
 }
 
 impl RangeSides<'_> {
@@ -52,6 +54,10 @@ impl RangeSides<'_> {
             read_at: task.read_at,
             limit: 0,
             skip_fields: &[],
+            subset: Selection {
+                filter: self.filter,
+                partitions: None,
+            },
         };
         let source = self
             .p
@@ -65,6 +71,7 @@ impl RangeSides<'_> {
             database: tdb,
             collection: tname,
             read_at: None,
+            subset: Selection::default(),
             ..source_range
         };
         let target = self
@@ -250,6 +257,7 @@ impl Engine {
             target,
             primary: &primary,
             routed: routed(job, &info, &c.database, &c.source),
+            filter: job.request.selection(&c.database, &c.source).filter,
         };
         let mut differing = Vec::new();
         for task in tasks {
@@ -501,4 +509,22 @@ fn recheck(check: crate::domain::ContentCheck) -> Option<crate::domain::ContentC
         done: false,
         ..check
     })
+}
+
+/// The source's count of what a job copies of a collection: `count(*)` of all of it, or of
+/// the entities of the selected partitions that match its filter.
+pub(super) async fn count_selected(
+    p: &Patience<'_>,
+    source: &dyn Cluster,
+    database: &str,
+    collection: &str,
+    info: &CollectionInfo,
+    selection: Selection<'_>,
+) -> Result<u64, EngineError> {
+    let primary = match info.primary_field() {
+        Some(primary) if !selection.is_all() => primary,
+        _ => return p.call(|| source.count(database, collection)).await,
+    };
+    let subset = PageRequest::whole(database, collection, None, primary, selection);
+    p.call(|| source.count_range(&subset)).await
 }

@@ -6,7 +6,7 @@
 
 use super::retry::Patience;
 use super::{source_collection, Engine, EngineError};
-use crate::domain::{CollectionReport, CollectionStatus, Job, Level, Phase, Task};
+use crate::domain::{CollectionReport, CollectionStatus, Job, Level, Phase, Selection, Task};
 use crate::milvus::batch::first_limit;
 use crate::milvus::{Cluster, CollectionInfo, PageRequest};
 use crate::queue::WorkMessage;
@@ -32,9 +32,12 @@ impl Engine {
                 return Ok(());
             }
             let info = source_collection(p, source, &report.database, &report.source).await?;
-            let partitions = p
+            // A subset by partitions creates and copies only those (preflight found them all).
+            let selection = job.request.selection(&report.database, &report.source);
+            let mut partitions = p
                 .call(|| source.list_partitions(&report.database, &report.source))
                 .await?;
+            partitions.retain(|name| selection.holds(name));
             self.prepare_target(p, &job, report, &info, &partitions, source, target)
                 .await?;
             tasks.extend(
@@ -184,17 +187,12 @@ impl Engine {
                 (None, count) => count,
                 (Some(_), count) if partitions.len() == 1 => count,
                 (Some(_), _) => {
-                    let range = PageRequest {
-                        database: db,
-                        collection: name,
-                        partition,
-                        primary,
-                        after: None,
-                        upto: None,
-                        read_at: None,
-                        limit: 0,
-                        skip_fields: &[],
+                    let filter = job.request.selection(db, name).filter;
+                    let subset = Selection {
+                        filter,
+                        partitions: None,
                     };
+                    let range = PageRequest::whole(db, name, partition, primary, subset);
                     Some(p.call(|| source.count_range(&range)).await?)
                 }
             };

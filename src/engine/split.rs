@@ -32,7 +32,7 @@ use super::retry::Patience;
 use super::{source_collection, Engine, EngineError};
 use crate::domain::keyline::{CutSearch, Probe};
 use crate::domain::task::Split as TaskSplit;
-use crate::domain::{Cursor, Job, Level, Task, TaskStatus};
+use crate::domain::{Cursor, Job, Level, Selection, Task, TaskStatus};
 use crate::milvus::batch::key_page_limit;
 use crate::milvus::{Cluster, FieldSchema, PageRequest};
 use crate::store::Expected;
@@ -176,6 +176,9 @@ impl Engine {
                 read_at: task.read_at,
                 limit,
                 skip_fields: &[],
+                // Cut at equal shares of every key in the range, matching a filter or not:
+                // the counts and the key pages the search reads agree, and any cut is correct.
+                subset: Selection::default(),
             }
         }
         let all = range(task, primary, task.upto.as_ref(), 0);

@@ -318,6 +318,16 @@ pub fn page_filter(primary: &str, after: Option<&Cursor>, upto: Option<&Cursor>)
     }
 }
 
+/// `expr` narrowed by `filter` (a job's subset): both must hold. Each is parenthesized, so a
+/// filter's `||` cannot escape the key range.
+pub fn and_filter(expr: String, filter: Option<&str>) -> String {
+    match filter.map(str::trim).filter(|f| !f.is_empty()) {
+        None => expr,
+        Some(f) if expr.is_empty() => f.to_owned(),
+        Some(f) => format!("({expr}) && ({f})"),
+    }
+}
+
 /// Escapes a string for a double-quoted Milvus expression literal.
 pub fn escape_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 pub use ::milvus::proto::common::KeyValuePair;
 pub use ::milvus::proto::schema::{CollectionSchema, DataType, FieldData, FieldSchema};
 
-use crate::domain::{ClusterSpec, Cursor, SchemaOverrides, ZillizCluster};
+use crate::domain::{ClusterSpec, Cursor, SchemaOverrides, Selection, ZillizCluster};
 
 /// The collection property that lets explicit keys into an `auto_id` collection.
 pub const ALLOW_INSERT_AUTO_ID: &str = "allow_insert_auto_id";
@@ -394,6 +394,33 @@ pub struct PageRequest<'a> {
     pub limit: u32,
     /// Fields to leave out (computed by the target).
     pub skip_fields: &'a [String],
+    /// The job's subset of the source: its filter narrows every read, and its partitions
+    /// bound a read of every partition (`partition: None`). The target is read whole.
+    pub subset: Selection<'a>,
+}
+
+impl<'a> PageRequest<'a> {
+    /// All of `subset` in one partition (`None`: in every partition), as a count reads it.
+    pub fn whole(
+        database: &'a str,
+        collection: &'a str,
+        partition: Option<&'a str>,
+        primary: &'a FieldSchema,
+        subset: Selection<'a>,
+    ) -> Self {
+        Self {
+            database,
+            collection,
+            partition,
+            primary,
+            after: None,
+            upto: None,
+            read_at: None,
+            limit: 0,
+            skip_fields: &[],
+            subset,
+        }
+    }
 }
 
 /// Entities selected by a filter, in no particular order (for verification).

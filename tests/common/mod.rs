@@ -1070,9 +1070,8 @@ pub fn request(
             collections: collections
                 .iter()
                 .map(|(s, t)| CollectionSpec {
-                    name: (*s).into(),
                     target_name: Some((*t).into()),
-                    schema_overrides: None,
+                    ..CollectionSpec::named(*s)
                 })
                 .collect(),
         }],

@@ -118,7 +118,40 @@ pub struct CollectionSpec {
     /// The few schema changes a migration allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_overrides: Option<SchemaOverrides>,
+    /// Copy only the entities that match this Milvus boolean expression (checked by the
+    /// source in preflight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Copy only these partitions (and create only them on the target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<String>>,
 }
+
+/// The part of one source collection a job copies: all of it, or the entities of some
+/// partitions, or those matching a filter, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Selection<'a> {
+    /// The filter every read of the source adds to its key range.
+    pub filter: Option<&'a str>,
+    /// The partitions copied; `None`: every partition.
+    pub partitions: Option<&'a [String]>,
+}
+
+impl Selection<'_> {
+    /// Whether `partition` is copied.
+    pub fn holds(&self, partition: &str) -> bool {
+        self.partitions
+            .is_none_or(|kept| kept.iter().any(|p| p == partition))
+    }
+
+    /// True when the whole collection is copied.
+    pub fn is_all(&self) -> bool {
+        self.filter.is_none() && self.partitions.is_none()
+    }
+}
+
+/// The longest filter expression accepted.
+pub const MAX_FILTER_CHARS: usize = 65_536;
 
 /// The only schema changes a migration allows (as Zilliz Cloud's "Configure Schema" step):
 /// everything else of the source schema is kept as it is.
@@ -191,12 +224,60 @@ impl CollectionSpec {
             name: name.into(),
             target_name: None,
             schema_overrides: None,
+            filter: None,
+            partitions: None,
         }
     }
 
     /// The collection name on the target.
     pub fn target(&self) -> &str {
         self.target_name.as_deref().unwrap_or(&self.name)
+    }
+
+    /// What the job copies of this collection.
+    pub fn selection(&self) -> Selection<'_> {
+        Selection {
+            filter: self.filter.as_deref(),
+            partitions: self.partitions.as_deref(),
+        }
+    }
+
+    /// A filter must say something; partitions must be named, each once. Whether they exist
+    /// and whether the source understands the filter is preflight's to ask.
+    fn validate_selection(&self, path: &str) -> Result<(), FieldError> {
+        if let Some(filter) = &self.filter {
+            if filter.trim().is_empty() {
+                return Err(FieldError::new(
+                    format!("{path}.filter"),
+                    "is empty; leave it out to copy every entity",
+                ));
+            }
+            if filter.chars().count() > MAX_FILTER_CHARS {
+                return Err(FieldError::new(
+                    format!("{path}.filter"),
+                    format!("must be at most {MAX_FILTER_CHARS} characters"),
+                ));
+            }
+        }
+        if let Some(partitions) = &self.partitions {
+            if partitions.is_empty() {
+                return Err(FieldError::new(
+                    format!("{path}.partitions"),
+                    "is empty; leave it out to copy every partition",
+                ));
+            }
+            let mut seen = HashSet::new();
+            for (k, name) in partitions.iter().enumerate() {
+                check_name(&format!("{path}.partitions[{k}]"), name)?;
+                if !seen.insert(name) {
+                    return Err(FieldError::new(
+                        format!("{path}.partitions[{k}]"),
+                        format!("partition `{name}` is listed twice"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -304,6 +385,17 @@ impl MigrationRequest {
             .and_then(|c| c.schema_overrides.as_ref())
     }
 
+    /// What the job copies of one source collection.
+    pub fn selection(&self, database: &str, collection: &str) -> Selection<'_> {
+        self.databases
+            .iter()
+            .filter(|d| d.name == database)
+            .flat_map(|d| d.collections.iter())
+            .find(|c| c.name == collection)
+            .map(CollectionSpec::selection)
+            .unwrap_or_default()
+    }
+
     /// Checks everything that can be checked without a cluster.
     pub fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
         if let Some(key) = &self.idempotency_key {
@@ -364,6 +456,7 @@ impl MigrationRequest {
                 if let Some(o) = &c.schema_overrides {
                     o.validate(&format!("{cpath}.schema_overrides"))?;
                 }
+                c.validate_selection(&cpath)?;
                 if !sources.insert((db.name.clone(), c.name.clone())) {
                     return Err(FieldError::new(
                         format!("{cpath}.name"),
@@ -546,6 +639,38 @@ mod tests {
         ] {
             let err = with(options, overrides).unwrap_err();
             assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn a_subset_is_checked_by_path() {
+        let with = |selection: &str| {
+            let text = minimal().replace(
+                r#""target_name":"p2""#,
+                &format!(r#""target_name":"p2",{selection}"#),
+            );
+            MigrationRequest::from_json(&text)
+        };
+        let ok = with(r#""filter":"age > 3","partitions":["a","b"]"#).unwrap();
+        let selection = ok.selection("default", "products");
+        assert_eq!(selection.filter, Some("age > 3"));
+        assert!(selection.holds("a") && !selection.holds("c"));
+        assert!(ok.selection("default", "other").is_all());
+        let long = format!(r#""filter":"{}""#, "x".repeat(MAX_FILTER_CHARS + 1));
+        for (selection, field, words) in [
+            (r#""filter":" ""#, "filter", "is empty"),
+            (long.as_str(), "filter", "at most"),
+            (r#""partitions":[]"#, "partitions", "is empty"),
+            (r#""partitions":["a","a"]"#, "partitions[1]", "listed twice"),
+            (r#""partitions":["a",""]"#, "partitions[1]", ""),
+        ] {
+            let err = with(selection).unwrap_err();
+            assert_eq!(
+                err.field,
+                format!("databases[0].collections[0].{field}"),
+                "{err}"
+            );
+            assert!(err.to_string().contains(words), "{err}");
         }
     }
 
@@ -747,6 +872,8 @@ mod properties {
         "target_name",
         "collections",
         "schema_overrides",
+        "filter",
+        "partitions",
         "partition_key",
         "field",
         "batch_size",

@@ -54,9 +54,8 @@ fn from_flags(args: &RunArgs) -> Result<MigrationRequest, Failure> {
         .iter()
         .map(|c| match c.split_once(':') {
             Some((name, target)) => CollectionSpec {
-                name: name.into(),
                 target_name: Some(target.into()),
-                schema_overrides: None,
+                ..CollectionSpec::named(name)
             },
             None => CollectionSpec::named(c.as_str()),
         })

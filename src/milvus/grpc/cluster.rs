@@ -437,7 +437,7 @@ impl Cluster for MilvusCluster {
         let mut request = page_query(range, vec!["count(*)".into()]);
         // A count is one answer: no page size, no iterator.
         request.query_params.clear();
-        if request.expr.is_empty() && range.partition.is_some() {
+        if request.expr.is_empty() && !request.partition_names.is_empty() {
             // Milvus Lite counts the whole collection for `count(*)` of a partition without a
             // filter (it honours the partition once there is one): one every key passes.
             request.expr = every_key_filter(range.primary);

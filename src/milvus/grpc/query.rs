@@ -6,7 +6,7 @@ use ::milvus::proto::milvus::QueryRequest;
 use ::milvus::proto::schema::{field_data, scalar_field, FieldData};
 
 use super::MilvusCluster;
-use crate::milvus::batch::page_filter;
+use crate::milvus::batch::{and_filter, page_filter};
 use crate::milvus::{kv, ClusterError, PageRequest};
 
 impl MilvusCluster {
@@ -71,12 +71,16 @@ pub(super) fn page_query(page: &PageRequest<'_>, output_fields: Vec<String>) -> 
     QueryRequest {
         db_name: page.database.into(),
         collection_name: page.collection.into(),
-        expr: page_filter(&page.primary.name, page.after, page.upto),
+        expr: and_filter(
+            page_filter(&page.primary.name, page.after, page.upto),
+            page.subset.filter,
+        ),
         output_fields,
-        partition_names: page
-            .partition
-            .map(|p| vec![p.to_owned()])
-            .unwrap_or_default(),
+        partition_names: match (page.partition, page.subset.partitions) {
+            (Some(p), _) => vec![p.to_owned()],
+            (None, Some(kept)) => kept.to_vec(),
+            (None, None) => Vec::new(),
+        },
         query_params: vec![
             kv("limit", &page.limit.to_string()),
             kv("iterator", "True"),
@@ -98,7 +102,7 @@ pub(super) fn page_query(page: &PageRequest<'_>, output_fields: Vec<String>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Cursor;
+    use crate::domain::{Cursor, Selection};
     use crate::milvus::FieldSchema;
 
     #[test]
@@ -118,6 +122,7 @@ mod tests {
             read_at: None,
             limit: 16,
             skip_fields: &[],
+            subset: Selection::default(),
         };
         let strong = page_query(&page, vec!["*".into()]);
         assert_eq!(strong.consistency_level, ConsistencyLevel::Strong as i32);
@@ -131,5 +136,22 @@ mod tests {
         );
         assert_eq!(pinned.guarantee_timestamp, 451_000_000_000_000_000);
         assert!(!pinned.use_default_consistency);
+        // A job's filter narrows the key range; alone, it is the whole expression.
+        page.subset.filter = Some("color == \"red\" || n > 3");
+        let subset = page_query(&page, vec!["id".into()]);
+        assert_eq!(
+            subset.expr,
+            "(id > 10 && id <= 99) && (color == \"red\" || n > 3)"
+        );
+        page.after = None;
+        page.upto = None;
+        let kept = ["p1".to_owned(), "p2".to_owned()];
+        page.subset.partitions = Some(&kept);
+        let whole = page_query(&page, vec!["id".into()]);
+        assert_eq!(whole.expr, "color == \"red\" || n > 3");
+        assert_eq!(whole.partition_names, ["p1", "p2"]);
+        // A task's own partition is read alone.
+        page.partition = Some("p2");
+        assert_eq!(page_query(&page, vec![]).partition_names, ["p2"]);
     }
 }
