@@ -49,12 +49,14 @@ PY
 read -r table queue key <<<"$names"
 
 # The stand-in control plane: a Serverless cluster on the source server, a Dedicated one on
-# the target's, both visible to one API key (Milvus Lite has no authentication).
+# the target's, both visible to one API key (Milvus Lite has no authentication); the clusters
+# it creates are the target server too, CREATING for two describes.
 cp_port=$(free_ports 1)
 cat >"$VM_RUN_DIR/control-plane.json" <<JSON
 {"keys": {"smoke-api-key": ["in05-smokesource01", "in01-smoketarget01"]},
  "clusters": {"in05-smokesource01": {"plan": "Serverless", "connectAddress": "$SOURCE_URI"},
-              "in01-smoketarget01": {"plan": "Enterprise", "cuSize": 2, "connectAddress": "$TARGET_URI"}}}
+              "in01-smoketarget01": {"plan": "Enterprise", "cuSize": 2, "connectAddress": "$TARGET_URI"}},
+ "newClusters": {"connectAddress": "$TARGET_URI", "creatingPolls": 2}}
 JSON
 "$VM_PY" scripts/zilliz_control_plane.py --config "$VM_RUN_DIR/control-plane.json" \
   --port "$cp_port" >/dev/null &
@@ -67,7 +69,7 @@ PATH="$VM_VENV/bin:$PATH" cargo lambda watch --bin bootstrap --invoke-address 12
   --env-var "VECMIGRATE_TABLE=$table" --env-var "VECMIGRATE_QUEUE_URL=$queue" \
   --env-var "VECMIGRATE_SEALING_KEY_ARN=$key" --env-var "VECMIGRATE_LOG=warn" \
   --env-var "VECMIGRATE_ZILLIZ_API_URL=http://127.0.0.1:$cp_port" \
-  --env-var "VECMIGRATE_ZILLIZ_BEARER_AUTH=true" \
+  --env-var "VECMIGRATE_ZILLIZ_BEARER_AUTH=true" --env-var "VECMIGRATE_PROVISION_POLL=1s" \
   >"$VM_RUN_DIR/cargo-lambda.log" 2>&1 &
 VM_PIDS+=("$!:INT")  # cargo lambda stops its function process on Ctrl-C
 
@@ -142,5 +144,17 @@ final=$(poll)
 "$VM_PY" -c 'import json,sys; a=json.loads(sys.argv[1]); d=a["data"]; assert (a["code"], d["status"], d["progress"], d["type"]) == (0, "SUCCESSFUL", "100", "MIGRATION"), a' "$final"
 say '$ curl --request GET --url "${BASE_URL}/v2/jobs/'"$job"'" --header "Authorization: Bearer not-a-key"'
 say "$(curl -sS --request GET --url "${BASE_URL}/v2/jobs/$job" --header "Authorization: Bearer not-a-key")"
+# The same source into a cluster the job creates ("Migrate to New Dedicated Cluster").
+new_body='{"source":{"clusterId":"in05-smokesource01"},"destination":{"clusterName":"smoke-upgraded","projectId":"proj-standin","regionId":"aws-us-west-2","plan":"Enterprise","cuType":"Performance-optimized","cuSize":2},"dbCollections":[{"dbName":"default","destDbName":"upgraded","collections":[{"collectionName":"smoke"}]}]}'
+say '$ curl --request POST --url "${BASE_URL}/v2/migrations/toNewDedicated" \'
+say '    --header "Authorization: Bearer ${TOKEN}" --header "Content-Type: application/json" \'
+say "    -d '$new_body'"
+started=$(curl -sS --request POST --url "${BASE_URL}/v2/migrations/toNewDedicated" \
+  --header "Authorization: Bearer ${TOKEN}" --header "Content-Type: application/json" -d "$new_body")
+say "$started"
+job=$("$VM_PY" -c 'import json,sys; a=json.loads(sys.argv[1]); assert a["code"] == 0 and a["data"]["clusterId"], a; print(a["data"]["jobId"])' "$started")
+"$VM_PY" scripts/smoke_pump.py "$port" "$VM_ROOT/events" "$queue" "$job" >/dev/null
+final=$(poll)
+"$VM_PY" -c 'import json,sys; a=json.loads(sys.argv[1]); d=a["data"]; assert (a["code"], d["status"], d["progress"]) == (0, "SUCCESSFUL", "100"), a' "$final"
 cat "$transcript"
-log "Zilliz-compatible API under cargo lambda watch: $job SUCCESSFUL (transcript above)"
+log "Zilliz-compatible API under cargo lambda watch: toExisting and toNewDedicated SUCCESSFUL (transcript above)"

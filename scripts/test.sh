@@ -61,7 +61,7 @@ backends="${VECMIGRATE_BACKENDS:-lite standalone}"
 export VECMIGRATE_TEST_BACKENDS="$backends"
 declare -A only_on=(
   [jobs_page]=lite [store_dynamodb]=lite [store_sqlite]=lite [tls]=lite [webhooks]=lite
-  [zilliz]=lite [lambda]=standalone [secrets]=standalone
+  [zilliz]=lite [new_cluster]=lite [lambda]=standalone [secrets]=standalone
 )
 binaries_for() {
   local backend="$1" file name

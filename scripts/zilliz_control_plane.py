@@ -1,12 +1,26 @@
 """A stand-in for Zilliz Cloud's control plane (a test tool: the real one cannot run here).
 
-It answers the one call vecmigrate makes, Describe Cluster (V2), in the documented shapes:
+It answers the calls vecmigrate makes, in the documented shapes: Describe Cluster (V2),
+List Clusters (V2) and Create Dedicated Cluster (V2):
 
     GET /v2/clusters/{CLUSTER_ID}     Authorization: Bearer <API key>
     200 {"code": 0, "data": {"clusterId", "clusterName", "projectId", "regionId", "cuType",
                              "plan", "status", "connectAddress", "privateLinkAddress",
                              "cuSize", "createTime", ...}}
     an error: {"code": N, "message": "..."}
+
+    GET /v2/clusters?projectId=&pageSize=&currentPage=
+    200 {"code": 0, "data": {"count", "currentPage", "pageSize", "clusters": [{...}, ...]}}
+
+    POST /v2/clusters/createDedicated  {"clusterName", "projectId", "regionId", "plan",
+                                        "cuType", "cuSize"}
+    200 {"code": 0, "data": {"clusterId", "username", "password", "prompt"}}
+
+A created cluster is mapped to the test server `newClusters.connectAddress` names; it is
+CREATING (no endpoint) for its first `newClusters.creatingPolls` describes, then RUNNING, and the
+creating key may see it. `newClusters.loseReplies: N` drops the answer of the first N creates
+after creating the cluster (the connection closes), as a lost reply or a crash would.
+GET /creations lists what was created (with the generated passwords, for tests to look for).
 
 The error codes are illustrative (the documentation gives the envelope, not the numbers):
 80001 for a missing or unknown API key (HTTP 401), 80020 for a cluster the key cannot see or
@@ -15,6 +29,7 @@ that does not exist (HTTP 404). Every request is recorded, without its key.
     python scripts/zilliz_control_plane.py --config clusters.json [--port 0]
 
 clusters.json: {"keys": {"API_KEY": ["in01-...", ...]},
+                "newClusters": {"connectAddress": "http://127.0.0.1:19531", "creatingPolls": 2},
                 "clusters": {"in01-...": {"plan": "Enterprise", "status": "RUNNING",
                                           "connectAddress": "http://127.0.0.1:19530",
                                           "cuSize": 2, "regionId": "aws-us-west-2"}}}
@@ -22,19 +37,53 @@ Prints its port on the first line of stdout. GET /requests returns what it was a
 """
 import argparse
 import json
+import secrets
 import sys
 import threading
+from urllib.parse import parse_qs, urlparse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 requests = []
+creations = []
 lock = threading.Lock()
 
 
 def make_handler(config):
     keys = config.get("keys", {})
     clusters = config.get("clusters", {})
+    new_clusters = config.get("newClusters", {})
+    polls_left = {}
+    lost = {"left": new_clusters.get("loseReplies", 0)}
+
+    def describe(cluster_id):
+        c = clusters[cluster_id]
+        status = c.get("status", "RUNNING")
+        if polls_left.get(cluster_id, 0) > 0:
+            polls_left[cluster_id] -= 1
+            status = "CREATING"
+        elif cluster_id in polls_left:
+            c["status"] = status = "RUNNING"
+        return {
+            "clusterId": cluster_id,
+            "clusterName": c.get("clusterName", cluster_id),
+            "projectId": c.get("projectId", "proj-standin"),
+            "description": "",
+            "regionId": c.get("regionId", "aws-us-west-2"),
+            "cuType": c.get("cuType", "Performance-optimized"),
+            "plan": c["plan"],
+            "status": status,
+            "connectAddress": c["connectAddress"] if status == "RUNNING" else "",
+            "privateLinkAddress": "",
+            "cuSize": c.get("cuSize", 0),
+            "storageSize": 0,
+            "snapshotNumber": 0,
+            "createProgress": 100 if status == "RUNNING" else 40,
+            "createTime": "2026-01-01T00:00:00Z",
+        }
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def log_message(self, *args):
             pass
 
@@ -46,43 +95,91 @@ def make_handler(config):
             self.end_headers()
             self.wfile.write(data)
 
+        def key(self):
+            auth = self.headers.get("authorization", "")
+            key = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+            with lock:
+                requests.append({"method": self.command, "path": self.path,
+                                 "bearer": key is not None})
+            if key is None or key not in keys:
+                self.answer(401, {"code": 80001, "message": "Invalid token: the API key is not valid."})
+                return None
+            return key
+
         def do_GET(self):
             if self.path == "/requests":
                 with lock:
                     self.answer(200, list(requests))
                 return
-            auth = self.headers.get("authorization", "")
-            key = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
-            with lock:
-                requests.append({"path": self.path, "bearer": key is not None})
-            parts = self.path.strip("/").split("/")
-            if len(parts) != 3 or parts[:2] != ["v2", "clusters"]:
+            if self.path == "/creations":
+                with lock:
+                    self.answer(200, list(creations))
+                return
+            url = urlparse(self.path)
+            parts = url.path.strip("/").split("/")
+            if parts[:2] != ["v2", "clusters"] or len(parts) > 3:
                 self.answer(404, {"code": 404, "message": f"no route GET {self.path}"})
                 return
-            if key is None or key not in keys:
-                self.answer(401, {"code": 80001, "message": "Invalid token: the API key is not valid."})
+            key = self.key()
+            if key is None:
                 return
-            cluster_id = parts[2]
-            if cluster_id not in keys[key] or cluster_id not in clusters:
-                self.answer(404, {"code": 80020, "message": f"Cluster {cluster_id} does not exist or you do not have permission to access it."})
-                return
-            c = clusters[cluster_id]
+            with lock:
+                if len(parts) == 2:
+                    self.list_clusters(key, parse_qs(url.query))
+                    return
+                cluster_id = parts[2]
+                if cluster_id not in keys[key] or cluster_id not in clusters:
+                    self.answer(404, {"code": 80020, "message": f"Cluster {cluster_id} does not exist or you do not have permission to access it."})
+                    return
+                self.answer(200, {"code": 0, "data": describe(cluster_id)})
+
+        def list_clusters(self, key, query):
+            project = query.get("projectId", [None])[0]
+            size = int(query.get("pageSize", ["10"])[0])
+            page = int(query.get("currentPage", ["1"])[0])
+            seen = [describe(i) for i in keys[key] if i in clusters]
+            seen = [c for c in seen if project is None or c["projectId"] == project]
             self.answer(200, {"code": 0, "data": {
-                "clusterId": cluster_id,
-                "clusterName": c.get("clusterName", cluster_id),
-                "projectId": "proj-standin",
-                "description": "",
-                "regionId": c.get("regionId", "aws-us-west-2"),
-                "cuType": c.get("cuType", "Performance-optimized"),
-                "plan": c["plan"],
-                "status": c.get("status", "RUNNING"),
-                "connectAddress": c["connectAddress"],
-                "privateLinkAddress": "",
-                "cuSize": c.get("cuSize", 0),
-                "storageSize": 0,
-                "snapshotNumber": 0,
-                "createProgress": 100,
-                "createTime": "2026-01-01T00:00:00Z",
+                "count": len(seen), "currentPage": page, "pageSize": size,
+                "clusters": seen[(page - 1) * size:page * size],
+            }})
+
+        def do_POST(self):
+            length = int(self.headers.get("content-length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if self.path != "/v2/clusters/createDedicated":
+                self.answer(404, {"code": 404, "message": f"no route POST {self.path}"})
+                return
+            key = self.key()
+            if key is None:
+                return
+            missing = [f for f in ("clusterName", "projectId", "regionId", "cuType", "cuSize")
+                       if f not in body]
+            if missing or "connectAddress" not in new_clusters:
+                self.answer(400, {"code": 1100, "message": f"invalid parameters: {missing}"})
+                return
+            with lock:
+                cluster_id = "in01-" + secrets.token_hex(8)
+                password = secrets.token_urlsafe(18)
+                clusters[cluster_id] = {
+                    "clusterName": body["clusterName"], "projectId": body["projectId"],
+                    "regionId": body["regionId"], "cuType": body["cuType"],
+                    "cuSize": body["cuSize"], "plan": body.get("plan", "Enterprise"),
+                    "status": "RUNNING", "connectAddress": new_clusters["connectAddress"],
+                }
+                polls_left[cluster_id] = new_clusters.get("creatingPolls", 2)
+                keys[key].append(cluster_id)
+                creations.append({"clusterId": cluster_id, "body": body, "password": password})
+                lose = lost["left"] > 0
+                lost["left"] -= 1 if lose else 0
+            if lose:
+                # Created, but the answer never arrives.
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            self.answer(200, {"code": 0, "data": {
+                "clusterId": cluster_id, "username": "db_admin", "password": password,
+                "prompt": "successfully submitted, cluster is being created.",
             }})
 
     return Handler

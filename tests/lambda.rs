@@ -666,6 +666,16 @@ fn zilliz_call(method: &str, path: &str, body: Option<&Value>, bearer: Option<&s
     ev
 }
 
+/// The API key the stand-in control plane knows: on Zilliz Cloud the key is also the
+/// data-plane token, so it is the servers' token here (a made-up one without authentication).
+fn api_key(servers: &common::Servers) -> String {
+    servers
+        .source
+        .token
+        .clone()
+        .unwrap_or_else(|| "standin-api-key".into())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn zillizs_own_migration_api_starts_and_reports_a_job_by_cluster_id() {
     // GIVEN a deployment whose control plane (the stand-in) knows a Serverless cluster on the
@@ -676,11 +686,7 @@ async fn zillizs_own_migration_api_starts_and_reports_a_job_by_cluster_id() {
         servers.source.token, servers.target.token,
         "one API key serves both test servers"
     );
-    let key = servers
-        .source
-        .token
-        .clone()
-        .unwrap_or_else(|| "standin-api-key".into());
+    let key = api_key(&servers);
     let cp = common::control_plane::StandIn::start(&json!({
         "keys": { key.clone(): ["in05-src000001", "in01-dst000001"] },
         "clusters": {
@@ -781,6 +787,79 @@ async fn zillizs_own_migration_api_starts_and_reports_a_job_by_cluster_id() {
         assert!(message.contains(words), "{message}");
         assert!(!message.contains(&key), "{message}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zillizs_migrate_to_new_dedicated_cluster_creates_it_once_and_migrates_into_it() {
+    // GIVEN a deployment whose control plane (the stand-in) knows a Serverless source, and maps
+    // the clusters it creates to the target server, CREATING for three describes
+    let servers = common::Servers::from_env();
+    let key = api_key(&servers);
+    let cp = common::control_plane::StandIn::start(&json!({
+        "keys": { key.clone(): ["in05-src000001"] },
+        "clusters": {
+            "in05-src000001": {"plan": "Serverless", "connectAddress": servers.source.uri},
+        },
+        "newClusters": {"connectAddress": servers.target.uri, "creatingPolls": 3},
+    }));
+    let d = Deployment::build(Duration::from_secs(60), None, None, Some(cp.url())).await;
+    let s = Seed::new(&unique("znew"), 2_000);
+    seed(&d.servers.source, "default", &s).await;
+    let name = unique("upgraded");
+    let body = json!({
+        "source": {"clusterId": "in05-src000001"},
+        "destination": {"clusterName": name, "projectId": "proj-standin",
+                        "regionId": "aws-us-west-2", "plan": "Enterprise",
+                        "cuType": "Performance-optimized", "cuSize": 2},
+        "dbCollections": [{"dbName": "default", "collections": [{"collectionName": s.name}]}]
+    });
+
+    // WHEN a script written for Zilliz Cloud posts it to toNewDedicated with its API key
+    let start = zilliz_call(
+        "POST",
+        "/v2/migrations/toNewDedicated",
+        Some(&body),
+        Some(&key),
+    );
+    let (code, answer) = http_response(&d.invoke(start).await);
+
+    // THEN it answers the job id and the new cluster's id, as Zilliz does
+    assert_eq!((code, &answer["code"]), (200, &json!(0)), "{answer}");
+    let created = cp.creations().await;
+    assert_eq!(created.len(), 1, "{created:?}");
+    let cluster_id = created[0]["clusterId"].as_str().unwrap();
+    assert_eq!(answer["data"]["clusterId"], json!(cluster_id), "{answer}");
+    let job_id = answer["data"]["jobId"].as_str().unwrap().to_owned();
+    // ... the job waits for RUNNING in its provision phase, then migrates into the cluster
+    pump(&d, &job_id, 2).await;
+    let done = zilliz_call("GET", &format!("/v2/jobs/{job_id}"), None, Some(&key));
+    let (_, polled) = http_response(&d.invoke(done).await);
+    assert_eq!(polled["data"]["status"], "SUCCESSFUL", "{polled}");
+    assert_same_rows(&d.servers, &s, "default", &s.name).await;
+    assert_eq!(
+        cp.creations().await.len(),
+        1,
+        "the plan step created nothing more"
+    );
+    let report = d.status(&job_id).await;
+    let job = &report["job"];
+    assert_eq!(job["request"]["target"]["cluster_id"], json!(cluster_id));
+    assert_eq!(job["request"]["target"]["zilliz"]["cu_size"], 2);
+    assert_eq!(job["provision"]["status"], "RUNNING", "{job}");
+    assert_eq!(job["provision"]["create_calls"], 1);
+    // ... and the generated password is kept sealed in the record only, never shown
+    let password = created[0]["password"].as_str().unwrap();
+    assert!(job["provision"].get("sealed_password").is_none(), "{job}");
+    assert!(!report.to_string().contains(password));
+    let items = format!("{:?}", scan(&d.dynamo, &d.table).await);
+    assert!(
+        !items.contains(password),
+        "the password in clear in the table"
+    );
+    assert!(
+        items.contains("sealed_password"),
+        "the sealed password is kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -48,4 +48,8 @@ pub trait Credentials: Send + Sync {
 
     /// The signing secret of a job's webhook.
     async fn webhook_secret(&self, spec: &WebhookSpec) -> Result<Option<Secret>, CredentialError>;
+
+    /// `secret` sealed for `purpose`, to keep on a job record (a new cluster's password);
+    /// `None` where this process has no sealing key (the CLI), and nothing is kept.
+    fn seal(&self, purpose: &str, secret: &Secret) -> Option<String>;
 }

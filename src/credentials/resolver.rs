@@ -112,6 +112,10 @@ impl Credentials for TokenResolver {
         Ok(self.fixed.get(&role).cloned())
     }
 
+    fn seal(&self, purpose: &str, secret: &Secret) -> Option<String> {
+        self.sealer.as_ref().map(|s| s.seal(purpose, secret))
+    }
+
     async fn tls(&self, role: Role, spec: &ClusterSpec) -> Result<TlsMaterial, CredentialError> {
         let Some(tls) = &spec.tls else {
             return Ok(TlsMaterial::default());

@@ -13,6 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::{Deserialize, Serialize};
 
+use super::new_cluster::NewCluster;
 use super::request::{FieldError, Secret};
 use super::tier::{cluster_id_of_host, Tier, TierSource, ZillizCluster};
 
@@ -74,6 +75,10 @@ pub struct ClusterSpec {
     /// TLS settings for an `https://` cluster with its own CA or two-way TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
+    /// A Zilliz Cloud Dedicated cluster to create as the target, with the API key in
+    /// `token`: once it is `RUNNING` the service sets `cluster_id` to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_cluster: Option<NewCluster>,
 }
 
 /// TLS settings of a cluster: which CA to trust instead of the platform's roots, and the client
@@ -288,6 +293,14 @@ impl ClusterSpec {
     /// Where the cluster listens. The request was validated, so this only fails for a record
     /// written by another version, or a cluster id not resolved yet.
     pub fn address(&self) -> Result<Address, String> {
+        if self.uri.is_empty() && self.cluster_id.is_none() {
+            if let Some(n) = &self.new_cluster {
+                return Err(format!(
+                    "the new cluster `{}` has not been created yet",
+                    n.name
+                ));
+            }
+        }
         if self.uri.is_empty() {
             if let Some(id) = &self.cluster_id {
                 return Err(format!(
@@ -300,16 +313,27 @@ impl ClusterSpec {
 
     /// The cluster as messages name it: its id, or its URI.
     pub fn name(&self) -> String {
-        match &self.cluster_id {
-            Some(id) => format!("cluster {id}"),
-            None => self.uri.trim().to_owned(),
+        match (&self.cluster_id, &self.new_cluster) {
+            (Some(id), _) => format!("cluster {id}"),
+            (None, Some(n)) => format!("new cluster `{}`", n.name),
+            (None, None) => self.uri.trim().to_owned(),
         }
+    }
+
+    /// The cluster this spec asks to create, while it has not been created.
+    pub fn to_create(&self) -> Option<&NewCluster> {
+        self.new_cluster
+            .as_ref()
+            .filter(|_| self.cluster_id.is_none())
     }
 
     /// The cluster's Zilliz Cloud plan tier and CU size, and where they came from: the control
     /// plane's answer for a cluster given by id, else the cluster id a Zilliz Cloud host
-    /// names (CU size unknown); `None` for any other cluster.
+    /// names (CU size unknown), or the request's `new_cluster`; `None` for any other cluster.
     pub fn tier(&self) -> Option<(Tier, Option<u32>, TierSource)> {
+        if let Some(n) = self.to_create() {
+            return Some((Tier::Dedicated, Some(n.cu_size), TierSource::Request));
+        }
         if let Some(z) = &self.zilliz {
             let tier = Tier::of_plan(&z.cluster_id, &z.plan)?;
             return Some((tier, Some(z.cu_size), TierSource::ControlPlane));
@@ -320,6 +344,23 @@ impl ClusterSpec {
     }
 
     pub(crate) fn validate(&self, path: &str) -> Result<(), FieldError> {
+        if let Some(n) = &self.new_cluster {
+            let field = format!("{path}.new_cluster");
+            if path != "target" {
+                return Err(FieldError::new(
+                    field,
+                    "applies to the target only: the source is a cluster that exists",
+                ));
+            }
+            if !self.uri.trim().is_empty() || self.cluster_id.is_some() || self.tls.is_some() {
+                return Err(FieldError::new(
+                    field,
+                    "creates the target: give it without uri, cluster_id or tls",
+                ));
+            }
+            n.validate(&field)?;
+            return self.validate_credentials(path);
+        }
         if let Some(id) = &self.cluster_id {
             if !self.uri.trim().is_empty() && self.zilliz.is_none() {
                 return Err(FieldError::new(

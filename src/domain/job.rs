@@ -294,6 +294,9 @@ pub struct Job {
     /// The write rate the target was found to take, once it throttled (the whole job's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_rate: Option<WriteRate>,
+    /// The creation of the target cluster, for a request with `target.new_cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision: Option<super::Provisioning>,
 }
 
 /// An outage a job is waiting out: since when, and what the cluster last said.
@@ -348,6 +351,7 @@ impl Job {
             panics: 0,
             outage: None,
             write_rate: None,
+            provision: None,
             collections: Vec::new(),
             error: None,
         }
@@ -370,13 +374,16 @@ impl Job {
     pub fn public(&self) -> Job {
         let mut job = self.clone();
         job.request = job.request.public();
+        if let Some(p) = job.provision.as_mut() {
+            p.sealed_password = None;
+        }
         job
     }
 
     /// Moves the job to `phase`: from PENDING into preflight, or forward while in progress.
     pub fn enter(&mut self, phase: Phase, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
         let allowed = match (self.status, self.phase) {
-            (JobStatus::Pending, _) => phase == Phase::Preflight,
+            (JobStatus::Pending, _) => matches!(phase, Phase::Provision | Phase::Preflight),
             (JobStatus::InProgress, Some(current)) => phase > current,
             _ => false,
         };

@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod delivery;
 pub mod job;
 pub mod keyline;
+pub mod new_cluster;
 pub mod pace;
 pub mod repair;
 pub mod report;
@@ -20,6 +21,7 @@ pub use job::{
     Lease, Level, LogEntry, Outage, Phase, Problem, Task, TaskStatus, WebhookEvent, WriteRate,
     MAX_STEP_PANICS,
 };
+pub use new_cluster::{NewCluster, Provisioning};
 pub use repair::{FoundAt, RangeCounts, RangeRepair, RepairReason, RepairedRange};
 pub use report::{Progress, Report, TaskReport};
 pub use request::{

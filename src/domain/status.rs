@@ -57,6 +57,8 @@ impl JobStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// The target cluster (`target.new_cluster`) created and waited for until it runs.
+    Provision,
     /// Both clusters checked, nothing written.
     Preflight,
     /// Target databases, collections and partitions created.
@@ -73,6 +75,7 @@ impl Phase {
     /// The phase's name in records, messages and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Provision => "provision",
             Self::Preflight => "preflight",
             Self::Schema => "schema",
             Self::Copy => "copy",

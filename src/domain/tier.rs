@@ -109,6 +109,8 @@ pub enum TierSource {
     ControlPlane,
     /// The cluster id a Zilliz Cloud host name carries.
     Host,
+    /// The plan and CU size `target.new_cluster` asks for.
+    Request,
 }
 
 /// The cluster id a Zilliz Cloud host names (`in03-….serverless.{region}.vectordb.zillizcloud.com`,

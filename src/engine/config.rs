@@ -29,6 +29,12 @@ pub struct EngineConfig {
     /// The bytes a copied page aims at: [`TARGET_PAGE_BYTES`] where one worker runs in a
     /// process (a Lambda invocation), less where several share one (see [`Self::for_workers`]).
     pub page_bytes: usize,
+    /// How often a cluster being created for a job is asked whether it runs
+    /// (`VECMIGRATE_PROVISION_POLL`).
+    pub provision_poll: Duration,
+    /// How long a job waits for the cluster it created to run before it fails
+    /// (`VECMIGRATE_PROVISION_TIMEOUT`).
+    pub provision_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -75,6 +81,8 @@ impl EngineConfig {
                 1_000_000_000,
             )?,
             page_bytes: d.page_bytes,
+            provision_poll: duration("VECMIGRATE_PROVISION_POLL", d.provision_poll)?,
+            provision_timeout: duration("VECMIGRATE_PROVISION_TIMEOUT", d.provision_timeout)?,
         })
     }
 }
@@ -89,6 +97,8 @@ impl Default for EngineConfig {
             webhook_timeout: Duration::from_secs(15),
             min_range_entities: 50_000,
             page_bytes: TARGET_PAGE_BYTES,
+            provision_poll: Duration::from_secs(15),
+            provision_timeout: Duration::from_secs(3600),
         }
     }
 }

@@ -17,8 +17,11 @@ use serde::Serialize;
 
 use super::preflight::{Capacity, Findings};
 use super::{Budget, Engine, EngineError};
+use crate::domain::new_cluster::recommended_cu_size;
 use crate::domain::tier::{Tier, TierSource};
-use crate::domain::{ClusterSpec, Job, MigrationRequest, Problem, TierVerdict, ZillizCluster};
+use crate::domain::{
+    ClusterSpec, Job, MigrationRequest, NewCluster, Problem, Role, TierVerdict, ZillizCluster,
+};
 use crate::milvus::batch::{first_limit, TARGET_PAGE_BYTES};
 use crate::milvus::{Cluster, ClusterError, PageRequest};
 
@@ -52,10 +55,32 @@ pub struct PlanReport {
     /// How long the copy would take (absent when preflight could not read the collections).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimate: Option<Estimate>,
+    /// The cluster `target.new_cluster` would create, and the CU size the data calls for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_cluster: Option<NewClusterPlan>,
     /// Every problem, each with its field.
     pub problems: Vec<Problem>,
     /// Warnings (what the target keeps differently without losing entities).
     pub warnings: Vec<String>,
+}
+
+/// What a dry run says about the cluster it would create.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewClusterPlan {
+    /// The cluster the job would create, as asked.
+    pub would_create: NewCluster,
+    /// Its write cap, MB/s.
+    pub write_cap_mb_per_s: f64,
+    /// The smallest CU size of the plan and CU type that holds the estimated bytes at 70 %
+    /// of the published capacity (`None`: none of the plan's sizes does).
+    pub recommended_cu_size: Option<u32>,
+    /// The write cap of the recommended size, MB/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommended_write_cap_mb_per_s: Option<f64>,
+    /// How long the copy would take at the recommended size's cap, seconds (at the read rate
+    /// sampled for the estimate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommended_copy_seconds: Option<f64>,
 }
 
 /// One side of the migration, as the dry run found it.
@@ -245,6 +270,11 @@ impl Engine {
             .map(|(c, w)| format!("{c}: {w}"))
             .collect();
         warnings.extend(estimate.as_ref().and_then(longer_than_a_day));
+        let new_cluster = job.request.target.to_create().map(|n| {
+            let plan = plan_new_cluster(n, &totals, estimate.as_ref());
+            warnings.extend(undersized(&plan, &totals));
+            plan
+        });
         Ok(PlanReport {
             dry_run: true,
             ok: problems.is_empty(),
@@ -255,6 +285,7 @@ impl Engine {
             totals,
             capacity: found.capacity,
             estimate,
+            new_cluster,
             problems,
             warnings,
         })
@@ -266,8 +297,16 @@ impl Engine {
         p: &super::retry::Patience<'_>,
         job: &Job,
     ) -> Result<(Findings, Sample), EngineError> {
-        let (source, target) = self.clusters(p, job).await?;
-        let found = self.inspect(p, job, &*source, &*target).await?;
+        let spec = &job.request.source;
+        let source = p.call(|| self.clusters.connect(Role::Source, spec)).await?;
+        let target = match job.request.target.to_create() {
+            Some(_) => None,
+            None => {
+                let spec = &job.request.target;
+                Some(p.call(|| self.clusters.connect(Role::Target, spec)).await?)
+            }
+        };
+        let found = self.inspect(p, job, &*source, target.as_deref()).await?;
         let mut sample = Sample::default();
         for c in &found.collections {
             sample.add(self.sample(p, job, &*source, c).await?);
@@ -320,6 +359,47 @@ fn longer_than_a_day(e: &Estimate) -> Option<String> {
             e.rate_mb_per_s
         )
     })
+}
+
+/// The cluster the job would create, with the CU size its data calls for and that size's
+/// write cap and copy time (the estimate's read rate, capped by that size's write cap).
+fn plan_new_cluster(
+    n: &NewCluster,
+    totals: &Totals,
+    estimate: Option<&Estimate>,
+) -> NewClusterPlan {
+    let recommended = recommended_cu_size(&n.plan, &n.cu_type, totals.bytes);
+    let cap = |cu: u32| Tier::Dedicated.write_cap_mb_per_s(Some(cu));
+    let copy_seconds = |cu: u32| {
+        let e = estimate?;
+        let rate = (e.read_mb_per_s * e.readers as f64).min(cap(cu));
+        (rate > 0.0).then(|| totals.bytes as f64 / 1e6 / rate)
+    };
+    NewClusterPlan {
+        would_create: n.clone(),
+        write_cap_mb_per_s: cap(n.cu_size),
+        recommended_cu_size: recommended,
+        recommended_write_cap_mb_per_s: recommended.map(cap),
+        recommended_copy_seconds: recommended.and_then(copy_seconds),
+    }
+}
+
+/// A warning when the CU size asked for is smaller than the data calls for.
+fn undersized(plan: &NewClusterPlan, totals: &Totals) -> Option<String> {
+    let asked = plan.would_create.cu_size;
+    let gb = totals.bytes as f64 / 1e9;
+    match plan.recommended_cu_size {
+        None => Some(format!(
+            "target.new_cluster: no {} size of the {} plan holds the estimated {gb:.1} GB at 70 % of its published capacity; choose another CU type or plan, or migrate fewer collections",
+            plan.would_create.cu_type, plan.would_create.plan
+        )),
+        Some(cu) if cu > asked => Some(format!(
+            "target.new_cluster.cu_size: {asked} CU of {} holds less than the estimated {gb:.1} GB at 70 % of its published capacity; {cu} CU would (write cap {:.1} MB/s)",
+            plan.would_create.cu_type,
+            plan.recommended_write_cap_mb_per_s.unwrap_or_default()
+        )),
+        Some(_) => None,
+    }
 }
 
 /// A cluster's refusal as a problem at the request field to fix.

@@ -126,7 +126,7 @@ impl Engine {
         let step_idle = job.step_lease.as_ref().is_some_and(|l| l.expires_at <= now);
         match job.phase {
             // A plan or finish whose invocation died: run it again.
-            Some(Phase::Preflight | Phase::Schema) if step_idle => {
+            Some(Phase::Provision | Phase::Preflight | Phase::Schema) if step_idle => {
                 self.queue.send(WorkMessage::plan(job_id)).await?;
                 return Ok(());
             }
@@ -342,13 +342,16 @@ impl Engine {
         }
         let copied: u64 = tasks.iter().map(|t| t.copied).sum();
         let total: u64 = job.collections.iter().filter_map(|c| c.source_count).sum();
-        self.fail(
-            &job.id,
+        let message = if job.phase == Some(Phase::Provision) {
+            format!(
+                "stopped at the end of the maintenance window (not_after {not_after}) while the new target cluster was being created; nothing was written, and the cluster is left as it is"
+            )
+        } else {
             format!(
                 "stopped at the end of the maintenance window (not_after {not_after}) with {copied} of {total} entities copied; the target collections hold partial data"
-            ),
-        )
-        .await?;
+            )
+        };
+        self.fail(&job.id, message).await?;
         Ok(true)
     }
 

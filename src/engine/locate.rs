@@ -21,9 +21,11 @@ pub(crate) struct Located {
 }
 
 impl Located {
-    /// Whether both clusters have an address to connect to (every cluster id was resolved).
+    /// Whether both clusters have an address to connect to (every cluster id was resolved),
+    /// or, for a target still to be created, the source has.
     pub fn reachable(&self) -> bool {
-        self.source.address().is_ok() && self.target.address().is_ok()
+        self.source.address().is_ok()
+            && (self.target.address().is_ok() || self.target.to_create().is_some())
     }
 }
 

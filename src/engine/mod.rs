@@ -39,6 +39,7 @@ mod notify;
 mod pacing;
 mod plan;
 mod preflight;
+mod provision;
 mod ranges;
 mod retry;
 pub(crate) mod sample;
@@ -49,7 +50,9 @@ mod step_lease;
 pub(crate) use budget::page_limit;
 pub use budget::Budget;
 pub use config::EngineConfig;
-pub use dry_run::{Estimate, PlanReport, PlannedCluster, PlannedCollection, Totals};
+pub use dry_run::{
+    Estimate, NewClusterPlan, PlanReport, PlannedCluster, PlannedCollection, Totals,
+};
 pub use error::EngineError;
 pub use faults::Faults;
 pub(crate) use lifecycle::source_collection;

@@ -41,10 +41,14 @@ impl Engine {
         if self.past_window(&job).await? {
             return Ok(Handled::Done);
         }
-        self.advance(job_id, Phase::Preflight).await?;
+        let first = match job.request.target.new_cluster {
+            Some(_) => Phase::Provision,
+            None => Phase::Preflight,
+        };
+        self.advance(job_id, first).await?;
         // One planner at a time: a duplicated message finds the step taken and leaves it.
         let owner = format!("p-{}", uuid::Uuid::new_v4().simple());
-        const PLANNING: &[Phase] = &[Phase::Preflight, Phase::Schema];
+        const PLANNING: &[Phase] = &[Phase::Provision, Phase::Preflight, Phase::Schema];
         if !self.hold_step(job_id, &owner, PLANNING).await? {
             return Ok(Handled::Nothing);
         }
@@ -112,6 +116,17 @@ impl Engine {
         owner: &str,
     ) -> Result<Handled, EngineError> {
         let job_id = &job.id;
+        let provisioned;
+        let job = if job.phase == Some(Phase::Provision) {
+            if self.provision(p, job_id).await?.is_none() {
+                return Ok(Handled::Done);
+            }
+            self.advance(job_id, Phase::Preflight).await?;
+            provisioned = self.job(job_id).await?;
+            &provisioned
+        } else {
+            job
+        };
         let located;
         let (job, mut refused) = if job.phase == Some(Phase::Preflight) {
             let (j, refused) = self.locate_job(p, job).await?;

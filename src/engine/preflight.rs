@@ -128,7 +128,9 @@ pub(super) struct Findings {
 struct Sides<'a> {
     p: &'a Patience<'a>,
     source: &'a dyn Cluster,
-    target: &'a dyn Cluster,
+    /// `None` for a target still to be created (the dry run of `target.new_cluster`): it holds
+    /// nothing, and its checks wait until it runs.
+    target: Option<&'a dyn Cluster>,
     source_dbs: Vec<String>,
     target_dbs: Vec<String>,
     target_version: String,
@@ -230,7 +232,7 @@ impl Engine {
         source: &dyn Cluster,
         target: &dyn Cluster,
     ) -> Result<Vec<CollectionReport>, EngineError> {
-        let found = self.inspect(p, job, source, target).await?;
+        let found = self.inspect(p, job, source, Some(target)).await?;
         if !found.problems.is_empty() {
             return Err(EngineError::Preflight(found.problems));
         }
@@ -247,15 +249,22 @@ impl Engine {
         p: &Patience<'_>,
         job: &Job,
         source: &dyn Cluster,
-        target: &dyn Cluster,
+        target: Option<&dyn Cluster>,
     ) -> Result<Findings, EngineError> {
+        let (target_dbs, target_version) = match target {
+            Some(t) => (
+                p.call(|| t.list_databases()).await?,
+                p.call(|| t.server_version()).await?,
+            ),
+            None => (Vec::new(), String::new()),
+        };
         let sides = Sides {
             p,
             source,
             target,
             source_dbs: p.call(|| source.list_databases()).await?,
-            target_dbs: p.call(|| target.list_databases()).await?,
-            target_version: p.call(|| target.server_version()).await?,
+            target_dbs,
+            target_version,
         };
         let mut found = Findings::default();
         let mut candidates = Vec::new();
@@ -275,7 +284,7 @@ impl Engine {
             self.check_collection(&sides, c, &existing[target_db], &mut found)
                 .await?;
         }
-        if !found.auto_id.is_empty() {
+        if let Some(target) = target.filter(|_| !found.auto_id.is_empty()) {
             let p = sides.p;
             // Keys are preserved or the collection is not migrated: ask the target whether it
             // keeps explicit keys in an auto_id collection (on a scratch collection).
@@ -302,12 +311,10 @@ impl Engine {
         found: &mut Findings,
     ) -> Result<(), EngineError> {
         let mut existing = 0;
-        for db in &sides.target_dbs {
-            existing += sides
-                .p
-                .call(|| sides.target.list_collections(db))
-                .await?
-                .len() as u64;
+        if let Some(target) = sides.target {
+            for db in &sides.target_dbs {
+                existing += sides.p.call(|| target.list_collections(db)).await?.len() as u64;
+            }
         }
         let adding = found.collections.len() as u64;
         let capacity = Capacity {
@@ -401,12 +408,15 @@ impl Engine {
         sides: &Sides<'_>,
         target_db: &str,
     ) -> Result<HashSet<String>, EngineError> {
-        if !sides.target_dbs.iter().any(|d| d == target_db) {
+        let Some(target) = sides
+            .target
+            .filter(|_| sides.target_dbs.iter().any(|d| d == target_db))
+        else {
             return Ok(HashSet::new());
-        }
+        };
         Ok(sides
             .p
-            .call(|| sides.target.list_collections(target_db))
+            .call(|| target.list_collections(target_db))
             .await?
             .into_iter()
             .collect())
@@ -589,6 +599,9 @@ impl Engine {
         wanted: &CollectionInfo,
         description_path: Option<String>,
     ) -> Result<(Vec<Problem>, Vec<String>), EngineError> {
+        let Some(target) = sides.target else {
+            return Ok((Vec::new(), Vec::new()));
+        };
         let version = &sides.target_version;
         let what = format!(
             "collection `{}.{}`: the target cannot hold it unchanged",
@@ -601,7 +614,7 @@ impl Engine {
         }
         let mut sent = wanted.schema.clone();
         sent.fields.retain(|f| !f.is_dynamic);
-        let kept = match sides.p.call(|| sides.target.probe_schema(wanted)).await? {
+        let kept = match sides.p.call(|| target.probe_schema(wanted)).await? {
             Err(refused) => {
                 let problem = Problem::at(
                     c.field(),

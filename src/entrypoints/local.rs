@@ -68,7 +68,8 @@ impl LocalRunner {
                 (WorkMessage::Deliver { job_id }, 1)
             }
             (s, _) if s.is_terminal() => return Ok(()),
-            (JobStatus::Pending, _) | (_, None | Some(Phase::Preflight | Phase::Schema)) => {
+            (JobStatus::Pending, _)
+            | (_, None | Some(Phase::Provision | Phase::Preflight | Phase::Schema)) => {
                 (WorkMessage::Plan { job_id }, 1)
             }
             // One message per worker slot, as plan sends them.

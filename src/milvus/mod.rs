@@ -562,4 +562,30 @@ pub trait ClusterConnector: Send + Sync {
         role: Role,
         spec: &ClusterSpec,
     ) -> Result<ZillizCluster, ClusterError>;
+
+    /// What the control plane says about the target cluster `cluster_id` names, whatever its
+    /// status (a new cluster goes `CREATING` before `RUNNING`).
+    async fn zilliz_status(
+        &self,
+        cluster_id: &str,
+        spec: &ClusterSpec,
+    ) -> Result<ZillizCluster, ClusterError>;
+
+    /// Asks the control plane once to create the target's `new_cluster`. The generated
+    /// password never comes back in clear: sealed where the process can seal, else dropped.
+    async fn create_zilliz(&self, spec: &ClusterSpec) -> Result<NewZilliz, ClusterError>;
+
+    /// The target's `new_cluster`, if the control plane holds one by its name and project.
+    async fn find_zilliz(&self, spec: &ClusterSpec) -> Result<Option<ZillizCluster>, ClusterError>;
+}
+
+/// A cluster the control plane created for a job.
+#[derive(Debug, Clone)]
+pub struct NewZilliz {
+    /// Its id.
+    pub cluster_id: String,
+    /// Its admin user.
+    pub username: Option<String>,
+    /// Its generated password, sealed (`None` where the process cannot seal).
+    pub sealed_password: Option<String>,
 }

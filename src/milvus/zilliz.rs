@@ -1,6 +1,7 @@
-//! The Zilliz Cloud control plane, for clusters given by id: `GET {base}/v2/clusters/{id}`
-//! with `Authorization: Bearer <API key>`, answered `{"code":0,"data":{…}}` or
-//! `{"code":N,"message":…}`. The base is `https://api.cloud.zilliz.com` unless
+//! The Zilliz Cloud control plane, for clusters given by id (`GET {base}/v2/clusters/{id}`)
+//! and for a new target (`POST …/v2/clusters/createDedicated`, and `GET …/v2/clusters` to find
+//! it again by name), with `Authorization: Bearer <API key>`, answered `{"code":0,"data":{…}}`
+//! or `{"code":N,"message":…}`. The base is `https://api.cloud.zilliz.com` unless
 //! `VECMIGRATE_ZILLIZ_API_URL` names another (the China region's
 //! `https://api.cloud.zilliz.com.cn`, or the tests' stand-in).
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ClusterError, Role};
-use crate::domain::{Secret, ZillizCluster};
+use crate::domain::{NewCluster, Secret, ZillizCluster};
 
 /// The control plane's base URL unless [`API_URL_ENV`] says otherwise.
 pub const DEFAULT_API_URL: &str = "https://api.cloud.zilliz.com";
@@ -30,20 +31,29 @@ pub struct ControlPlane {
 
 /// The control plane's envelope.
 #[derive(Deserialize)]
-struct Answer {
+struct Answer<T> {
     code: i64,
     #[serde(default)]
     message: Option<String>,
-    #[serde(default)]
-    data: Option<Described>,
+    #[serde(default = "none")]
+    data: Option<T>,
 }
 
-/// The fields of `GET /v2/clusters/{id}` that a migration uses.
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// The fields of a cluster (`GET /v2/clusters/{id}`, and each of `GET /v2/clusters`) that a
+/// migration uses.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Described {
     #[serde(default)]
     cluster_id: String,
+    #[serde(default)]
+    cluster_name: String,
+    #[serde(default)]
+    project_id: String,
     #[serde(default)]
     connect_address: String,
     #[serde(default)]
@@ -55,6 +65,59 @@ struct Described {
     #[serde(default)]
     region_id: String,
 }
+
+impl Described {
+    fn into_cluster(self, cluster_id: &str) -> ZillizCluster {
+        ZillizCluster {
+            cluster_id: if self.cluster_id.is_empty() {
+                cluster_id.to_owned()
+            } else {
+                self.cluster_id
+            },
+            endpoint: self.connect_address,
+            plan: self.plan,
+            status: self.status,
+            cu_size: self.cu_size,
+            region_id: self.region_id,
+        }
+    }
+}
+
+/// One page of `GET /v2/clusters`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Listed {
+    #[serde(default)]
+    count: u64,
+    #[serde(default)]
+    clusters: Vec<Described>,
+}
+
+/// The answer of `POST /v2/clusters/createDedicated`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedAnswer {
+    cluster_id: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// A cluster the control plane was asked to create: its id, its admin user and the password
+/// it generated (a secret, to be sealed or dropped; never logged).
+#[derive(Debug)]
+pub struct Created {
+    /// The new cluster's id.
+    pub cluster_id: String,
+    /// Its admin user.
+    pub username: Option<String>,
+    /// Its generated password.
+    pub password: Option<Secret>,
+}
+
+/// The clusters one page of the list asks for.
+const LIST_PAGE: u64 = 100;
 
 impl ControlPlane {
     /// A client of the control plane at `base` (`https://api.cloud.zilliz.com`).
@@ -94,22 +157,127 @@ impl ControlPlane {
         cluster_id: &str,
         api_key: Option<&Secret>,
     ) -> Result<ZillizCluster, ClusterError> {
-        let fail = |detail: String, transient: bool| ClusterError::ZillizCloud {
-            role,
-            cluster_id: cluster_id.to_owned(),
-            detail,
-            transient,
-        };
+        let z = self.status(role, cluster_id, api_key).await?;
+        let fail = |detail: String| failure(role, cluster_id, detail, false);
+        if z.status != RUNNING {
+            return Err(fail(format!(
+                "is {}, not RUNNING: resume it (or wait until it is created) in the Zilliz Cloud console, then start the job again",
+                crate::domain::cluster::printable(&z.status)
+            )));
+        }
+        if z.endpoint.trim().is_empty() {
+            return Err(fail("has no public endpoint (connectAddress)".into()));
+        }
+        Ok(z)
+    }
+
+    /// What the control plane says about the `role` cluster `cluster_id`, whatever its status
+    /// (a cluster being created has no endpoint yet).
+    pub async fn status(
+        &self,
+        role: Role,
+        cluster_id: &str,
+        api_key: Option<&Secret>,
+    ) -> Result<ZillizCluster, ClusterError> {
+        let path = format!("/v2/clusters/{cluster_id}");
+        let d: Described = self
+            .send(
+                role,
+                cluster_id,
+                api_key,
+                "be resolved",
+                self.http.get(self.url(&path)),
+            )
+            .await?;
+        Ok(d.into_cluster(cluster_id))
+    }
+
+    /// Creates the Dedicated cluster `n` (Create Dedicated Cluster (V2)). Not retried here:
+    /// a create whose reply is lost may have landed, and only [`Self::find_by_name`] can tell.
+    pub async fn create_dedicated(
+        &self,
+        n: &NewCluster,
+        api_key: Option<&Secret>,
+    ) -> Result<Created, ClusterError> {
+        let body = serde_json::json!({
+            "clusterName": n.name,
+            "projectId": n.project_id,
+            "regionId": n.region_id,
+            "plan": n.plan,
+            "cuType": n.cu_type,
+            "cuSize": n.cu_size,
+        });
+        let post = self
+            .http
+            .post(self.url("/v2/clusters/createDedicated"))
+            .json(&body);
+        let label = format!("`{}`", n.name);
+        let a: CreatedAnswer = self
+            .send(Role::Target, &label, api_key, "be created", post)
+            .await?;
+        Ok(Created {
+            cluster_id: a.cluster_id,
+            username: a.username,
+            password: a.password.map(Secret::new),
+        })
+    }
+
+    /// The id and status of the cluster named `n.name` in `n.project_id`, if the API key can
+    /// see one (List Clusters (V2), page by page).
+    pub async fn find_by_name(
+        &self,
+        n: &NewCluster,
+        api_key: Option<&Secret>,
+    ) -> Result<Option<ZillizCluster>, ClusterError> {
+        let label = format!("`{}`", n.name);
+        let mut page = 1;
+        loop {
+            let get = self.http.get(self.url("/v2/clusters")).query(&[
+                ("projectId", n.project_id.clone()),
+                ("pageSize", LIST_PAGE.to_string()),
+                ("currentPage", page.to_string()),
+            ]);
+            let listed: Listed = self
+                .send(Role::Target, &label, api_key, "be looked up", get)
+                .await?;
+            let seen = (page - 1) * LIST_PAGE + listed.clusters.len() as u64;
+            let last = listed.clusters.len() < LIST_PAGE as usize || seen >= listed.count;
+            if let Some(d) = listed.clusters.into_iter().find(|d| {
+                d.cluster_name == n.name
+                    && (d.project_id.is_empty() || d.project_id == n.project_id)
+            }) {
+                let id = d.cluster_id.clone();
+                return Ok(Some(d.into_cluster(&id)));
+            }
+            if last {
+                return Ok(None);
+            }
+            page += 1;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends `request` with `api_key` and opens the envelope. `what` completes "the {role}
+    /// cluster {name} cannot …" in errors.
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        role: Role,
+        name: &str,
+        api_key: Option<&Secret>,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClusterError> {
+        let fail = |detail: String, transient: bool| failure(role, name, detail, transient);
         let Some(key) = api_key else {
             return Err(fail(
-                format!("is given by id, which needs a Zilliz Cloud API key: give {role}.api_key or {role}.api_key_secret_arn (on the command line, --{role}-token)"),
+                format!("needs a Zilliz Cloud API key (a cluster given by id or created by the job): give {role}.api_key or {role}.api_key_secret_arn (on the command line, --{role}-token)"),
                 false,
             ));
         };
-        let url = format!("{}/v2/clusters/{cluster_id}", self.base);
-        let response = self
-            .http
-            .get(&url)
+        let response = request
             .bearer_auth(key.expose())
             .header("accept", "application/json")
             .send()
@@ -118,7 +286,7 @@ impl ControlPlane {
             .map_err(|e| {
                 fail(
                     format!(
-                        "cannot be resolved: the control plane at {} cannot be reached: {e}",
+                        "cannot {what}: the control plane at {} cannot be reached: {e}",
                         self.base
                     ),
                     true,
@@ -126,11 +294,10 @@ impl ControlPlane {
             })?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
-        let answer: Option<Answer> = serde_json::from_str(&body).ok();
         let transient = status.as_u16() == 429 || status.is_server_error();
-        let Some(answer) = answer else {
+        let Ok(answer) = serde_json::from_str::<Answer<T>>(&body) else {
             return Err(fail(
-                format!("cannot be resolved: the control plane answered HTTP {status} without its JSON envelope"),
+                format!("cannot {what}: the control plane answered HTTP {status} without its JSON envelope"),
                 transient,
             ));
         };
@@ -138,46 +305,28 @@ impl ControlPlane {
             let message = answer.message.unwrap_or_default();
             return Err(fail(
                 format!(
-                    "cannot be resolved: the control plane answered code {}: {} (check the cluster id, and that the API key may see it)",
+                    "cannot {what}: the control plane answered code {}: {} (check the cluster id or the new cluster's fields, and that the API key may see the project)",
                     answer.code,
                     crate::domain::cluster::printable(&message)
                 ),
                 transient,
             ));
         }
-        let Some(d) = answer.data else {
-            return Err(fail(
-                "cannot be resolved: the control plane answered without data".into(),
+        answer.data.ok_or_else(|| {
+            fail(
+                format!("cannot {what}: the control plane answered without data"),
                 false,
-            ));
-        };
-        if d.status != RUNNING {
-            return Err(fail(
-                format!(
-                    "is {}, not RUNNING: resume it (or wait until it is created) in the Zilliz Cloud console, then start the job again",
-                    crate::domain::cluster::printable(&d.status)
-                ),
-                false,
-            ));
-        }
-        if d.connect_address.trim().is_empty() {
-            return Err(fail(
-                "has no public endpoint (connectAddress)".into(),
-                false,
-            ));
-        }
-        Ok(ZillizCluster {
-            cluster_id: if d.cluster_id.is_empty() {
-                cluster_id.to_owned()
-            } else {
-                d.cluster_id
-            },
-            endpoint: d.connect_address,
-            plan: d.plan,
-            status: d.status,
-            cu_size: d.cu_size,
-            region_id: d.region_id,
+            )
         })
+    }
+}
+
+fn failure(role: Role, name: &str, detail: String, transient: bool) -> ClusterError {
+    ClusterError::ZillizCloud {
+        role,
+        cluster_id: name.to_owned(),
+        detail,
+        transient,
     }
 }
 

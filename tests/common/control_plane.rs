@@ -1,5 +1,5 @@
 //! The stand-in for Zilliz Cloud's control plane (`scripts/zilliz_control_plane.py`, a test
-//! tool answering Describe Cluster in its documented shapes): started per test with the
+//! tool answering Describe, List and Create Dedicated Cluster in their documented shapes): started per test with the
 //! clusters and API keys the test names.
 
 use serde_json::Value;
@@ -27,6 +27,12 @@ impl StandIn {
     /// Its base URL (what `VECMIGRATE_ZILLIZ_API_URL` names).
     pub fn url(&self) -> String {
         self.tool.url("")
+    }
+
+    /// The clusters it created (`clusterId`, the `body` it was asked with, and the generated
+    /// `password`, for tests to look for where it must not be).
+    pub async fn creations(&self) -> Vec<Value> {
+        serde_json::from_value(self.tool.get_json("/creations").await).unwrap()
     }
 
     /// The requests it answered (paths, and whether each carried a bearer key).

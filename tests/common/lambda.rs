@@ -112,6 +112,7 @@ impl Deployment {
                 webhook_timeout: Duration::from_secs(1),
                 // Partitions of 3,000 entities or more are cut into key ranges.
                 min_range_entities: 1_500,
+                provision_poll: Duration::from_millis(200),
                 ..EngineConfig::default()
             },
         };

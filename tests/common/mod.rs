@@ -977,7 +977,11 @@ pub fn harness_zilliz(
         store,
         dir,
         settings,
-        EngineConfig::default(),
+        // A cluster being created is asked about often, so a test waits little.
+        EngineConfig {
+            provision_poll: Duration::from_millis(100),
+            ..EngineConfig::default()
+        },
         None,
         Extras {
             zilliz: Some((

@@ -28,6 +28,7 @@ objects::objects_only!(
     WebhookSpec,
     ClusterSpec,
     crate::domain::cluster::TlsSpec,
+    crate::domain::new_cluster::NewCluster,
 );
 
 pub use options::{

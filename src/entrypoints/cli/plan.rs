@@ -11,7 +11,7 @@ use super::setup::{engine_config, engine_on};
 use crate::credentials::{Credentials, TokenResolver};
 use crate::domain::Problem;
 use crate::engine::Budget;
-use crate::engine::{Estimate, PlanReport, PlannedCluster};
+use crate::engine::{Estimate, NewClusterPlan, PlanReport, PlannedCluster};
 use crate::queue::inprocess::InProcessQueue;
 use crate::store::sqlite::SqliteStore;
 
@@ -80,7 +80,12 @@ pub fn render_plan(plan: &PlanReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "plan (dry run; nothing was written)");
     let _ = writeln!(out, "  source     {}", cluster_line(&plan.source));
-    let _ = writeln!(out, "  target     {}", cluster_line(&plan.target));
+    match &plan.new_cluster {
+        Some(n) => new_cluster(&mut out, n),
+        None => {
+            let _ = writeln!(out, "  target     {}", cluster_line(&plan.target));
+        }
+    }
     let _ = writeln!(out, "  tier rule  {}", plan.tier_rule.reason);
     collections(&mut out, plan);
     if let Some(c) = &plan.capacity {
@@ -101,6 +106,35 @@ pub fn render_plan(plan: &PlanReport) -> String {
     }
     verdict(&mut out, &plan.problems);
     out
+}
+
+/// The target the job would create, and the size its data calls for.
+fn new_cluster(out: &mut String, n: &NewClusterPlan) {
+    let c = &n.would_create;
+    let _ = writeln!(
+        out,
+        "  target     a new {} cluster `{}` in project {} ({}, {} × {} CU; write cap {:.1} MB/s), created by the job",
+        c.plan, c.name, c.project_id, c.region_id, c.cu_size, c.cu_type, n.write_cap_mb_per_s
+    );
+    let advice = match (n.recommended_cu_size, n.recommended_write_cap_mb_per_s) {
+        (Some(cu), Some(cap)) => {
+            let copy = n
+                .recommended_copy_seconds
+                .map(|s| {
+                    format!(
+                        ", copy estimated at {}",
+                        humantime::format_duration(std::time::Duration::from_secs(s.ceil() as u64))
+                    )
+                })
+                .unwrap_or_default();
+            format!("{cu} CU holds the data at 70 % of its published capacity (write cap {cap:.1} MB/s{copy})")
+        }
+        _ => format!(
+            "no {} size of the {} plan holds the data",
+            c.cu_type, c.plan
+        ),
+    };
+    let _ = writeln!(out, "  cu_size    {advice}");
 }
 
 /// One row of the collections table.

@@ -161,6 +161,12 @@ pub fn render_table(report: &Report) -> String {
     if let Some(line) = outage_line(job) {
         let _ = writeln!(out, "{line}");
     }
+    if let Some(p) = &job.provision {
+        let _ = writeln!(out, "{}", p.summary());
+        if !p.password_note.is_empty() {
+            let _ = writeln!(out, "password: {}", p.password_note);
+        }
+    }
     if let Some(w) = &job.write_rate {
         let _ = writeln!(
             out,

@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 
 use super::LambdaApp;
 use crate::domain::{
-    ClusterSpec, CollectionSpec, DatabaseSpec, JobStatus, MigrationRequest, Options, Role, Secret,
+    ClusterSpec, CollectionSpec, DatabaseSpec, JobStatus, MigrationRequest, NewCluster, Options,
+    Role, Secret,
 };
 use crate::engine::EngineError;
 use crate::entrypoints::api_error::ApiError;
@@ -32,6 +33,28 @@ struct ToExisting {
     destination: ClusterRef,
     #[serde(default)]
     db_collections: Vec<DbCollections>,
+}
+
+/// Zilliz's `POST /v2/migrations/toNewDedicated` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ToNewDedicated {
+    source: ClusterRef,
+    destination: NewDestination,
+    #[serde(default)]
+    db_collections: Vec<DbCollections>,
+}
+
+/// The cluster `toNewDedicated` creates.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewDestination {
+    cluster_name: String,
+    project_id: String,
+    region_id: String,
+    plan: String,
+    cu_type: String,
+    cu_size: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +78,33 @@ struct DbCollections {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CollectionRef {
     collection_name: String,
+}
+
+impl ToNewDedicated {
+    /// The same migration as vecmigrate's request, into `target.new_cluster`.
+    fn into_request(self) -> MigrationRequest {
+        let d = self.destination;
+        let mut request = ToExisting {
+            source: self.source,
+            destination: ClusterRef {
+                cluster_id: String::new(),
+            },
+            db_collections: self.db_collections,
+        }
+        .into_request();
+        request.target = ClusterSpec {
+            new_cluster: Some(NewCluster {
+                project_id: d.project_id,
+                region_id: d.region_id,
+                plan: d.plan,
+                cu_type: d.cu_type,
+                cu_size: d.cu_size,
+                name: d.cluster_name,
+            }),
+            ..ClusterSpec::default()
+        };
+        request
+    }
 }
 
 impl ToExisting {
@@ -94,6 +144,15 @@ impl ToExisting {
     }
 }
 
+/// A Zilliz-shaped body, parsed strictly; an error names the field as Zilliz does.
+fn zilliz_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        ApiError::field(field, e.into_inner().to_string())
+    })
+}
+
 /// Zilliz's name for a job status.
 pub fn zilliz_status(status: JobStatus) -> &'static str {
     match status {
@@ -107,7 +166,14 @@ fn zilliz_field(field: &str) -> String {
     let f = field
         .replace("databases", "dbCollections")
         .replace("source.cluster_id", "source.clusterId")
-        .replace("target.cluster_id", "destination.clusterId");
+        .replace("target.cluster_id", "destination.clusterId")
+        .replace("target.new_cluster.name", "destination.clusterName")
+        .replace("target.new_cluster.project_id", "destination.projectId")
+        .replace("target.new_cluster.region_id", "destination.regionId")
+        .replace("target.new_cluster.cu_type", "destination.cuType")
+        .replace("target.new_cluster.cu_size", "destination.cuSize")
+        .replace("target.new_cluster.plan", "destination.plan")
+        .replace("target.new_cluster", "destination");
     if f.contains("].collections[") {
         f.replace(".name", ".collectionName")
     } else {
@@ -158,10 +224,15 @@ impl LambdaApp {
         };
         match (method, segments) {
             ("POST", ["v2", "migrations", "toExisting"]) => {
-                self.to_existing(body, bearer, trusted).await
+                let parsed: ToExisting = zilliz_body(body)?;
+                self.migrate(parsed.into_request(), bearer, trusted).await
+            }
+            ("POST", ["v2", "migrations", "toNewDedicated"]) => {
+                let parsed: ToNewDedicated = zilliz_body(body)?;
+                self.migrate(parsed.into_request(), bearer, trusted).await
             }
             ("GET", ["v2", "jobs", id]) => self.zilliz_job(id, bearer, trusted).await,
-            (_, ["v2", "migrations", "toExisting"] | ["v2", "jobs", _]) => Err(ApiError::new(
+            (_, ["v2", "migrations", "toExisting" | "toNewDedicated"] | ["v2", "jobs", _]) => Err(ApiError::new(
                 405,
                 "method_not_allowed",
                 format!("{method} is not allowed on {path}"),
@@ -169,24 +240,20 @@ impl LambdaApp {
             _ => Err(ApiError::new(
                 404,
                 "not_found",
-                format!("no route {method} {path}; the Zilliz-compatible routes are POST /v2/migrations/toExisting and GET /v2/jobs/{{jobId}}"),
+                format!("no route {method} {path}; the Zilliz-compatible routes are POST /v2/migrations/toExisting, POST /v2/migrations/toNewDedicated and GET /v2/jobs/{{jobId}}"),
             )),
         }
     }
 
-    /// `POST /v2/migrations/toExisting`: the migration Zilliz's body describes.
-    async fn to_existing(
+    /// `POST /v2/migrations/toExisting` and `…/toNewDedicated`: the migration Zilliz's body
+    /// describes, answered with its job id and, for a new cluster, the cluster's id once the
+    /// control plane named it (created here, within this request's time).
+    async fn migrate(
         &self,
-        body: &[u8],
+        mut request: MigrationRequest,
         bearer: Option<Secret>,
         trusted: bool,
     ) -> Result<Value, ApiError> {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let parsed: ToExisting = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let field = e.path().to_string();
-            ApiError::field(field, e.into_inner().to_string())
-        })?;
-        let mut request = parsed.into_request();
         for spec in [&mut request.source, &mut request.target] {
             spec.token = bearer.clone();
         }
@@ -195,16 +262,33 @@ impl LambdaApp {
             .validate(chrono::Utc::now())
             .map_err(|e| ApiError::field(zilliz_field(&e.field), e.message))?;
         if !trusted {
-            for (role, spec) in [
-                (Role::Source, &request.source),
-                (Role::Target, &request.target),
-            ] {
-                self.key_sees(role, spec).await?;
+            // A new cluster does not exist yet: the key vouches for the source.
+            let target = request
+                .target
+                .new_cluster
+                .is_none()
+                .then_some(&request.target);
+            let sides = [
+                (Role::Source, Some(&request.source)),
+                (Role::Target, target),
+            ];
+            for (role, spec) in sides {
+                if let Some(spec) = spec {
+                    self.key_sees(role, spec).await?;
+                }
             }
         }
         self.seal(&mut request)?;
+        let new_cluster = request.target.new_cluster.is_some();
         let (job, _) = self.engine.start(request).await?;
-        Ok(json!({ "code": 0, "data": { "jobId": job.id } }))
+        if !new_cluster {
+            return Ok(json!({ "code": 0, "data": { "jobId": job.id } }));
+        }
+        let cluster_id = self
+            .engine
+            .create_target(&job.id, self.request_budget())
+            .await?;
+        Ok(json!({ "code": 0, "data": { "jobId": job.id, "clusterId": cluster_id } }))
     }
 
     /// `GET /v2/jobs/{jobId}`: the job in Zilliz's shape.
@@ -253,6 +337,13 @@ impl LambdaApp {
         }))
     }
 
+    /// The time a request may spend creating a cluster before it answers without its id.
+    fn request_budget(&self) -> crate::engine::Budget {
+        let answer_within = Some(std::time::Duration::from_secs(20));
+        let margin = self.config.engine.safety_margin;
+        crate::engine::Budget::new(answer_within, self.config.max_run, margin)
+    }
+
     /// Refuses a caller whose API key cannot describe the `role` cluster `spec` names.
     async fn key_sees(&self, role: Role, spec: &ClusterSpec) -> Result<(), ApiError> {
         match self.engine.describe_zilliz(role, spec).await {
@@ -270,8 +361,8 @@ impl LambdaApp {
             return;
         };
         for spec in [&mut request.source, &mut request.target] {
-            if spec.cluster_id.is_some() && spec.token.is_none() && spec.token_secret_arn.is_none()
-            {
+            let by_api_key = spec.cluster_id.is_some() || spec.new_cluster.is_some();
+            if by_api_key && spec.token.is_none() && spec.token_secret_arn.is_none() {
                 spec.token_secret_arn = Some(arn.clone());
             }
         }

@@ -145,6 +145,12 @@ pub(super) fn job(report: &Report, tasks: &[Task], store_flags: &str) -> String 
             esc(&o.last_error)
         );
     }
+    if let Some(p) = &job.provision {
+        let _ = writeln!(b, r#"<p id="provision">{}</p>"#, esc(&p.summary()));
+        if !p.password_note.is_empty() {
+            let _ = writeln!(b, "<p>Password: {}</p>", esc(&p.password_note));
+        }
+    }
     if let Some(w) = &job.write_rate {
         let _ = writeln!(
             b,

@@ -28,7 +28,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::zilliz::ControlPlane;
-use super::{Cluster, ClusterConnector, ClusterError, Role};
+use super::{Cluster, ClusterConnector, ClusterError, NewZilliz, Role};
 use crate::credentials::{CredentialError, Credentials, TlsMaterial};
 use crate::domain::{Address, ClusterSpec, Secret, ZillizCluster};
 use crate::tls::TlsFailure;
@@ -150,6 +150,58 @@ impl ClusterConnector for MilvusConnector {
         let refused = |e: CredentialError| ClusterError::Credentials { role, detail: e.0 };
         let key = self.credentials.token(role, spec).await.map_err(refused)?;
         self.control_plane.describe(role, id, key.as_ref()).await
+    }
+
+    async fn zilliz_status(
+        &self,
+        cluster_id: &str,
+        spec: &ClusterSpec,
+    ) -> Result<ZillizCluster, ClusterError> {
+        let key = self.api_key(spec).await?;
+        self.control_plane
+            .status(Role::Target, cluster_id, key.as_ref())
+            .await
+    }
+
+    async fn create_zilliz(&self, spec: &ClusterSpec) -> Result<NewZilliz, ClusterError> {
+        let key = self.api_key(spec).await?;
+        let Some(n) = &spec.new_cluster else {
+            return Err(ClusterError::Credentials {
+                role: Role::Target,
+                detail: "the target names no new_cluster to create".into(),
+            });
+        };
+        let created = self.control_plane.create_dedicated(n, key.as_ref()).await?;
+        let purpose = format!("new_cluster:{}", created.cluster_id);
+        Ok(NewZilliz {
+            sealed_password: created
+                .password
+                .and_then(|p| self.credentials.seal(&purpose, &p)),
+            cluster_id: created.cluster_id,
+            username: created.username,
+        })
+    }
+
+    async fn find_zilliz(&self, spec: &ClusterSpec) -> Result<Option<ZillizCluster>, ClusterError> {
+        let key = self.api_key(spec).await?;
+        match &spec.new_cluster {
+            Some(n) => self.control_plane.find_by_name(n, key.as_ref()).await,
+            None => Ok(None),
+        }
+    }
+}
+
+impl MilvusConnector {
+    /// The target's API key, for the control plane.
+    async fn api_key(&self, spec: &ClusterSpec) -> Result<Option<Secret>, ClusterError> {
+        let refused = |e: CredentialError| ClusterError::Credentials {
+            role: Role::Target,
+            detail: e.0,
+        };
+        self.credentials
+            .token(Role::Target, spec)
+            .await
+            .map_err(refused)
     }
 }
 
