@@ -40,11 +40,15 @@ impl Engine {
         }
         self.advance(job_id, Phase::Provision).await?;
         let owner = format!("c-{}", uuid::Uuid::new_v4().simple());
-        if !self.hold_step(job_id, &owner, &[Phase::Provision]).await? {
+        const PROVISION: &[Phase] = &[Phase::Provision];
+        if !self.hold_step(job_id, &owner, PROVISION).await? {
             return Ok(None);
         }
+        // A slow control plane must not let the sweep start the plan step beside this call.
+        let heartbeat = self.step_heartbeat(job_id, &owner, PROVISION);
         let p = self.patience(&job, budget);
         let created = self.created_cluster(&p, job_id).await;
+        drop(heartbeat);
         self.release_step(job_id, &owner).await?;
         // A plan message taken while the step was held was dropped: send one.
         self.queue.send(WorkMessage::plan(job_id)).await?;
@@ -57,8 +61,9 @@ impl Engine {
 
     /// Creates the target cluster (once) and waits until it runs. Answers the job with the
     /// cluster as its target's `cluster_id`, or `None` when the job ended meanwhile (its
-    /// window closed, or it was cancelled; the cluster is left as it is). An invocation that runs out of time first ends with
-    /// [`EngineError::OutOfTime`], and the next one goes on waiting.
+    /// window closed, or it was cancelled; the cluster is left as it is). An invocation that
+    /// runs out of time first ends with [`EngineError::OutOfTime`], and the next one goes on
+    /// waiting.
     pub(crate) async fn provision(
         &self,
         p: &Patience<'_>,
