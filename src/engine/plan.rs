@@ -116,16 +116,18 @@ impl Engine {
         owner: &str,
     ) -> Result<Handled, EngineError> {
         let job_id = &job.id;
-        let provisioned;
-        let job = if job.phase == Some(Phase::Provision) {
+        let (provisioned, fresh);
+        let (job, p) = if job.phase == Some(Phase::Provision) {
             if self.provision(p, job_id).await?.is_none() {
                 return Ok(Handled::Done);
             }
             self.advance(job_id, Phase::Preflight).await?;
             provisioned = self.job(job_id).await?;
-            &provisioned
+            // Preflight's first contact with the new cluster fails fast, as for any target.
+            fresh = self.patience(&provisioned, *p.budget());
+            (&provisioned, &fresh)
         } else {
-            job
+            (job, p)
         };
         let located;
         let (job, mut refused) = if job.phase == Some(Phase::Preflight) {
