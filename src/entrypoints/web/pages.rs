@@ -542,6 +542,43 @@ mod tests {
     }
 
     #[test]
+    fn a_new_cluster_shows_its_status_and_never_its_password() {
+        let request = crate::domain::MigrationRequest::from_json(
+            r#"{"source": {"uri": "http://s:19530"},
+                "target": {"api_key": "k", "new_cluster": {"name": "n<1>", "project_id": "p",
+                    "region_id": "r", "plan": "Standard", "cu_type": "Performance-optimized",
+                    "cu_size": 2}},
+                "databases": [{"name": "default"}]}"#,
+        )
+        .unwrap();
+        let mut job = Job::new(Job::new_id(), request, Utc::now());
+        job.provision = Some(crate::domain::Provisioning {
+            create_calls: 1,
+            cluster_id: Some("in01-abc".into()),
+            status: "CREATING".into(),
+            sealed_password: Some("v1.SEALED".into()),
+            password_note: crate::domain::new_cluster::PASSWORD_NOTE.into(),
+            ..Default::default()
+        });
+        let report = Report::new(job, &[], Vec::new(), Utc::now());
+        let page = super::job(&report, &[], "");
+        assert!(
+            page.contains(
+                r#"<p id="provision">new target cluster in01-abc: CREATING (1 create call(s))</p>"#
+            ),
+            "{page}"
+        );
+        assert!(page.contains("Reset it in the Zilliz Cloud console"));
+        // The report (what the page, the status and the webhook are built from) drops the
+        // sealed password.
+        let shown = serde_json::to_string(&report).unwrap();
+        assert!(
+            !shown.contains("v1.SEALED") && !page.contains("v1.SEALED"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn the_list_query_keeps_the_filter_and_escapes_the_token() {
         assert_eq!(status_query(None, None), "");
         assert_eq!(
