@@ -291,7 +291,7 @@ impl ClusterSpec {
     }
 
     /// Where the cluster listens. The request was validated, so this only fails for a record
-    /// written by another version, or a cluster id not resolved yet.
+    /// written by another version, a cluster id not resolved yet, or a cluster not created yet.
     pub fn address(&self) -> Result<Address, String> {
         if self.uri.is_empty() && self.cluster_id.is_none() {
             if let Some(n) = &self.new_cluster {
@@ -311,7 +311,7 @@ impl ClusterSpec {
         Address::parse(&self.uri)
     }
 
-    /// The cluster as messages name it: its id, or its URI.
+    /// The cluster as messages name it: its id, the cluster it creates, or its URI.
     pub fn name(&self) -> String {
         match (&self.cluster_id, &self.new_cluster) {
             (Some(id), _) => format!("cluster {id}"),

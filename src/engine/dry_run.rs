@@ -9,6 +9,9 @@
 //! task), capped by the target's write rate (`options.max_write_mb_per_s`, else the target
 //! plan's published cap). Indexing and verification come on top, so the job is said to fit the
 //! window only if the copy, and half as long again, ends before `not_after`.
+//!
+//! For a `target.new_cluster` the dry run inspects the source only (the cluster holds nothing
+//! yet) and says what it would create, with the CU size its data calls for.
 
 use std::time::Instant;
 

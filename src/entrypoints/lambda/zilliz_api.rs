@@ -4,6 +4,9 @@
 //! - `POST /v2/migrations/toExisting` with Zilliz's body (`source.clusterId`,
 //!   `destination.clusterId`, `dbCollections: [{dbName, destDbName, collections:
 //!   [{collectionName}]}]`), answered `{"code":0,"data":{"jobId":…}}`;
+//! - `POST /v2/migrations/toNewDedicated` with `destination: {clusterName, projectId, regionId,
+//!   plan, cuType, cuSize}` instead: the same job into `target.new_cluster`, answered with the
+//!   job id and the cluster's id (created within the call, see `Engine::create_target`);
 //! - `GET /v2/jobs/{jobId}`, answered `{"code":0,"data":{"jobId","type":"MIGRATION","status",
 //!   "progress","startTime","endTime","reason"}}` with Zilliz's status names.
 //!
