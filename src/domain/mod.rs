@@ -13,6 +13,7 @@ pub mod secret;
 pub mod status;
 pub mod task;
 pub mod tier;
+pub mod tls;
 
 pub use cluster::{Address, ClusterSpec, Role, TlsSpec};
 pub use job::{
