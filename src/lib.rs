@@ -17,6 +17,7 @@ pub mod memory;
 pub mod metrics;
 pub mod milvus;
 pub mod queue;
+pub mod staging;
 pub mod store;
 pub mod tls;
 pub mod webhook;

@@ -31,7 +31,9 @@ use milvus::proto::schema::{
     TimestamptzArray, ValueField, VectorField,
 };
 use prost::Message;
-use vecmigrate::domain::{CollectionSpec, DatabaseSpec, JobStatus, MigrationRequest, VerifyMode};
+use vecmigrate::domain::{
+    CollectionSpec, DatabaseSpec, JobStatus, MigrationRequest, VerifyMode, WriteVia,
+};
 use vecmigrate::engine::EngineConfig;
 
 // ---------------------------------------------------------------------------------------------
@@ -1098,6 +1100,25 @@ struct Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_type_and_feature_round_trips_bit_exact() {
+    round_trip(None).await;
+}
+
+/// The same suite with `write_mode: "auto"`: every collection whose fields can be staged is
+/// imported from Parquet files (on 2.3.5, the backend with an import API), the rest inserted,
+/// and every row compared as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_type_and_feature_round_trips_bit_exact_through_import() {
+    if !common::proven_on("standalone") {
+        return;
+    }
+    let staging = tempfile::tempdir().unwrap();
+    round_trip(Some(staging.path())).await;
+}
+
+/// Creates every case on the source, migrates them in one job (by import where they can be,
+/// when `staging` is given) and compares every row; without `staging`, writes the backend's
+/// table and checks docs/FIDELITY.md against it.
+async fn round_trip(staging: Option<&std::path::Path>) {
     let servers = Servers::from_env();
     let run = unique("fid");
     let dbs = [format!("{run}_a"), format!("{run}_b")];
@@ -1181,6 +1202,10 @@ async fn every_type_and_feature_round_trips_bit_exact() {
     };
     request.options.batch_size = 64;
     request.options.verify = VerifyMode::Full;
+    if let Some(dir) = staging {
+        request.options.write_mode = WriteVia::Auto;
+        request.options.staging = Some(dir.to_string_lossy().into_owned());
+    }
     let (job, report) = h.run(request).await;
     let ended = h.store.get_job(&job.id).await.unwrap().unwrap();
     assert_eq!(
@@ -1200,6 +1225,19 @@ async fn every_type_and_feature_round_trips_bit_exact() {
             .iter()
             .find(|c| &c.source == name)
             .expect("in the report");
+        if staging.is_some() {
+            let write = collection.write.as_ref().expect("a write choice");
+            let stageable = case
+                .fields
+                .iter()
+                .all(|f| vecmigrate::staging::parquet::not_importable(f).is_none() && !f.auto_id);
+            assert_eq!(
+                write.via == WriteVia::Import,
+                stageable,
+                "{what}: imported exactly when its fields can be staged ({:?})",
+                write.reason
+            );
+        }
         let content = collection.content.as_ref().expect("a full comparison ran");
         assert_eq!(
             (content.done, content.compared, content.differing),
@@ -1288,6 +1326,9 @@ async fn every_type_and_feature_round_trips_bit_exact() {
         });
     }
 
+    if staging.is_some() {
+        return;
+    }
     let mut table = format!("| case | covers | {} |\n|---|---|---|\n", servers.backend);
     let (mut rows, mut fields) = (0, 0);
     for o in &outcomes {

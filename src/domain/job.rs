@@ -11,7 +11,7 @@ pub use super::delivery::{Attempt, Delivery, DeliveryState, WebhookEvent};
 use super::repair::RepairedRange;
 use super::request::MigrationRequest;
 pub use super::status::{JobStatus, Phase};
-pub use super::task::{Checkpoint, Cursor, Lease, Task, TaskStatus};
+pub use super::task::{Checkpoint, Cursor, Lease, Staged, Task, TaskStatus};
 
 /// A change the state machine refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +81,20 @@ pub struct CollectionReport {
     /// How many key ranges the finish step counted on both sides and found equal, once it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranges_counted: Option<u32>,
+    /// How the copy writes the collection when the job may import (`write_mode` `import` or
+    /// `auto`); absent for a job that inserts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write: Option<CollectionWrite>,
+}
+
+/// How one collection is written, as preflight chose it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionWrite {
+    /// `import` (staged files) or `insert`.
+    pub via: crate::domain::WriteVia,
+    /// Why it is inserted although the job asked to import where it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl CollectionReport {
@@ -297,6 +311,9 @@ pub struct Job {
     /// The creation of the target cluster, for a request with `target.new_cluster`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provision: Option<super::Provisioning>,
+    /// What bulk import did, recorded when the copy finished (for a job that imports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<super::report::ImportProgress>,
 }
 
 /// An outage a job is waiting out: since when, and what the cluster last said.
@@ -352,6 +369,7 @@ impl Job {
             outage: None,
             write_rate: None,
             provision: None,
+            import: None,
             collections: Vec::new(),
             error: None,
         }
@@ -648,6 +666,7 @@ mod tests {
             repairs: Vec::new(),
             repaired_ranges: 0,
             ranges_counted: None,
+            write: None,
         });
         let mismatch = [CountResult {
             database: "default".into(),

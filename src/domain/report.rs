@@ -24,6 +24,45 @@ pub struct Progress {
     pub tasks_done: usize,
     /// All tasks.
     pub tasks: usize,
+    /// What bulk import has done, for a job that imports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportProgress>,
+}
+
+/// What bulk import has done for a job: staged files and what the target imported of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImportProgress {
+    /// Bytes of the files staged so far (imported, or being imported).
+    pub staged_bytes: u64,
+    /// Files the target imported.
+    pub files_imported: u64,
+    /// Entities the target imported from them.
+    pub rows_imported: u64,
+}
+
+impl ImportProgress {
+    /// The totals of `tasks`; `None` when none of them imports.
+    pub fn of(tasks: &[Task]) -> Option<Self> {
+        let importing: Vec<&Task> = tasks.iter().filter(|t| t.via_import).collect();
+        (!importing.is_empty()).then(|| Self {
+            staged_bytes: importing
+                .iter()
+                .map(|t| t.staged_bytes + t.staged.as_ref().map_or(0, |s| s.file_bytes))
+                .sum(),
+            files_imported: importing.iter().map(|t| t.files_imported).sum(),
+            rows_imported: importing.iter().map(|t| t.copied).sum(),
+        })
+    }
+
+    /// One line for people: `3 files imported (1.2 GB staged), 2,000,000 entities`.
+    pub fn summary(&self) -> String {
+        format!(
+            "import: {} file(s) imported, {} entities; {:.1} MB staged",
+            self.files_imported,
+            self.rows_imported,
+            self.staged_bytes as f64 / 1e6
+        )
+    }
 }
 
 impl Progress {
@@ -78,6 +117,7 @@ impl Progress {
                 .filter(|t| t.status == TaskStatus::Done)
                 .count(),
             tasks: tasks.len(),
+            import: ImportProgress::of(tasks),
         }
     }
 }

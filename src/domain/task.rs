@@ -125,6 +125,58 @@ pub struct Task {
     /// The repair the task is under, when its range is being copied again (or last was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repair: Option<crate::domain::repair::RangeRepair>,
+    /// True when the task's pages are staged as files the target imports, not inserted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub via_import: bool,
+    /// The file being staged or imported past the cursor: what a worker resumes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<Staged>,
+    /// Files the target imported for this task.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_imported: u64,
+    /// Bytes of the files the target imported for this task.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub staged_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One staged file of a task, from its first page to its import. While staging, `upto` moves
+/// with every page (a split cuts only after it); once `sealed`, the file is complete where the
+/// target reads it, and each import call is counted before it is made and its id recorded
+/// after, so a file is imported at most once whatever stops a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Staged {
+    /// The file, as the target reads it (an absolute path).
+    pub file: String,
+    /// The last key staged in it.
+    pub upto: Cursor,
+    /// Entities in it.
+    pub rows: u64,
+    /// Bytes of field data in it (as pages count them).
+    pub bytes: u64,
+    /// Pages in it.
+    pub pages: u64,
+    /// The file's size once sealed.
+    #[serde(default)]
+    pub file_bytes: u64,
+    /// True once the file is complete and may be imported.
+    #[serde(default)]
+    pub sealed: bool,
+    /// Import calls made for it (counted before each call).
+    #[serde(default)]
+    pub calls: u32,
+    /// The target's id of its import, once a call answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_id: Option<String>,
+    /// The key sample after the file's pages, when the job samples keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<Vec<Cursor>>,
+    /// The largest page in it, in bytes of field data.
+    #[serde(default)]
+    pub largest_page: u64,
 }
 
 impl Task {
@@ -165,7 +217,48 @@ impl Task {
             largest_batch_bytes: 0,
             sample: Vec::new(),
             repair: None,
+            via_import: false,
+            staged: None,
+            files_imported: 0,
+            staged_bytes: 0,
         }
+    }
+
+    /// The last key the task has read and kept: its cursor, or the last key of its staged
+    /// file. A split cuts only after it.
+    pub fn reached(&self) -> Option<Cursor> {
+        self.staged
+            .as_ref()
+            .map(|s| s.upto.clone())
+            .or_else(|| self.cursor.clone())
+    }
+
+    /// Entities up to [`reached`](Self::reached): copied, and staged.
+    pub fn passed(&self) -> u64 {
+        self.copied + self.staged.as_ref().map_or(0, |s| s.rows)
+    }
+
+    /// The task as it is after its staged file was imported: the cursor at the file's last
+    /// key, its entities counted as copied.
+    pub fn imported(&self, now: DateTime<Utc>, ttl: Duration) -> Task {
+        let mut t = self.clone();
+        let Some(s) = t.staged.take() else {
+            return t;
+        };
+        t.cursor = Some(s.upto);
+        t.copied += s.rows;
+        t.bytes += s.bytes;
+        t.batches += s.pages;
+        t.largest_batch_bytes = t.largest_batch_bytes.max(s.largest_page);
+        if let Some(sample) = s.sample {
+            t.sample = sample;
+        }
+        t.files_imported += 1;
+        t.staged_bytes += s.file_bytes;
+        if let Some(lease) = t.lease.as_mut() {
+            lease.expires_at = now + ttl;
+        }
+        t
     }
 
     /// The `k`-th key range of the task's partition: the keys after `after` up to `upto`
@@ -208,7 +301,7 @@ impl Task {
             return (kept, Vec::new());
         };
         kept.upto = Some(first.clone());
-        kept.planned = Some(self.copied + first_before);
+        kept.planned = Some(self.passed() + first_before);
         let mut rests = Vec::with_capacity(split.cuts.len());
         for (i, (cut, before)) in split.cuts.iter().enumerate() {
             let (upto, until) = match split.cuts.get(i + 1) {
@@ -232,6 +325,9 @@ impl Task {
                 lease: None,
                 largest_batch_bytes: 0,
                 sample: Vec::new(),
+                staged: None,
+                files_imported: 0,
+                staged_bytes: 0,
                 ..self.clone()
             };
             rests.push(if i == 0 {
@@ -338,6 +434,9 @@ impl Task {
         t.copied = 0;
         t.sample.clear();
         t.repair = Some(repair);
+        // A range is repaired by upsert, whatever wrote it first.
+        t.via_import = false;
+        t.staged = None;
         if let Some(lease) = t.lease.as_mut() {
             lease.expires_at = now;
         }

@@ -142,6 +142,15 @@ impl Engine {
                 .iter()
                 .fold((0, 0), |(c, b), t| (c + t.copied, b + t.bytes));
             let pages: u64 = tasks.iter().map(|t| t.batches).sum();
+            let import = crate::domain::report::ImportProgress::of(&tasks);
+            if import.is_some() {
+                // Kept on the job, so the outcome event (built from the job alone) shows it.
+                self.update_job(job_id, |j| {
+                    j.import = import;
+                    Ok(true)
+                })
+                .await?;
+            }
             self.log(
                 job_id,
                 crate::domain::Level::Info,
@@ -193,6 +202,7 @@ impl Engine {
                     .map(str::to_owned),
             },
             target: target.clone(),
+            info: std::sync::Arc::new(info.clone()),
             // A target with a partition key routes entities itself (also when an override
             // gave it one): pages read from a source partition are written without a name.
             routed,

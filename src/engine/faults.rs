@@ -43,6 +43,8 @@ mod hooks {
         conflict_every: AtomicU64,
         saves: AtomicU64,
         page_read_delay_ms: AtomicU64,
+        crash_after_import: AtomicU64,
+        imports: AtomicU64,
     }
 
     impl Faults {
@@ -89,6 +91,24 @@ mod hooks {
                 conflict_every: AtomicU64::new(n),
                 ..Default::default()
             }
+        }
+
+        /// Crash once, right after the `n`-th import call is answered and before its answer
+        /// is recorded (counted across the engine's workers): the target has the import, the
+        /// task's record only the call.
+        pub fn crash_after_import(n: u64) -> Self {
+            Self {
+                crash_after_import: AtomicU64::new(n),
+                ..Default::default()
+            }
+        }
+
+        pub(crate) fn after_import(&self) -> Result<(), EngineError> {
+            let n = self.imports.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == self.crash_after_import.load(Ordering::SeqCst) {
+                return Err(EngineError::InjectedCrash);
+            }
+            Ok(())
         }
 
         /// Every page read of the copy waits `ms` first: a slow source, made deterministic, so
@@ -304,6 +324,11 @@ mod hooks {
 
         #[inline]
         pub(crate) fn after_write(&self) -> Result<(), EngineError> {
+            Ok(())
+        }
+
+        #[inline]
+        pub(crate) fn after_import(&self) -> Result<(), EngineError> {
             Ok(())
         }
 

@@ -31,8 +31,13 @@ fn chrono(d: Duration) -> chrono::Duration {
 }
 
 impl Engine {
-    /// Sends `Deliver` for a job that just ended with a webhook to send.
+    /// After a job ended: removes what is left of its staged files, and sends `Deliver` when
+    /// it has a webhook to send.
     pub(crate) async fn after_end(&self, job: &Job) -> Result<(), EngineError> {
+        // What a crashed worker left staged is never imported now.
+        if let Some(dir) = job.request.options.staging.as_deref() {
+            crate::staging::Staging::new(dir).remove_job(&job.id);
+        }
         if job.webhook_due().is_some() {
             self.queue.send(WorkMessage::deliver(&job.id)).await?;
         }

@@ -6,7 +6,9 @@
 
 use super::retry::Patience;
 use super::{source_collection, Engine, EngineError};
-use crate::domain::{CollectionReport, CollectionStatus, Job, Level, Phase, Selection, Task};
+use crate::domain::{
+    CollectionReport, CollectionStatus, Job, Level, Phase, Selection, Task, WriteVia,
+};
 use crate::milvus::batch::first_limit;
 use crate::milvus::{Cluster, CollectionInfo, PageRequest};
 use crate::queue::WorkMessage;
@@ -197,9 +199,15 @@ impl Engine {
                 }
             };
             tasks.push(
-                Task::new(&job.id, db, name, tdb, tname, partition, limit)
-                    .for_generation(report.remigrations)
-                    .with_planned(planned),
+                Task {
+                    via_import: report
+                        .write
+                        .as_ref()
+                        .is_some_and(|w| w.via == WriteVia::Import),
+                    ..Task::new(&job.id, db, name, tdb, tname, partition, limit)
+                }
+                .for_generation(report.remigrations)
+                .with_planned(planned),
             );
         }
         Ok(tasks)

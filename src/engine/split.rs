@@ -162,6 +162,7 @@ impl Engine {
     ) -> Result<Option<Cuts>, EngineError> {
         fn range<'a>(
             task: &'a Task,
+            reached: Option<&'a Cursor>,
             primary: &'a FieldSchema,
             upto: Option<&'a Cursor>,
             limit: u32,
@@ -171,7 +172,7 @@ impl Engine {
                 collection: &task.collection,
                 partition: task.partition.as_deref(),
                 primary,
-                after: task.cursor.as_ref(),
+                after: reached,
                 upto,
                 read_at: task.read_at,
                 limit,
@@ -181,7 +182,9 @@ impl Engine {
                 subset: Selection::default(),
             }
         }
-        let all = range(task, primary, task.upto.as_ref(), 0);
+        // A staged file past the cursor is the holder's as much as what it checkpointed.
+        let reached = task.reached();
+        let all = range(task, reached.as_ref(), primary, task.upto.as_ref(), 0);
         let left = p.call(|| source.count_range(&all)).await?;
         if left < rule.min_remainder {
             return Ok(None);
@@ -190,6 +193,7 @@ impl Engine {
         let want = u32::try_from(left / pieces + 1).unwrap_or(u32::MAX);
         let keys = range(
             task,
+            reached.as_ref(),
             primary,
             task.upto.as_ref(),
             key_page_limit(primary, want),
@@ -198,14 +202,9 @@ impl Engine {
         let mut probes = 1;
         let mut at: Vec<(Cursor, u64)> = Vec::new();
         for piece in 1..pieces {
-            let mut search = CutSearch::new(
-                task.cursor.clone(),
-                task.upto.clone(),
-                left,
-                &first,
-                rule.guard,
-            )
-            .at(left * piece / pieces, (left / (8 * pieces)).max(1));
+            let mut search =
+                CutSearch::new(reached.clone(), task.upto.clone(), left, &first, rule.guard)
+                    .at(left * piece / pieces, (left / (8 * pieces)).max(1));
             if let Some((key, count)) = at.last() {
                 let _ = search.observe(key.clone(), *count);
             }
@@ -215,13 +214,14 @@ impl Engine {
                 probes += 1;
                 found = match probe {
                     Probe::Count(key) => {
-                        let upto = range(task, primary, Some(&key), 0);
+                        let upto = range(task, reached.as_ref(), primary, Some(&key), 0);
                         let before = p.call(|| source.count_range(&upto)).await?;
                         search.observe(key, before)
                     }
                     Probe::KeysAfter(key) => {
                         let mut page = range(
                             task,
+                            reached.as_ref(),
                             primary,
                             task.upto.as_ref(),
                             key_page_limit(primary, u32::MAX),
@@ -264,7 +264,7 @@ impl Engine {
                 return Ok(Split::Raced);
             }
             // The entities between two cursors are those the holder copied in between.
-            let copied = seen.copied - task.copied;
+            let copied = seen.passed().saturating_sub(task.passed());
             let split = TaskSplit {
                 cuts: cuts
                     .at

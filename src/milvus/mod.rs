@@ -373,6 +373,33 @@ impl WriteMode {
     }
 }
 
+/// Where a bulk import of one staged file stands, as the target reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportState {
+    /// Queued or being read; not finished.
+    Running,
+    /// Every entity of the file is in the collection.
+    Completed,
+    /// Nothing of the file is in the collection (an import is all or nothing).
+    Failed,
+}
+
+/// One bulk import the target knows of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportProgress {
+    /// The target's id for it.
+    pub id: String,
+    /// Where it stands.
+    pub state: ImportState,
+    /// Entities imported so far.
+    pub rows: u64,
+    /// The files it reads, as they were given.
+    pub files: Vec<String>,
+    /// Why it failed, in the target's words.
+    pub reason: String,
+}
+
 /// One page to read: entities after `after` in primary-key order.
 #[derive(Debug, Clone)]
 pub struct PageRequest<'a> {
@@ -533,6 +560,28 @@ pub trait Cluster: Send + Sync {
     ) -> Result<(), ClusterError>;
     /// The server's version string (`v2.3.5`, `milvus_lite-3.2.2`).
     async fn server_version(&self) -> Result<String, ClusterError>;
+    /// Whether the cluster takes bulk imports of staged files: `Ok(Err(reason))` when it has
+    /// no import API.
+    async fn probe_import(&self) -> Result<Result<(), String>, ClusterError>;
+    /// Asks the cluster once to import one staged file into a collection (a partition, or the
+    /// one its partition key routes to); returns the import's id.
+    async fn import_file(
+        &self,
+        database: &str,
+        collection: &str,
+        partition: Option<&str>,
+        file: &str,
+    ) -> Result<String, ClusterError>;
+    /// Where one import stands.
+    async fn import_progress(&self, id: &str) -> Result<ImportProgress, ClusterError>;
+    /// The imports of a collection the cluster knows of that read `file` (to tell whether an
+    /// import call whose reply was lost was made).
+    async fn imports_of(
+        &self,
+        database: &str,
+        collection: &str,
+        file: &str,
+    ) -> Result<Vec<ImportProgress>, ClusterError>;
     /// Creates `info`'s collection under a scratch name, describes it and drops it again:
     /// the schema the cluster would really keep, or `Ok(Err(reason))` when it refuses it.
     async fn probe_schema(

@@ -72,7 +72,8 @@ fn slot(valid: &[bool], values: usize, row: usize) -> Option<usize> {
     Some(valid[..row].iter().filter(|v| **v).count())
 }
 
-fn scalar_len(data: &scalar_field::Data) -> usize {
+/// Values in one scalar column (or one Array element's values).
+pub(crate) fn scalar_len(data: &scalar_field::Data) -> usize {
     use scalar_field::Data as S;
     match data {
         S::BoolData(d) => d.data.len(),

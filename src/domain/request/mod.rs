@@ -32,8 +32,9 @@ objects::objects_only!(
 );
 
 pub use options::{
-    parse_time, OnCountMismatch, Options, VerifyMode, DEFAULT_MAX_OUTAGE, DEFAULT_SAMPLE_SIZE,
-    MAX_OUTAGE_RANGE, MAX_SAMPLE_SIZE, MIN_WRITE_MB_PER_S,
+    parse_time, OnCountMismatch, Options, VerifyMode, WriteVia, DEFAULT_IMPORT_FILE_MB,
+    DEFAULT_MAX_OUTAGE, DEFAULT_SAMPLE_SIZE, MAX_IMPORT_FILE_MB, MAX_OUTAGE_RANGE, MAX_SAMPLE_SIZE,
+    MIN_WRITE_MB_PER_S,
 };
 pub use webhook::WebhookSpec;
 
@@ -573,6 +574,31 @@ mod tests {
         );
         let err = MigrationRequest::from_json(&text).unwrap_err();
         assert_eq!(err.field, "options.batch_size");
+    }
+
+    #[test]
+    fn import_needs_an_absolute_staging_directory_named_by_its_field() {
+        let with = |options: &str| {
+            let text = minimal().replace(
+                r#""databases""#,
+                &format!(r#""options":{options},"databases""#),
+            );
+            MigrationRequest::from_json(&text)
+        };
+        let missing = with(r#"{"write_mode":"import"}"#).unwrap_err();
+        assert_eq!(missing.field, "options.staging");
+        assert!(missing.message.contains("absolute directory"), "{missing}");
+        let relative = with(r#"{"write_mode":"auto","staging":"stage"}"#).unwrap_err();
+        assert_eq!(relative.field, "options.staging");
+        let s3 = with(r#"{"write_mode":"import","staging":"s3://b/p"}"#).unwrap_err();
+        assert!(s3.message.contains("not built yet"), "{s3}");
+        let big = with(r#"{"import_file_mb":10001}"#).unwrap_err();
+        assert_eq!(big.field, "options.import_file_mb");
+        let bad = with(r#"{"write_mode":"bulk"}"#).unwrap_err();
+        assert_eq!(bad.field, "options.write_mode");
+        let ok = with(r#"{"write_mode":"import","staging":"/srv/stage"}"#).unwrap();
+        assert_eq!(ok.options.write_mode, WriteVia::Import);
+        assert_eq!(ok.options.import_file_mb, DEFAULT_IMPORT_FILE_MB);
     }
 
     #[test]

@@ -78,7 +78,50 @@ pub struct Options {
     /// the target's throttling below it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_write_mb_per_s: Option<f64>,
+    /// How pages reach the target: inserted, or staged as files the target imports.
+    pub write_mode: WriteVia,
+    /// Where pages are staged for import: an absolute directory the target's server reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging: Option<String>,
+    /// The largest staged file, in MB (10^6 bytes).
+    pub import_file_mb: u32,
 }
+
+/// How a job writes pages to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteVia {
+    /// Insert requests, metered by the target's write cap.
+    #[default]
+    Insert,
+    /// Staged Parquet files the target imports; a collection that cannot be imported fails
+    /// preflight.
+    Import,
+    /// Import where preflight finds it can, insert elsewhere.
+    Auto,
+}
+
+impl WriteVia {
+    /// Every choice's name, as requests and flags write it.
+    pub const NAMES: [&'static str; 3] = ["insert", "import", "auto"];
+
+    /// The choice's name.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// Parses a choice's name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Insert, Self::Import, Self::Auto]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+}
+
+/// The default `import_file_mb`: 1 GB, Zilliz Cloud's file limit on Free clusters.
+pub const DEFAULT_IMPORT_FILE_MB: u32 = 1_000;
+/// The largest `import_file_mb`: 10 GB, Zilliz Cloud's file limit on Serverless and Dedicated.
+pub const MAX_IMPORT_FILE_MB: u32 = 10_000;
 
 /// The default `max_repairs`.
 pub const DEFAULT_MAX_REPAIRS: u32 = 3;
@@ -161,6 +204,39 @@ impl Options {
                     format!("must be a number of MB/s from {MIN_WRITE_MB_PER_S} to 100000"),
                 ));
             }
+        }
+        if o.import_file_mb == 0 || o.import_file_mb > MAX_IMPORT_FILE_MB {
+            return Err(FieldError::new(
+                "options.import_file_mb",
+                format!("must be between 1 and {MAX_IMPORT_FILE_MB}"),
+            ));
+        }
+        match (&o.staging, o.write_mode) {
+            (None, WriteVia::Import | WriteVia::Auto) => {
+                return Err(FieldError::new(
+                    "options.staging",
+                    format!(
+                        "write_mode \"{}\" stages files for the target to import: give an absolute directory its server can read",
+                        o.write_mode.as_str()
+                    ),
+                ))
+            }
+            (Some(dir), _) if dir.starts_with("s3://") => {
+                return Err(FieldError::new(
+                    "options.staging",
+                    "staging in S3 is not built yet; give an absolute directory the target's server can read",
+                ))
+            }
+            (Some(dir), _) if !std::path::Path::new(dir).is_absolute() => {
+                return Err(FieldError::new(
+                    "options.staging",
+                    format!(
+                        "`{}` is not an absolute directory path (the target's server reads files by absolute path)",
+                        crate::domain::cluster::printable(dir)
+                    ),
+                ))
+            }
+            _ => {}
         }
         if o.batch_size == 0 || o.batch_size > MAX_BATCH_SIZE {
             return Err(FieldError::new(
@@ -256,6 +332,9 @@ impl Default for Options {
             verify_sample_size: DEFAULT_SAMPLE_SIZE,
             max_outage: DEFAULT_MAX_OUTAGE,
             max_write_mb_per_s: None,
+            write_mode: WriteVia::Insert,
+            staging: None,
+            import_file_mb: DEFAULT_IMPORT_FILE_MB,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+mod import;
 mod target;
 
 pub use target::Capacity;
@@ -13,7 +14,7 @@ use super::ranges::count_selected;
 use super::retry::Patience;
 use super::{Engine, EngineError};
 use crate::domain::{
-    CollectionReport, CollectionStatus, DatabaseSpec, Job, Level, Problem, Selection,
+    CollectionReport, CollectionStatus, DatabaseSpec, Job, Level, Problem, Selection, WriteVia,
 };
 use crate::milvus::compat::type_name;
 use crate::milvus::{Cluster, ClusterError, CollectionInfo, DataType, Failure};
@@ -123,6 +124,10 @@ struct Sides<'a> {
     source_dbs: Vec<String>,
     target_dbs: Vec<String>,
     target_version: String,
+    /// Whether the target takes imports, asked only when the job may import.
+    import_api: Option<Result<(), String>>,
+    /// The job's `write_mode`.
+    write_mode: WriteVia,
 }
 
 /// One collection to check: where it is in the request and where it goes.
@@ -240,6 +245,11 @@ impl Engine {
         source: &dyn Cluster,
         target: Option<&dyn Cluster>,
     ) -> Result<Findings, EngineError> {
+        let may_import = job.request.options.write_mode != WriteVia::Insert;
+        let import_api = match target.filter(|_| may_import) {
+            Some(t) => Some(p.call(|| t.probe_import()).await?),
+            None => None,
+        };
         let (target_dbs, target_version) = match target {
             Some(t) => (
                 p.call(|| t.list_databases()).await?,
@@ -254,6 +264,8 @@ impl Engine {
             source_dbs: p.call(|| source.list_databases()).await?,
             target_dbs,
             target_version,
+            import_api,
+            write_mode: job.request.options.write_mode,
         };
         let mut found = Findings::default();
         let mut candidates = Vec::new();
@@ -436,7 +448,7 @@ impl Engine {
             .warnings
             .extend(lesser.into_iter().map(|w| (qualified.clone(), w)));
         if info.has_auto_id() {
-            found.auto_id.push(qualified);
+            found.auto_id.push(qualified.clone());
         }
         let target_name = c.target_name();
         if existing_targets.contains(&target_name) {
@@ -517,6 +529,28 @@ impl Engine {
             repairs: Vec::new(),
             repaired_ranges: 0,
             ranges_counted: None,
+            write: None,
+        };
+        let report = match &sides.import_api {
+            Some(api) => {
+                let why_not = import::why_not_imported(&info, api);
+                match import::choose(sides.write_mode, why_not, &c.field(), &qualified) {
+                    Ok(write) => {
+                        if let Some(why) = write.as_ref().and_then(|w| w.reason.as_ref()) {
+                            found.warnings.push((
+                                qualified.clone(),
+                                format!("inserted, not imported: {why}"),
+                            ));
+                        }
+                        CollectionReport { write, ..report }
+                    }
+                    Err(problem) => {
+                        found.problems.push(problem);
+                        return Ok(());
+                    }
+                }
+            }
+            None => report,
         };
         found.collections.push(Inspected {
             report,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::domain::{OnCountMismatch, VerifyMode};
+use crate::domain::{OnCountMismatch, VerifyMode, WriteVia};
 
 /// Offline migrations of Milvus / Zilliz Cloud collections between clusters.
 #[derive(Debug, Parser)]
@@ -203,6 +203,18 @@ pub struct RunArgs {
     /// target's throttling below it.
     #[arg(long, value_name = "MB_PER_S", help_heading = HOW)]
     pub max_write_mb_per_s: Option<f64>,
+    /// How pages reach the target: `insert` (the default), `import` (staged as Parquet files
+    /// in `--staging` that the target imports, past its write cap; a collection that cannot be
+    /// imported fails preflight), or `auto` (import where it can, insert elsewhere).
+    #[arg(long, value_parser = parse_write_mode, help_heading = HOW)]
+    pub write_mode: Option<WriteVia>,
+    /// Where `--write-mode import` stages files: an absolute directory the target's server
+    /// reads by the same path.
+    #[arg(long, value_name = "DIR", help_heading = HOW)]
+    pub staging: Option<String>,
+    /// The largest staged file, in MB (default 1000, at most 10000).
+    #[arg(long, value_name = "MB", help_heading = HOW)]
+    pub import_file_mb: Option<u32>,
     /// How long an outage of either cluster is waited out before the job fails, e.g. `15m`
     /// (the default; from 10s to 24h).
     #[arg(long, value_parser = parse_outage, help_heading = HOW)]
@@ -261,6 +273,11 @@ fn parse_max_run(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(d)
+}
+
+fn parse_write_mode(s: &str) -> Result<WriteVia, String> {
+    WriteVia::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a write mode: use insert, import or auto"))
 }
 
 fn parse_verify(s: &str) -> Result<VerifyMode, String> {

@@ -157,6 +157,9 @@ pub fn render_table(report: &Report) -> String {
         p.tasks_done,
         p.tasks
     );
+    if let Some(import) = &p.import {
+        let _ = writeln!(out, "{}", import.summary());
+    }
     render_collections(&mut out, report);
     if let Some(line) = outage_line(job) {
         let _ = writeln!(out, "{line}");

@@ -94,6 +94,9 @@ fn apply_flags(args: &RunArgs, request: &mut MigrationRequest) {
     o.count_ranges &= !args.no_range_counts;
     o.max_write_mb_per_s = args.max_write_mb_per_s.or(o.max_write_mb_per_s);
     o.max_outage = args.max_outage.unwrap_or(o.max_outage);
+    o.write_mode = args.write_mode.unwrap_or(o.write_mode);
+    o.staging = args.staging.clone().or(o.staging.take());
+    o.import_file_mb = args.import_file_mb.unwrap_or(o.import_file_mb);
     let token = |t: &Option<String>| t.clone().map(Secret::new);
     if request.source.token.is_none() {
         request.source.token = token(&args.run.source_token);

@@ -120,13 +120,17 @@ pub(super) fn job(report: &Report, tasks: &[Task], store_flags: &str) -> String 
     let _ = writeln!(
         b,
         r#"<section class="progress"><h2>Progress</h2>{bar}
-<dl class="facts"><dt>Rate · ETA</dt><dd id="rate">{rate}</dd><dt>Tasks</dt><dd id="tasks-done">{done} of {tasks} done</dd>
+<dl class="facts"><dt>Rate · ETA</dt><dd id="rate">{rate}</dd><dt>Tasks</dt><dd id="tasks-done">{done} of {tasks} done</dd>{import}
 <dt>Created</dt><dd>{created}</dd><dt>Started</dt><dd>{started}</dd><dt>Finished</dt><dd>{finished}</dd>
 <dt>Duration</dt><dd>{duration}</dd></dl>"#,
         bar = progress_bar(p),
         rate = rate_eta(p, job),
         done = p.tasks_done,
         tasks = p.tasks,
+        import = p.import.map_or_else(String::new, |i| format!(
+            r#"<dt>Import</dt><dd id="import">{}</dd>"#,
+            esc(&i.summary())
+        )),
         created = when(Some(job.created_at)),
         started = when(job.started_at),
         finished = when(job.finished_at),

@@ -64,6 +64,9 @@ answers_with_status!(
     ::milvus::proto::milvus::MutationResult,
     ::milvus::proto::milvus::FlushResponse,
     ::milvus::proto::milvus::GetVersionResponse,
+    ::milvus::proto::milvus::ImportResponse,
+    ::milvus::proto::milvus::GetImportStateResponse,
+    ::milvus::proto::milvus::ListImportTasksResponse,
 );
 
 /// A failed status, as Milvus sent it.

@@ -21,8 +21,8 @@ use super::{MilvusCluster, LOAD_TIMEOUT};
 use crate::domain::Cursor;
 use crate::milvus::batch::{every_key_filter, normalize_page, primary_keys, Batch};
 use crate::milvus::{
-    kv, Cluster, ClusterError, CollectionInfo, Failure, IndexInfo, IndexProgress, PageRequest,
-    RowQuery, WriteMode, ALLOW_INSERT_AUTO_ID,
+    kv, Cluster, ClusterError, CollectionInfo, Failure, ImportProgress, IndexInfo, IndexProgress,
+    PageRequest, RowQuery, WriteMode, ALLOW_INSERT_AUTO_ID,
 };
 
 impl MilvusCluster {
@@ -521,5 +521,33 @@ impl Cluster for MilvusCluster {
 
     async fn probe_explicit_auto_id(&self) -> Result<Result<(), String>, ClusterError> {
         self.scratch_auto_id().await
+    }
+
+    async fn probe_import(&self) -> Result<Result<(), String>, ClusterError> {
+        self.rpc_probe_import().await
+    }
+
+    async fn import_file(
+        &self,
+        database: &str,
+        collection: &str,
+        partition: Option<&str>,
+        file: &str,
+    ) -> Result<String, ClusterError> {
+        self.rpc_import_file(database, collection, partition, file)
+            .await
+    }
+
+    async fn import_progress(&self, id: &str) -> Result<ImportProgress, ClusterError> {
+        self.rpc_import_progress(id).await
+    }
+
+    async fn imports_of(
+        &self,
+        database: &str,
+        collection: &str,
+        file: &str,
+    ) -> Result<Vec<ImportProgress>, ClusterError> {
+        self.rpc_imports_of(database, collection, file).await
     }
 }

@@ -45,6 +45,7 @@ macro_rules! rpc {
 
 mod calls;
 mod cluster;
+mod import;
 mod probes;
 mod query;
 mod tls_probe;

@@ -21,6 +21,8 @@ use crate::milvus::{Batch, Cluster, ClusterError, Failure, PageRequest, WriteMod
 use crate::queue::Step;
 use crate::store::StoreError;
 
+mod import;
+
 /// How a worker's time on one task ended.
 pub(super) enum Stop {
     /// Every entity copied.
@@ -69,6 +71,8 @@ pub(super) struct Copier<'a> {
     pub(super) job: &'a Job,
     pub(super) reader: PageReader,
     pub(super) target: Arc<dyn Cluster>,
+    /// The source collection (the columns of its pages, for staging them).
+    pub(super) info: Arc<crate::milvus::CollectionInfo>,
     pub(super) routed: bool,
     pub(super) p: Patience<'a>,
     pub(super) pacer: Pacer,
@@ -92,6 +96,9 @@ impl Copier<'_> {
     /// Reads pages after the task's cursor, writing each while reading the next, and
     /// checkpoints every page under the task's lease.
     pub(super) async fn run(&mut self, mut task: Task) -> Result<Stop, EngineError> {
+        if task.via_import {
+            return self.run_import(task).await;
+        }
         // A range under repair is upserted throughout: the target holds some of it already.
         let steady = if task.repair.is_some() {
             WriteMode::Upsert
@@ -124,15 +131,7 @@ impl Copier<'_> {
                 return Ok(h.stop(task));
             }
             let started = Instant::now();
-            let following = page_limit(
-                limit,
-                page.rows,
-                page.sizing_bytes,
-                page_time,
-                self.p.budget(),
-                self.job.request.options.batch_size,
-                self.engine.config.page_bytes,
-            );
+            let following = self.following(limit, &page, page_time);
             if let Some(h) = self.pace(page.bytes, wrote).await? {
                 return Ok(h.stop(task));
             }
@@ -181,6 +180,19 @@ impl Copier<'_> {
         }
     }
 
+    /// The size of the page after `page` (read with `limit` in `page_time`).
+    fn following(&self, limit: u32, page: &Batch, page_time: Duration) -> u32 {
+        page_limit(
+            limit,
+            page.rows,
+            page.sizing_bytes,
+            page_time,
+            self.p.budget(),
+            self.job.request.options.batch_size,
+            self.engine.config.page_bytes,
+        )
+    }
+
     /// A read that failed is tried again (after the cursor the task holds now) until it gets
     /// through, waiting out an outage and keeping the lease meanwhile.
     async fn read_through(
@@ -200,8 +212,9 @@ impl Copier<'_> {
             if let Some(h) = self.wait_out(task, error).await? {
                 return Ok(Outcome::Halted(h));
             }
+            // After what the task has kept: its checkpoint, or its staged file's last key.
             result = self
-                .read_page(task.cursor.clone(), task.upto.clone(), limit)
+                .read_page(task.reached(), task.upto.clone(), limit)
                 .await;
         }
     }
