@@ -592,7 +592,7 @@ mod tests {
         assert_eq!(relative.field, "options.staging");
         let s3 = with(r#"{"write_mode":"import","staging":"s3://b/p"}"#).unwrap_err();
         assert!(s3.message.contains("not built yet"), "{s3}");
-        let big = with(r#"{"import_file_mb":10001}"#).unwrap_err();
+        let big = with(r#"{"import_file_mb":9501}"#).unwrap_err();
         assert_eq!(big.field, "options.import_file_mb");
         let bad = with(r#"{"write_mode":"bulk"}"#).unwrap_err();
         assert_eq!(bad.field, "options.write_mode");

@@ -120,8 +120,9 @@ impl WriteVia {
 
 /// The default `import_file_mb`: 1 GB, Zilliz Cloud's file limit on Free clusters.
 pub const DEFAULT_IMPORT_FILE_MB: u32 = 1_000;
-/// The largest `import_file_mb`: 10 GB, Zilliz Cloud's file limit on Serverless and Dedicated.
-pub const MAX_IMPORT_FILE_MB: u32 = 10_000;
+/// The largest `import_file_mb`: Zilliz Cloud's 10 GB file limit on Serverless and Dedicated,
+/// less a margin for what Parquet adds to the pages' bytes (its levels, headers and footer).
+pub const MAX_IMPORT_FILE_MB: u32 = 9_500;
 
 /// The default `max_repairs`.
 pub const DEFAULT_MAX_REPAIRS: u32 = 3;

@@ -118,7 +118,10 @@ impl Copier<'_> {
             .await;
         let mut page = match self.read_through(task, limit, first).await? {
             Outcome::Done(page) => page,
-            Outcome::Halted(h) => return Ok(Outcome::Halted(h)),
+            Outcome::Halted(h) => {
+                staging.remove(&file_name);
+                return Ok(Outcome::Halted(h));
+            }
         };
         self.reader.read_at = self.reader.read_at.or(page.read_at);
         let mut page_time = started.elapsed();
@@ -127,8 +130,12 @@ impl Copier<'_> {
             if page.rows == 0 {
                 break;
             }
-            // Out of time with pages staged: seal them, so the next invocation imports them.
-            if staged && self.p.budget().exhausted(page_time) {
+            // Out of time with pages staged: seal them, so the next invocation imports them. A
+            // page that would take the file past its bound starts the next file instead.
+            let written = task.staged.as_ref().map_or(0, |s| s.bytes);
+            if staged
+                && (self.p.budget().exhausted(page_time) || written + page.bytes as u64 > bound)
+            {
                 break;
             }
             if let Some(h) = self.halt_before_write(task, staged, page_time).await? {
@@ -161,10 +168,6 @@ impl Copier<'_> {
             staged = true;
             self.turn.pages += 1;
             self.turn.bytes += page.bytes as u64;
-            let written = task.staged.as_ref().map_or(0, |s| s.bytes);
-            if written >= bound {
-                break;
-            }
             page = match self.read_through(task, following, next_page).await? {
                 Outcome::Done(page) => page,
                 Outcome::Halted(h) => {

@@ -212,7 +212,7 @@ pub struct RunArgs {
     /// reads by the same path.
     #[arg(long, value_name = "DIR", help_heading = HOW)]
     pub staging: Option<String>,
-    /// The largest staged file, in MB (default 1000, at most 10000).
+    /// The largest staged file, in MB (default 1000, at most 9500).
     #[arg(long, value_name = "MB", help_heading = HOW)]
     pub import_file_mb: Option<u32>,
     /// How long an outage of either cluster is waited out before the job fails, e.g. `15m`
