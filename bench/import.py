@@ -8,7 +8,7 @@ verification by counts), round by round, contenders alternated; import mode stag
 a temporary directory the local target server reads.
 
 Usage: import.py --source URI --target-direct URI --target-proxy URI --control URL [--token T]
-                 [--rows 200000] [--dim 128] [--cap-mb 2] [--rounds 2] [--workers 1]
+                 [--rows 200000] [--dim 128] [--cap-mb 2[,0]] [--rounds 2] [--workers 1]
                  [--pymilvus]
 """
 import argparse
@@ -58,7 +58,7 @@ def main():
     p.add_argument("--token", default="")
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--cap-mb", type=float, default=2.0)
+    p.add_argument("--cap-mb", default="2", help="MB/s on Insert/Upsert; a list runs each, 0 is none")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=1000)
@@ -67,8 +67,18 @@ def main():
     args.target = args.target_direct
     source = MilvusClient(uri=args.source, token=args.token)
     direct = MilvusClient(uri=args.target_direct, token=args.token)
+    proxied = MilvusClient(uri=args.target_proxy, token=args.token)
     seed(source, args.rows, args.dim)
-    cap = f"{args.cap_mb} MB/s on Insert/Upsert" if args.cap_mb else "no cap"
+    tables = []
+    for cap_mb in [float(c) for c in args.cap_mb.split(",")]:
+        tables.append(compare(args, source, direct, proxied, cap_mb))
+    print()
+    print("\n\n".join(tables))
+
+
+def compare(args, source, direct, proxied, cap_mb):
+    """Insert against import (and pymilvus) under one cap: the table's text."""
+    cap = f"{cap_mb:g} MB/s on Insert/Upsert" if cap_mb else "no cap"
     print(f"{args.rows} rows x {args.dim}-d, {args.workers} worker(s), {cap}", flush=True)
     contenders = ["insert", "import"] + (["pymilvus"] if args.pymilvus else [])
     times = {c: [] for c in contenders}
@@ -77,32 +87,32 @@ def main():
             name = f"imp_{c}_{r}"
             if direct.has_collection(name):
                 direct.drop_collection(name)
-            control(args.control, "/faults", {"rate_cap_bytes": args.cap_mb * 1e6} if args.cap_mb else {})
+            control(args.control, "/faults", {"rate_cap_bytes": cap_mb * 1e6} if cap_mb else {})
+            note = ""
             if c == "pymilvus":
                 t0 = time.monotonic()
-                _, _, count = run_pymilvus(args, source, direct, name)
+                # Through the proxy, as vecmigrate writes: capped alike.
+                run_pymilvus(args, source, proxied, name)
                 elapsed = time.monotonic() - t0
             else:
-                elapsed, count, report = run_vecmigrate(args, name, c)
+                elapsed, _, report = run_vecmigrate(args, name, c)
                 imported = report["progress"].get("import")
                 if imported:
-                    c_note = f" ({imported['files_imported']} files, {imported['staged_bytes'] / 1e6:.0f} MB staged)"
-                else:
-                    c_note = ""
+                    note = (f" ({imported['files_imported']} files, "
+                            f"{imported['staged_bytes'] / 1e6:.0f} MB staged)")
             control(args.control, "/faults", {})
             count = target_count(direct, name)
             direct.drop_collection(name)
             ok = "complete" if count == args.rows else f"INCOMPLETE {count}"
-            print(f"round {r + 1} {c:<8} {elapsed:7.1f} s {ok}{c_note if c != 'pymilvus' else ''}",
-                  flush=True)
+            print(f"round {r + 1} {c:<8} {elapsed:7.1f} s {ok}{note}", flush=True)
             times[c].append(elapsed)
-    print()
-    print(f"| {args.rows} x {args.dim}-d, {cap} | median seconds (range) | vs import |")
-    print("|---|---|---|")
     base = statistics.median(times["import"])
+    lines = [f"| {args.rows:,} x {args.dim}-d, {cap} | median seconds (range) | over import |",
+             "|---|---|---|"]
     for c, ts in times.items():
         m = statistics.median(ts)
-        print(f"| {c} | {m:.1f} ({min(ts):.1f}–{max(ts):.1f}) | {m / base:.2f}× |")
+        lines.append(f"| {c} | {m:.1f} ({min(ts):.1f}–{max(ts):.1f}) | {m / base:.2f}× |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 #
 #   bench/import.sh                                   200,000 x 128-d, 2 MB/s
 #   bench/import.sh --rows 1000000 --cap-mb 2         extra arguments go to bench/import.py
-#   bench/import.sh --cap-mb 0 --rows 2000000 --pymilvus   no cap, beside the pymilvus copy
+#   bench/import.sh --cap-mb 2,0 --rows 1000000 --pymilvus   capped, then uncapped beside pymilvus
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$VM_ROOT"
