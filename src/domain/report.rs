@@ -54,7 +54,7 @@ impl ImportProgress {
         })
     }
 
-    /// One line for people: `3 files imported (1.2 GB staged), 2,000,000 entities`.
+    /// One line for people: `import: 3 file(s) imported, 2000000 entities; 597.0 MB staged`.
     pub fn summary(&self) -> String {
         format!(
             "import: {} file(s) imported, {} entities; {:.1} MB staged",

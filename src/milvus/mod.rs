@@ -387,7 +387,7 @@ pub enum ImportState {
 
 /// One bulk import the target knows of.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ImportProgress {
+pub struct ImportJob {
     /// The target's id for it.
     pub id: String,
     /// Where it stands.
@@ -573,7 +573,7 @@ pub trait Cluster: Send + Sync {
         file: &str,
     ) -> Result<String, ClusterError>;
     /// Where one import stands.
-    async fn import_progress(&self, id: &str) -> Result<ImportProgress, ClusterError>;
+    async fn import_progress(&self, id: &str) -> Result<ImportJob, ClusterError>;
     /// The imports of a collection the cluster knows of that read `file` (to tell whether an
     /// import call whose reply was lost was made).
     async fn imports_of(
@@ -581,7 +581,7 @@ pub trait Cluster: Send + Sync {
         database: &str,
         collection: &str,
         file: &str,
-    ) -> Result<Vec<ImportProgress>, ClusterError>;
+    ) -> Result<Vec<ImportJob>, ClusterError>;
     /// Creates `info`'s collection under a scratch name, describes it and drops it again:
     /// the schema the cluster would really keep, or `Ok(Err(reason))` when it refuses it.
     async fn probe_schema(

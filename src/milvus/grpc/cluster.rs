@@ -21,7 +21,7 @@ use super::{MilvusCluster, LOAD_TIMEOUT};
 use crate::domain::Cursor;
 use crate::milvus::batch::{every_key_filter, normalize_page, primary_keys, Batch};
 use crate::milvus::{
-    kv, Cluster, ClusterError, CollectionInfo, Failure, ImportProgress, IndexInfo, IndexProgress,
+    kv, Cluster, ClusterError, CollectionInfo, Failure, ImportJob, IndexInfo, IndexProgress,
     PageRequest, RowQuery, WriteMode, ALLOW_INSERT_AUTO_ID,
 };
 
@@ -538,7 +538,7 @@ impl Cluster for MilvusCluster {
             .await
     }
 
-    async fn import_progress(&self, id: &str) -> Result<ImportProgress, ClusterError> {
+    async fn import_progress(&self, id: &str) -> Result<ImportJob, ClusterError> {
         self.rpc_import_progress(id).await
     }
 
@@ -547,7 +547,7 @@ impl Cluster for MilvusCluster {
         database: &str,
         collection: &str,
         file: &str,
-    ) -> Result<Vec<ImportProgress>, ClusterError> {
+    ) -> Result<Vec<ImportJob>, ClusterError> {
         self.rpc_imports_of(database, collection, file).await
     }
 }

@@ -12,7 +12,7 @@ use ::milvus::proto::milvus::{
 };
 
 use super::MilvusCluster;
-use crate::milvus::{ClusterError, Failure, ImportProgress, ImportState};
+use crate::milvus::{ClusterError, Failure, ImportJob, ImportState};
 
 /// How many of a collection's tasks the list asks for (the server keeps them for a while, the
 /// newest first).
@@ -26,13 +26,13 @@ fn info<'a>(response: &'a GetImportStateResponse, key: &str) -> &'a str {
         .map_or("", |kv| kv.value.as_str())
 }
 
-fn progress(response: &GetImportStateResponse) -> ImportProgress {
+fn import_job(response: &GetImportStateResponse) -> ImportJob {
     let state = match RpcState::try_from(response.state) {
         Ok(RpcState::ImportCompleted) => ImportState::Completed,
         Ok(RpcState::ImportFailed | RpcState::ImportFailedAndCleaned) => ImportState::Failed,
         _ => ImportState::Running,
     };
-    ImportProgress {
+    ImportJob {
         id: response.id.to_string(),
         state,
         rows: u64::try_from(response.row_count).unwrap_or(0),
@@ -96,10 +96,7 @@ impl MilvusCluster {
         }
     }
 
-    pub(super) async fn rpc_import_progress(
-        &self,
-        id: &str,
-    ) -> Result<ImportProgress, ClusterError> {
+    pub(super) async fn rpc_import_progress(&self, id: &str) -> Result<ImportJob, ClusterError> {
         let task = id.parse::<i64>().map_err(|_| {
             ClusterError::Protocol(format!("`{id}` is not a Milvus import task id"), self.role)
         })?;
@@ -108,7 +105,7 @@ impl MilvusCluster {
             || format!("get the state of import task {id}"),
             get_import_state(GetImportStateRequest { task })
         )?;
-        Ok(progress(&response))
+        Ok(import_job(&response))
     }
 
     pub(super) async fn rpc_imports_of(
@@ -116,7 +113,7 @@ impl MilvusCluster {
         database: &str,
         collection: &str,
         file: &str,
-    ) -> Result<Vec<ImportProgress>, ClusterError> {
+    ) -> Result<Vec<ImportJob>, ClusterError> {
         let response = rpc!(
             self,
             || format!("list import tasks of {database}.{collection}"),
@@ -129,7 +126,7 @@ impl MilvusCluster {
         Ok(response
             .tasks
             .iter()
-            .map(progress)
+            .map(import_job)
             .filter(|p| p.files.iter().any(|f| f == file))
             .collect())
     }
