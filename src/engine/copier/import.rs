@@ -21,7 +21,6 @@ use super::{Copier, Halt, Outcome, Stop};
 use crate::domain::{Level, Staged, Task};
 use crate::engine::sample::reservoir;
 use crate::engine::EngineError;
-use crate::milvus::batch::primary_keys;
 use crate::milvus::{Batch, ClusterError, ImportState};
 use crate::staging::parquet::ParquetFile;
 use crate::store::StoreError;
@@ -201,12 +200,7 @@ impl Copier<'_> {
         let mut t = task.clone();
         let before = t.staged.clone();
         let sample = self.sample_size.map(|size| {
-            let keys = page
-                .fields
-                .iter()
-                .find(|f| f.field_name == self.reader.primary.name)
-                .and_then(primary_keys)
-                .unwrap_or_default();
+            let keys = self.page_keys(page);
             let kept = before
                 .as_ref()
                 .and_then(|s| s.sample.clone())

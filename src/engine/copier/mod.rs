@@ -460,6 +460,15 @@ impl Copier<'_> {
             .await
     }
 
+    /// The primary keys of a page, in order (for the task's key sample).
+    fn page_keys(&self, page: &Batch) -> Vec<Cursor> {
+        page.fields
+            .iter()
+            .find(|f| f.field_name == self.reader.primary.name)
+            .and_then(primary_keys)
+            .unwrap_or_default()
+    }
+
     /// The checkpoint of a written page: its last key, its counts, the next page's size and the
     /// task's key sample after it.
     fn checkpoint(
@@ -469,12 +478,7 @@ impl Copier<'_> {
         following: u32,
     ) -> Result<Checkpoint, EngineError> {
         let sample = self.sample_size.map(|size| {
-            let keys = page
-                .fields
-                .iter()
-                .find(|f| f.field_name == self.reader.primary.name)
-                .and_then(primary_keys)
-                .unwrap_or_default();
+            let keys = self.page_keys(page);
             reservoir(&task.sample, task.copied, &keys, size, &mut self.rng)
         });
         Ok(Checkpoint {
