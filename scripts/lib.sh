@@ -157,7 +157,7 @@ EOF
   printf -v "${name}_DIR" '%s' "$dir"
 }
 
-# start_moto: the moto server (DynamoDB, SQS, Secrets Manager) on a free port. Exports the
+# start_moto: the moto server (DynamoDB, SQS, Secrets Manager, S3, STS) on a free port. Exports the
 # standard AWS_ENDPOINT_URL_* variables and dummy credentials, which is all the SDK needs to
 # talk to it: the code under test has no emulator switch.
 start_moto() {
@@ -188,12 +188,13 @@ EOF
     return 1
   fi
   export AWS_ENDPOINT_URL_DYNAMODB="$url" AWS_ENDPOINT_URL_SQS="$url" \
-    AWS_ENDPOINT_URL_SECRETS_MANAGER="$url" AWS_ACCESS_KEY_ID=testing \
+    AWS_ENDPOINT_URL_SECRETS_MANAGER="$url" AWS_ENDPOINT_URL_S3="$url" AWS_ENDPOINT_URL_STS="$url" \
+    AWS_ACCESS_KEY_ID=testing \
     AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
     AWS_EC2_METADATA_DISABLED=true
   unset AWS_PROFILE AWS_SESSION_TOKEN
   export VECMIGRATE_TEST_MOTO="$url"
-  log "moto (DynamoDB, SQS, Secrets Manager) ready at $url"
+  log "moto (DynamoDB, SQS, Secrets Manager, S3, STS) ready at $url"
 }
 
 # make_test_certs: the certificates of the TLS tests (scripts/make_certs.py), made fresh.

@@ -16,6 +16,26 @@ List Clusters (V2) and Create Dedicated Cluster (V2):
                                         "cuType", "cuSize"}
     200 {"code": 0, "data": {"clusterId", "username", "password", "prompt"}}
 
+And Import Operations (V2), for a cluster given by id:
+
+    POST /v2/vectordb/jobs/import/create  {"clusterId", "dbName", "collectionName",
+        "partitionName", "objectUrls": [["s3://bucket/key"]], "accessKey", "secretKey", "token"}
+    200 {"code": 0, "data": {"jobId"}}
+    POST /v2/vectordb/jobs/import/getProgress  {"clusterId", "jobId"}
+    200 {"code": 0, "data": {"jobId", "collectionName", "state", "progress", "importedRows",
+                             "totalRows", "reason", "details": [{"fileName", ...}]}}
+    POST /v2/vectordb/jobs/import/list  {"clusterId", "pageSize", "currentPage"}
+    200 {"code": 0, "data": {"count", "records": [{"jobId", "collectionName", "state",
+                                                   "progress", "reason"}]}}
+
+An import fetches each object from S3 (the AWS_ENDPOINT_URL_S3 the process is given, moto in
+the tests) with the credentials in the request, writes it to a local directory, and has the
+cluster's real server import it by path (Milvus 2.3.5's `Import` RPC, through pymilvus): Pending
+and Importing map from the server's states, Completed and Failed too. `details[].fileName` is
+the object's key. `imports.loseReplies: N` drops the answer of the first N creates after the
+import started. GET /imports lists what each create was given: the access key id, whether a
+secret key and a session token came, never their values.
+
 A created cluster is mapped to the test server `newClusters.connectAddress` names; it is
 CREATING (no endpoint) for its first `newClusters.creatingPolls` describes, then RUNNING, and the
 creating key may see it. `newClusters.loseReplies: N` drops the answer of the first N creates
@@ -36,16 +56,79 @@ clusters.json: {"keys": {"API_KEY": ["in01-...", ...]},
 Prints its port on the first line of stdout. GET /requests returns what it was asked.
 """
 import argparse
+import warnings
 import json
+import os
 import secrets
 import sys
+import tempfile
 import threading
 from urllib.parse import parse_qs, urlparse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 requests = []
 creations = []
+imports = []
 lock = threading.Lock()
+FETCHED = tempfile.mkdtemp(prefix="standin-imports-")
+# The ORM calls are the ones that reach the 2.3.5 server's Import RPC; their deprecation is noise.
+warnings.filterwarnings("ignore", message=".*ORM-style PyMilvus API")
+
+
+class Importer:
+    """Import jobs: objects fetched from S3, imported by the cluster's real server."""
+
+    def __init__(self, clusters, config):
+        self.clusters = clusters
+        self.jobs = {}
+        self.lose = config.get("loseReplies", 0)
+
+    def server(self, cluster_id, db):
+        from pymilvus import connections
+        alias = f"{cluster_id}/{db}"
+        if not connections.has_connection(alias):
+            c = self.clusters[cluster_id]
+            connections.connect(alias, uri=c["connectAddress"], token=c.get("token", ""),
+                                db_name=db or "default")
+        return alias
+
+    def create(self, body):
+        import boto3
+        from pymilvus import utility
+        (url,), = body["objectUrls"]
+        bucket, key = url[len("s3://"):].split("/", 1)
+        s3 = boto3.client("s3", aws_access_key_id=body["accessKey"],
+                          aws_secret_access_key=body["secretKey"],
+                          aws_session_token=body.get("token"))
+        local = os.path.join(FETCHED, secrets.token_hex(8) + "-" + key.rsplit("/", 1)[-1])
+        s3.download_file(bucket, key, local)
+        alias = self.server(body["clusterId"], body.get("dbName", ""))
+        task = utility.do_bulk_insert(body["collectionName"], files=[local],
+                                      partition_name=body.get("partitionName") or None,
+                                      using=alias)
+        job_id = "job-" + secrets.token_hex(8)
+        self.jobs[job_id] = {"clusterId": body["clusterId"], "alias": alias, "task": task,
+                             "collectionName": body["collectionName"], "key": key,
+                             "local": local}
+        imports.append({"jobId": job_id, "accessKey": body["accessKey"],
+                        "secretKey": bool(body.get("secretKey")),
+                        "token": bool(body.get("token")), "objectUrls": body["objectUrls"]})
+        return job_id
+
+    def describe(self, job_id):
+        from pymilvus import utility
+        job = self.jobs[job_id]
+        st = utility.get_bulk_insert_state(job["task"], using=job["alias"])
+        name = st.state_name
+        state = {"Completed": "Completed", "Failed": "Failed", "FailedAndCleaned": "Failed",
+                 "Pending": "Pending"}.get(name, "Importing")
+        if state in ("Completed", "Failed") and os.path.exists(job["local"]):
+            os.remove(job["local"])
+        rows = st.row_count if state == "Completed" else 0
+        return {"jobId": job_id, "collectionName": job["collectionName"], "state": state,
+                "progress": 100 if state == "Completed" else 50, "importedRows": rows,
+                "totalRows": rows, "reason": st.failed_reason if state == "Failed" else "",
+                "details": [{"fileName": job["key"], "state": state, "importedRows": rows}]}
 
 
 def make_handler(config):
@@ -54,6 +137,8 @@ def make_handler(config):
     new_clusters = config.get("newClusters", {})
     polls_left = {}
     lost = {"left": new_clusters.get("loseReplies", 0)}
+    importer = Importer(clusters, config.get("imports", {}))
+    lost_imports = {"left": importer.lose}
 
     def describe(cluster_id):
         c = clusters[cluster_id]
@@ -111,6 +196,10 @@ def make_handler(config):
                 with lock:
                     self.answer(200, list(requests))
                 return
+            if self.path == "/imports":
+                with lock:
+                    self.answer(200, list(imports))
+                return
             if self.path == "/creations":
                 with lock:
                     self.answer(200, list(creations))
@@ -147,6 +236,9 @@ def make_handler(config):
         def do_POST(self):
             length = int(self.headers.get("content-length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
+            if self.path.startswith("/v2/vectordb/jobs/import/"):
+                self.import_call(self.path.rsplit("/", 1)[-1], body)
+                return
             if self.path != "/v2/clusters/createDedicated":
                 self.answer(404, {"code": 404, "message": f"no route POST {self.path}"})
                 return
@@ -181,6 +273,43 @@ def make_handler(config):
                 "clusterId": cluster_id, "username": "db_admin", "password": password,
                 "prompt": "successfully submitted, cluster is being created.",
             }})
+
+        def import_call(self, verb, body):
+            key = self.key()
+            if key is None:
+                return
+            cluster_id = body.get("clusterId", "")
+            if cluster_id not in keys[key] or cluster_id not in clusters:
+                self.answer(404, {"code": 80020, "message": f"Cluster {cluster_id} does not exist or you do not have permission to access it."})
+                return
+            try:
+                with lock:
+                    if verb == "create":
+                        job_id = importer.create(body)
+                        lose = lost_imports["left"] > 0
+                        lost_imports["left"] -= 1 if lose else 0
+                        if lose:
+                            self.close_connection = True
+                            self.connection.shutdown(2)
+                            return
+                        self.answer(200, {"code": 0, "data": {"jobId": job_id}})
+                    elif verb == "getProgress":
+                        self.answer(200, {"code": 0, "data": importer.describe(body["jobId"])})
+                    elif verb == "list":
+                        size = int(body.get("pageSize", 10))
+                        page = int(body.get("currentPage", 1))
+                        mine = [j for j, v in importer.jobs.items() if v["clusterId"] == cluster_id]
+                        records = []
+                        for j in mine[(page - 1) * size:page * size]:
+                            d = importer.describe(j)
+                            records.append({k: d[k] for k in ("jobId", "collectionName", "state", "progress", "reason")})
+                        self.answer(200, {"code": 0, "data": {"count": len(mine), "records": records}})
+                    else:
+                        self.answer(404, {"code": 404, "message": f"no route POST {self.path}"})
+            except KeyError as e:
+                self.answer(400, {"code": 1100, "message": f"invalid parameters: {e}"})
+            except Exception as e:  # the server's or S3's refusal, as the control plane says it
+                self.answer(200, {"code": 65535, "message": f"import failed: {e}"})
 
     return Handler
 

@@ -894,3 +894,101 @@ async fn post_migrations_with_dry_run_answers_the_plan_and_records_no_job() {
         .unwrap();
     assert!(page.jobs.is_empty(), "{:?}", page.jobs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn import_into_zilliz_cloud_stages_in_s3_and_survives_a_crash_and_a_lost_reply() {
+    if !common::proven_on("standalone") {
+        return;
+    }
+    // GIVEN a Zilliz Cloud target given by id (the stand-in control plane, whose imports fetch
+    // the objects from S3 on moto and have the real 2.3.5 target server import them), which
+    // drops the answer of the first import create; a deployment staging in an S3 bucket with a
+    // read role; and a worker that dies right after that first call, before its record
+    let servers = common::Servers::from_env();
+    let key = api_key(&servers);
+    let cp = common::control_plane::StandIn::start(&json!({
+        "keys": { key.clone(): ["in01-imp000001"] },
+        "clusters": {
+            "in01-imp000001": {"plan": "Enterprise", "cuSize": 2,
+                               "connectAddress": servers.target.uri,
+                               "token": servers.target.token.clone().unwrap_or_default()},
+        },
+        "imports": {"loseReplies": 1},
+    }));
+    let bucket = unique("stage").replace('_', "-").to_lowercase();
+    let s3 = common::aws::create_bucket(&bucket).await;
+    let role = "arn:aws:iam::123456789012:role/vecmigrate-staging-read";
+    let staging = format!("s3://{bucket}/staging");
+    let d = Deployment::build_with(
+        Duration::from_secs(60),
+        None,
+        Some(Faults::crash_after_import(1)),
+        Some(cp.url()),
+        |c| {
+            c.engine.staging = Some(staging.clone());
+            c.engine.staging_read_role = Some(role.into());
+        },
+    )
+    .await;
+    let source = Seed {
+        partitions: vec!["p_a".into()],
+        ..Seed::new(&unique("zimp"), 4_000)
+    };
+    seed(&d.servers.source, "default", &source).await;
+    let mut request = d.request(&source.name, &source.name);
+    request["target"] = json!({"cluster_id": "in01-imp000001", "api_key": key});
+    request["options"]["write_mode"] = json!("import");
+    request["options"]["batch_size"] = json!(500);
+    request["options"]["import_file_mb"] = json!(1);
+
+    // WHEN it is started (no options.staging: the deployment's bucket) and SQS delivers its
+    // messages, the crashed invocation's again
+    let mut start = event("http-start.json");
+    start["body"] = json!(request.to_string());
+    let (code, body) = http_response(&d.invoke(start).await);
+    assert_eq!(code, 202, "{body}");
+    let job_id = body["job"]["id"].as_str().unwrap().to_owned();
+    let seen = pump(&d, &job_id, 2).await;
+
+    // THEN it succeeds, every key exactly once, compared row by row (2.3.5 would keep a
+    // second import's rows as duplicates), through imports alone
+    let report = d.status(&job_id).await;
+    assert_eq!(
+        report["job"]["status"], "SUCCESSFUL",
+        "{report:#}\n{seen:?}"
+    );
+    assert!(seen.failures >= 1, "the worker did not crash: {seen:?}");
+    assert_same_rows(&d.servers, &source, "default", &source.name).await;
+    assert_eq!(
+        report["job"]["request"]["options"]["staging"],
+        json!(staging)
+    );
+    let import = &report["progress"]["import"];
+    assert_eq!(import["rows_imported"], 4_000, "{report:#}");
+    let log = report["log"].to_string();
+    assert!(log.contains("adopted, not made again"), "{log}");
+    // ... each create was made once per file, with short-lived credentials for the job's
+    // files (an STS session, never the function's own keys) that never reach the record
+    let creates = cp.imports().await;
+    assert_eq!(
+        creates.len() as u64,
+        import["files_imported"].as_u64().unwrap(),
+        "{creates:#?}"
+    );
+    for c in &creates {
+        let access = c["accessKey"].as_str().unwrap();
+        assert_ne!(access, std::env::var("AWS_ACCESS_KEY_ID").unwrap());
+        assert!(access.starts_with("ASIA"), "{c}");
+        assert_eq!((&c["secretKey"], &c["token"]), (&json!(true), &json!(true)));
+        let url = c["objectUrls"][0][0].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!("{staging}/vecmigrate-{job_id}/")),
+            "{url}"
+        );
+    }
+    let items = scan(&d.dynamo, &d.table).await.join("\n");
+    assert!(!items.contains("ASIA"), "read credentials in the table");
+    // ... and nothing is left staged in the bucket
+    let left = common::aws::keys_under(&s3, &bucket, "staging/").await;
+    assert!(left.is_empty(), "left in the bucket: {left:?}");
+}

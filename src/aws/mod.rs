@@ -40,3 +40,30 @@ where
     }
     parts.join(": ")
 }
+
+/// Whether trying a failed AWS call again may succeed: no answer, a timeout, or the service
+/// saying it is busy or failed inside.
+pub fn is_transient<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    use aws_sdk_dynamodb::error::SdkError;
+    match e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(s) => matches!(
+            s.err().code(),
+            Some(
+                "SlowDown"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "RequestTimeout"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+                    | "IDPCommunicationError"
+            )
+        ),
+        _ => false,
+    }
+}

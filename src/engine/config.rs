@@ -35,6 +35,12 @@ pub struct EngineConfig {
     /// How long a job waits for the cluster it created to run before it fails
     /// (`VECMIGRATE_PROVISION_TIMEOUT`).
     pub provision_timeout: Duration,
+    /// Where a job stages files for import when its request names no `options.staging`
+    /// (`VECMIGRATE_STAGING`: the deployment's `s3://bucket/prefix`).
+    pub staging: Option<String>,
+    /// The IAM role whose credentials, narrowed to one job's staged files, a target that
+    /// imports from S3 is given (`VECMIGRATE_STAGING_READ_ROLE_ARN`).
+    pub staging_read_role: Option<String>,
 }
 
 impl EngineConfig {
@@ -83,6 +89,15 @@ impl EngineConfig {
             page_bytes: d.page_bytes,
             provision_poll: duration("VECMIGRATE_PROVISION_POLL", d.provision_poll)?,
             provision_timeout: duration("VECMIGRATE_PROVISION_TIMEOUT", d.provision_timeout)?,
+            staging: match crate::env::text("VECMIGRATE_STAGING") {
+                Some(s) => Some(
+                    crate::staging::Location::parse(&s)
+                        .map(|_| s)
+                        .map_err(|e| format!("VECMIGRATE_STAGING: {e}"))?,
+                ),
+                None => None,
+            },
+            staging_read_role: crate::env::text("VECMIGRATE_STAGING_READ_ROLE_ARN"),
         })
     }
 }
@@ -99,6 +114,8 @@ impl Default for EngineConfig {
             page_bytes: TARGET_PAGE_BYTES,
             provision_poll: Duration::from_secs(15),
             provision_timeout: Duration::from_secs(3600),
+            staging: None,
+            staging_read_role: None,
         }
     }
 }

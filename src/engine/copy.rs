@@ -212,6 +212,7 @@ impl Engine {
                 .then_some(options.verify_sample_size as usize),
             rng: Rng::new(),
             turn: Turn::default(),
+            staging: None,
         };
         let stop = copier.run(task).await;
         let t = copier.turn;

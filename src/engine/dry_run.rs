@@ -190,10 +190,11 @@ impl Engine {
     /// error, as for [`Engine::start`]; whatever preflight finds is in the answer.
     pub async fn dry_run(
         &self,
-        request: MigrationRequest,
+        mut request: MigrationRequest,
         budget: Budget,
     ) -> Result<PlanReport, EngineError> {
         let now = Utc::now();
+        self.complete(&mut request)?;
         self.accept_checks(&request, now)?;
         let mut job = Job::new(
             format!("dry-run-{}", uuid::Uuid::new_v4().simple()),

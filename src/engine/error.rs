@@ -27,6 +27,9 @@ pub enum EngineError {
     /// The work queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// Staging a file for import failed (S3 or the local filesystem).
+    #[error(transparent)]
+    Staging(#[from] crate::staging::StagingError),
     /// Preflight found problems (every one of them, each with its field); nothing was written.
     #[error("preflight found {} problem(s), nothing was written: {}", .0.len(), joined(.0))]
     Preflight(Vec<Problem>),

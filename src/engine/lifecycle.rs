@@ -35,8 +35,9 @@ pub(crate) async fn source_collection(
 impl Engine {
     /// Accepts a request: validates it, writes the job (once per idempotency key) and enqueues
     /// its plan. Returns the job and whether it is new.
-    pub async fn start(&self, request: MigrationRequest) -> Result<(Job, bool), EngineError> {
+    pub async fn start(&self, mut request: MigrationRequest) -> Result<(Job, bool), EngineError> {
         let now = Utc::now();
+        self.complete(&mut request)?;
         self.accept_checks(&request, now)?;
         if request.dry_run {
             return Err(EngineError::Invalid(FieldError::new(
@@ -61,6 +62,27 @@ impl Engine {
                 existing.id
             ))),
         }
+    }
+
+    /// Fills in what the deployment decides when a request does not: where a job that may
+    /// import stages its files (`VECMIGRATE_STAGING`). Without either, the request is refused
+    /// at `options.staging`.
+    pub(crate) fn complete(&self, request: &mut MigrationRequest) -> Result<(), FieldError> {
+        let o = &mut request.options;
+        if o.write_mode == crate::domain::WriteVia::Insert || o.staging.is_some() {
+            return Ok(());
+        }
+        o.staging = self.config.staging.clone();
+        if o.staging.is_none() {
+            return Err(FieldError::new(
+                "options.staging",
+                format!(
+                    "write_mode \"{}\" stages files for the target to import: give s3://bucket/prefix (for Zilliz Cloud) or an absolute directory the target's server can read (this deployment names no default, VECMIGRATE_STAGING)",
+                    o.write_mode.as_str()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// What a request must pass before anything is done with it: its own checks, and a

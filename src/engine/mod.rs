@@ -82,6 +82,20 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The job's staging area, when it stages files for import.
+    pub(crate) async fn staging_of(
+        &self,
+        job: &Job,
+    ) -> Result<Option<crate::staging::Staging>, EngineError> {
+        match job.request.options.staging.as_deref() {
+            Some(location) => Ok(Some(
+                crate::staging::Staging::open(location, self.config.staging_read_role.as_deref())
+                    .await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// Asks this process's workers to stop at their next page (or wait) and release their
     /// tasks: the process is about to exit, and a `resume` should not wait for its leases.
     pub fn interrupt(&self) {
@@ -185,8 +199,10 @@ impl Engine {
             Err(e @ (EngineError::InjectedCrash | EngineError::Panicked { .. })) => Err(e),
             // Out of time waiting out an outage: the step's continuation is on its way.
             Err(EngineError::OutOfTime) => Ok(Handled::Done),
-            // The store or queue itself failing leaves the job as it is, for a retry.
+            // The store or queue itself failing leaves the job as it is, for a retry; so does
+            // staging storage that may answer next time.
             Err(e @ (EngineError::Store(_) | EngineError::Queue(_))) => Err(e),
+            Err(EngineError::Staging(e)) if e.is_transient() => Err(EngineError::Staging(e)),
             Err(e) => {
                 self.fail_with(job_id, e.to_string(), e.problems().to_vec())
                     .await?;

@@ -35,8 +35,8 @@ impl Engine {
     /// it has a webhook to send.
     pub(crate) async fn after_end(&self, job: &Job) -> Result<(), EngineError> {
         // What a crashed worker left staged is never imported now.
-        if let Some(dir) = job.request.options.staging.as_deref() {
-            crate::staging::Staging::new(dir).remove_job(&job.id);
+        if let Some(staging) = self.staging_of(job).await? {
+            staging.remove_job(&job.id).await;
         }
         if job.webhook_due().is_some() {
             self.queue.send(WorkMessage::deliver(&job.id)).await?;

@@ -240,6 +240,15 @@ pub enum ImportState {
     Failed,
 }
 
+/// Where a cluster's import API reads staged files from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportSource {
+    /// The server's own storage, by path (a self-hosted Milvus: a directory it can read).
+    ServerFiles,
+    /// Object storage, by URL with credentials (Zilliz Cloud: `s3://…`).
+    ObjectStorage,
+}
+
 /// One bulk import the target knows of.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImportJob {
@@ -415,17 +424,19 @@ pub trait Cluster: Send + Sync {
     ) -> Result<(), ClusterError>;
     /// The server's version string (`v2.3.5`, `milvus_lite-3.2.2`).
     async fn server_version(&self) -> Result<String, ClusterError>;
-    /// Whether the cluster takes bulk imports of staged files: `Ok(Err(reason))` when it has
-    /// no import API.
-    async fn probe_import(&self) -> Result<Result<(), String>, ClusterError>;
+    /// Whether the cluster takes bulk imports of staged files, and where it reads them:
+    /// `Ok(Err(reason))` when it has no import API.
+    async fn probe_import(&self) -> Result<Result<ImportSource, String>, ClusterError>;
     /// Asks the cluster once to import one staged file into a collection (a partition, or the
-    /// one its partition key routes to); returns the import's id.
+    /// one its partition key routes to), read with `grant` where it reads object storage;
+    /// returns the import's id.
     async fn import_file(
         &self,
         database: &str,
         collection: &str,
         partition: Option<&str>,
         file: &str,
+        grant: Option<&crate::staging::ReadGrant>,
     ) -> Result<String, ClusterError>;
     /// Where one import stands.
     async fn import_progress(&self, id: &str) -> Result<ImportJob, ClusterError>;

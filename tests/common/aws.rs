@@ -138,3 +138,30 @@ pub async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<String>
         }
     }
 }
+
+/// A fresh S3 bucket (path-style, as vecmigrate addresses a custom endpoint), and its client.
+pub async fn create_bucket(name: &str) -> aws_sdk_s3::Client {
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    client.create_bucket().bucket(name).send().await.unwrap();
+    client
+}
+
+/// The keys under `prefix` in `bucket`.
+pub async fn keys_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}

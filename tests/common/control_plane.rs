@@ -35,6 +35,12 @@ impl StandIn {
         serde_json::from_value(self.tool.get_json("/creations").await).unwrap()
     }
 
+    /// What each import create was given: `accessKey` (an id, not a secret), whether a
+    /// `secretKey` and a `token` came, and the `objectUrls`.
+    pub async fn imports(&self) -> Vec<Value> {
+        serde_json::from_value(self.tool.get_json("/imports").await).unwrap()
+    }
+
     /// The requests it answered (paths, and whether each carried a bearer key).
     pub async fn requests(&self) -> Vec<Value> {
         serde_json::from_value(self.tool.get_json("/requests").await).unwrap()

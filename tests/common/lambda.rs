@@ -63,6 +63,17 @@ impl Deployment {
         faults: Option<Faults>,
         zilliz_api_url: Option<String>,
     ) -> Self {
+        Self::build_with(max_run, inbound, faults, zilliz_api_url, |_| {}).await
+    }
+
+    /// A deployment as [`Self::build`] makes it, with `tune` applied to its configuration.
+    pub async fn build_with(
+        max_run: Duration,
+        inbound: Option<&str>,
+        faults: Option<Faults>,
+        zilliz_api_url: Option<String>,
+        tune: impl FnOnce(&mut LambdaConfig),
+    ) -> Self {
         let servers = Servers::from_env();
         let table = unique("jobs");
         let dynamo = create_table(&table).await;
@@ -92,7 +103,7 @@ impl Deployment {
             &json!({ "username": user, "password": password }).to_string(),
         )
         .await;
-        let config = LambdaConfig {
+        let mut config = LambdaConfig {
             table: table.clone(),
             queue_url: queue_url.clone(),
             sealing_key_arn: Some(sealing),
@@ -116,6 +127,7 @@ impl Deployment {
                 ..EngineConfig::default()
             },
         };
+        tune(&mut config);
         let metrics = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = metrics.clone();
         let mut app = LambdaApp::from_config(config).await.unwrap().with_metrics(

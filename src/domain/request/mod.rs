@@ -577,7 +577,7 @@ mod tests {
     }
 
     #[test]
-    fn import_needs_an_absolute_staging_directory_named_by_its_field() {
+    fn staging_is_an_absolute_directory_or_an_s3_prefix_named_by_its_field() {
         let with = |options: &str| {
             let text = minimal().replace(
                 r#""databases""#,
@@ -585,13 +585,17 @@ mod tests {
             );
             MigrationRequest::from_json(&text)
         };
-        let missing = with(r#"{"write_mode":"import"}"#).unwrap_err();
-        assert_eq!(missing.field, "options.staging");
-        assert!(missing.message.contains("absolute directory"), "{missing}");
+        // No staging is the deployment's default, checked when the job is accepted.
+        assert!(with(r#"{"write_mode":"import"}"#).is_ok());
         let relative = with(r#"{"write_mode":"auto","staging":"stage"}"#).unwrap_err();
         assert_eq!(relative.field, "options.staging");
-        let s3 = with(r#"{"write_mode":"import","staging":"s3://b/p"}"#).unwrap_err();
-        assert!(s3.message.contains("not built yet"), "{s3}");
+        assert!(
+            relative.message.contains("absolute directory"),
+            "{relative}"
+        );
+        let bucket = with(r#"{"write_mode":"import","staging":"s3://B/p"}"#).unwrap_err();
+        assert_eq!(bucket.field, "options.staging");
+        assert!(with(r#"{"write_mode":"import","staging":"s3://stage-b/p"}"#).is_ok());
         let big = with(r#"{"import_file_mb":9501}"#).unwrap_err();
         assert_eq!(big.field, "options.import_file_mb");
         let bad = with(r#"{"write_mode":"bulk"}"#).unwrap_err();

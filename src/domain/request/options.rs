@@ -80,7 +80,9 @@ pub struct Options {
     pub max_write_mb_per_s: Option<f64>,
     /// How pages reach the target: inserted, or staged as files the target imports.
     pub write_mode: WriteVia,
-    /// Where pages are staged for import: an absolute directory the target's server reads.
+    /// Where pages are staged for import: `s3://bucket/prefix` (a Zilliz Cloud target given by
+    /// id) or an absolute directory the target's server reads; unset, the deployment's
+    /// `VECMIGRATE_STAGING`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staging: Option<String>,
     /// The largest staged file, in MB (10^6 bytes).
@@ -212,32 +214,10 @@ impl Options {
                 format!("must be between 1 and {MAX_IMPORT_FILE_MB}"),
             ));
         }
-        match (&o.staging, o.write_mode) {
-            (None, WriteVia::Import | WriteVia::Auto) => {
-                return Err(FieldError::new(
-                    "options.staging",
-                    format!(
-                        "write_mode \"{}\" stages files for the target to import: give an absolute directory its server can read",
-                        o.write_mode.as_str()
-                    ),
-                ))
-            }
-            (Some(dir), _) if dir.starts_with("s3://") => {
-                return Err(FieldError::new(
-                    "options.staging",
-                    "staging in S3 is not built yet; give an absolute directory the target's server can read",
-                ))
-            }
-            (Some(dir), _) if !std::path::Path::new(dir).is_absolute() => {
-                return Err(FieldError::new(
-                    "options.staging",
-                    format!(
-                        "`{}` is not an absolute directory path (the target's server reads files by absolute path)",
-                        crate::domain::cluster::printable(dir)
-                    ),
-                ))
-            }
-            _ => {}
+        // A missing staging is the deployment's default (`Engine::complete`).
+        if let Some(staging) = &o.staging {
+            crate::staging::Location::parse(staging)
+                .map_err(|e| FieldError::new("options.staging", e))?;
         }
         if o.batch_size == 0 || o.batch_size > MAX_BATCH_SIZE {
             return Err(FieldError::new(

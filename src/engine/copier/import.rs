@@ -23,6 +23,7 @@ use crate::engine::sample::reservoir;
 use crate::engine::EngineError;
 use crate::milvus::{Batch, ClusterError, ImportState};
 use crate::staging::parquet::ParquetFile;
+use crate::staging::{StagedPath, Staging as Area};
 use crate::store::StoreError;
 
 /// How many times one file's import may fail before the job fails with the target's reason.
@@ -45,6 +46,12 @@ impl Copier<'_> {
     /// Copies the task by import: imports a sealed file it holds, then stages and imports file
     /// after file until its range is done.
     pub(super) async fn run_import(&mut self, mut task: Task) -> Result<Stop, EngineError> {
+        self.staging = Some(
+            self.engine
+                .staging_of(self.job)
+                .await?
+                .ok_or_else(|| EngineError::Refused("options.staging is not set".into()))?,
+        );
         loop {
             match task.staged.as_ref() {
                 Some(s) if s.sealed => {
@@ -62,7 +69,7 @@ impl Copier<'_> {
                         Some(t) => t,
                         None => return Ok(Stop::LeaseLost),
                     };
-                    self.staging()?.remove(&file);
+                    self.staging()?.remove(&file).await;
                 }
                 None => {}
             }
@@ -74,13 +81,10 @@ impl Copier<'_> {
         }
     }
 
-    fn staging(&self) -> Result<crate::staging::Staging, EngineError> {
-        self.job
-            .request
-            .options
-            .staging
-            .as_deref()
-            .map(crate::staging::Staging::new)
+    /// The job's staging area (opened when the task started).
+    fn staging(&self) -> Result<Area, EngineError> {
+        self.staging
+            .clone()
             .ok_or_else(|| EngineError::Refused("options.staging is not set".into()))
     }
 
@@ -99,17 +103,13 @@ impl Copier<'_> {
     async fn stage_file(&mut self, task: &mut Task) -> Result<Outcome<Staging>, EngineError> {
         let staging = self.staging()?;
         let path = staging.new_file(&task.job_id, &task.id);
-        let file_name = path.to_string_lossy().into_owned();
+        let file_name = path.name.clone();
         let bound = u64::from(self.job.request.options.import_file_mb) * 1_000_000;
         let skip = self.reader.skip.clone();
         let info = self.info.clone();
-        let mut out = staging
-            .create(&path)
-            .map_err(|e| staging_failed(&file_name, e))
-            .and_then(|f| {
-                ParquetFile::new(&info.schema, &skip, std::io::BufWriter::new(f))
-                    .map_err(|e| staging_failed(&file_name, e))
-            })?;
+        let file = staging.create(&path)?;
+        let mut out = ParquetFile::new(&info.schema, &skip, std::io::BufWriter::new(file))
+            .map_err(|e| staging_failed(&path, e))?;
         let mut limit = task.next_limit;
         let started = Instant::now();
         let first = self
@@ -118,7 +118,7 @@ impl Copier<'_> {
         let mut page = match self.read_through(task, limit, first).await? {
             Outcome::Done(page) => page,
             Outcome::Halted(h) => {
-                staging.remove(&file_name);
+                discard(&path);
                 return Ok(Outcome::Halted(h));
             }
         };
@@ -141,7 +141,7 @@ impl Copier<'_> {
                 if h == Halt::OutOfTime && staged {
                     break;
                 }
-                staging.remove(&file_name);
+                discard(&path);
                 return Ok(Outcome::Halted(h));
             }
             let started = Instant::now();
@@ -160,7 +160,7 @@ impl Copier<'_> {
             *task = match self.update(task, recorded).await? {
                 Some(t) => t,
                 None => {
-                    staging.remove(&file_name);
+                    discard(&path);
                     return Ok(Outcome::Halted(Halt::LeaseLost));
                 }
             };
@@ -170,7 +170,7 @@ impl Copier<'_> {
             page = match self.read_through(task, following, next_page).await? {
                 Outcome::Done(page) => page,
                 Outcome::Halted(h) => {
-                    staging.remove(&file_name);
+                    discard(&path);
                     return Ok(Outcome::Halted(h));
                 }
             };
@@ -178,10 +178,15 @@ impl Copier<'_> {
             page_time = started.elapsed();
         }
         if !staged {
-            staging.remove(&file_name);
+            discard(&path);
             return Ok(Outcome::Done(Staging::Empty));
         }
-        let file_bytes = seal(out).map_err(|e| staging_failed(&file_name, e))?;
+        let file_bytes = seal(out).map_err(|e| staging_failed(&path, e))?;
+        // Published (uploaded, for S3) before it is recorded sealed: a sealed file is there.
+        if let Err(e) = staging.publish(&path).await {
+            discard(&path);
+            return Err(e.into());
+        }
         let mut sealed = task.clone();
         if let Some(s) = sealed.staged.as_mut() {
             s.sealed = true;
@@ -280,7 +285,7 @@ impl Copier<'_> {
                         None => return Ok(Outcome::Halted(Halt::LeaseLost)),
                     };
                     self.turn.entities += s.rows;
-                    self.staging()?.remove(&s.file);
+                    self.staging()?.remove(&s.file).await;
                     return Ok(Outcome::Done(()));
                 }
                 ImportState::Failed => {
@@ -427,6 +432,8 @@ impl Copier<'_> {
         task: &mut Task,
         s: &Staged,
     ) -> Result<Outcome<Option<String>>, EngineError> {
+        // Credentials first: a call is counted only when it can be made.
+        let grant = self.staging()?.read_grant(&task.job_id).await?;
         let mut counted = task.clone();
         let ttl = self.engine.config.lease();
         if let Some(st) = counted.staged.as_mut() {
@@ -452,6 +459,7 @@ impl Copier<'_> {
                 &task.target_collection,
                 partition.as_deref(),
                 &s.file,
+                grant.as_ref(),
             )
             .await;
         self.engine.faults.after_import()?;
@@ -517,8 +525,18 @@ fn seal(
     Ok(file.metadata()?.len())
 }
 
-fn staging_failed(file: &str, e: impl std::fmt::Display) -> EngineError {
+fn staging_failed(path: &StagedPath, e: impl std::fmt::Display) -> EngineError {
     EngineError::Refused(format!(
-        "cannot write staged file {file}: {e}; check that options.staging is a directory this process can write"
+        "cannot write staged file {}: {e}; check that options.staging (or, for S3, the temporary directory) is a directory this process can write, with room for a file",
+        path.local.display()
     ))
+}
+
+/// Drops a file that was never published (a turn that stopped while staging it).
+fn discard(path: &StagedPath) {
+    if let Err(e) = std::fs::remove_file(&path.local) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("could not remove staged file {}: {e}", path.local.display());
+        }
+    }
 }

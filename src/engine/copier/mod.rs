@@ -81,6 +81,8 @@ pub(super) struct Copier<'a> {
     pub(super) rng: Rng,
     /// What this worker's turn wrote, for its metrics.
     pub(super) turn: Turn,
+    /// The job's staging area, for a task copied by import (opened when it starts).
+    pub(super) staging: Option<crate::staging::Staging>,
 }
 
 /// What one worker's turn at a task wrote and met.

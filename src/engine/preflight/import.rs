@@ -2,13 +2,39 @@
 //! its keys kept, and how it is written as the job's `write_mode` asks.
 
 use crate::domain::{CollectionWrite, Problem, WriteVia};
-use crate::milvus::CollectionInfo;
+use crate::milvus::{CollectionInfo, ImportSource};
 use crate::staging::parquet::not_importable;
+use crate::staging::Location;
+
+/// Whether the target can import what the job stages: its import API (`probe`) must read
+/// where `staging` puts files, and a target that reads S3 needs credentials made for it.
+pub(super) fn usable(
+    probe: Result<ImportSource, String>,
+    staging: Option<&str>,
+    read_role: bool,
+) -> Result<(), String> {
+    let source = probe.map_err(|reason| format!("the target has no import API ({reason})"))?;
+    let in_s3 = staging
+        .and_then(|s| Location::parse(s).ok())
+        .is_some_and(|l| l.is_s3());
+    match (source, in_s3) {
+        (ImportSource::ServerFiles, true) => Err(
+            "the target is a self-hosted Milvus, which imports files from its own storage by path: give options.staging as a directory its server can read".into(),
+        ),
+        (ImportSource::ObjectStorage, false) => Err(
+            "the target is a Zilliz Cloud cluster, which imports files from object storage: give options.staging as s3://bucket/prefix".into(),
+        ),
+        (ImportSource::ObjectStorage, true) if !read_role => Err(
+            "the target reads staged files from S3 with credentials this deployment cannot make: set VECMIGRATE_STAGING_READ_ROLE_ARN to a role it may assume that can read the staging bucket (template.yaml creates one)".into(),
+        ),
+        _ => Ok(()),
+    }
+}
 
 /// Why `info` cannot be imported into a target whose import API answered `api`, or `None`.
 pub(super) fn why_not_imported(info: &CollectionInfo, api: &Result<(), String>) -> Option<String> {
     if let Err(reason) = api {
-        return Some(format!("the target has no import API ({reason})"));
+        return Some(reason.clone());
     }
     if info.has_auto_id() {
         return Some(
@@ -54,6 +80,27 @@ pub(super) fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_target_must_read_where_files_are_staged() {
+        let (dir, s3) = (Some("/srv/stage"), Some("s3://stage-b/p"));
+        assert!(usable(Ok(ImportSource::ServerFiles), dir, false).is_ok());
+        assert!(usable(Ok(ImportSource::ObjectStorage), s3, true).is_ok());
+        let no_api = usable(Err("UNIMPLEMENTED".into()), dir, true).unwrap_err();
+        assert!(no_api.contains("no import API (UNIMPLEMENTED)"), "{no_api}");
+        let self_hosted = usable(Ok(ImportSource::ServerFiles), s3, true).unwrap_err();
+        assert!(
+            self_hosted.contains("directory its server can read"),
+            "{self_hosted}"
+        );
+        let cloud = usable(Ok(ImportSource::ObjectStorage), dir, true).unwrap_err();
+        assert!(cloud.contains("s3://bucket/prefix"), "{cloud}");
+        let no_role = usable(Ok(ImportSource::ObjectStorage), s3, false).unwrap_err();
+        assert!(
+            no_role.contains("VECMIGRATE_STAGING_READ_ROLE_ARN"),
+            "{no_role}"
+        );
+    }
 
     #[test]
     fn import_refuses_what_auto_inserts_and_insert_never_asks() {

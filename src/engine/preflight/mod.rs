@@ -247,7 +247,11 @@ impl Engine {
     ) -> Result<Findings, EngineError> {
         let may_import = job.request.options.write_mode != WriteVia::Insert;
         let import_api = match target.filter(|_| may_import) {
-            Some(t) => Some(p.call(|| t.probe_import()).await?),
+            Some(t) => Some(import::usable(
+                p.call(|| t.probe_import()).await?,
+                job.request.options.staging.as_deref(),
+                self.config.staging_read_role.is_some(),
+            )),
             None => None,
         };
         let (target_dbs, target_version) = match target {

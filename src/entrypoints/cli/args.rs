@@ -208,9 +208,10 @@ pub struct RunArgs {
     /// imported fails preflight), or `auto` (import where it can, insert elsewhere).
     #[arg(long, value_parser = parse_write_mode, help_heading = HOW)]
     pub write_mode: Option<WriteVia>,
-    /// Where `--write-mode import` stages files: an absolute directory the target's server
-    /// reads by the same path.
-    #[arg(long, value_name = "DIR", help_heading = HOW)]
+    /// Where `--write-mode import` stages files: `s3://bucket/prefix` for a Zilliz Cloud target
+    /// given by id, or an absolute directory a self-hosted target's server reads by the same
+    /// path (default: `VECMIGRATE_STAGING`).
+    #[arg(long, value_name = "DIR|S3_URL", help_heading = HOW)]
     pub staging: Option<String>,
     /// The largest staged file, in MB (default 1000, at most 9500).
     #[arg(long, value_name = "MB", help_heading = HOW)]

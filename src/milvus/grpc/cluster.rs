@@ -21,9 +21,10 @@ use super::{MilvusCluster, LOAD_TIMEOUT};
 use crate::domain::Cursor;
 use crate::milvus::batch::{every_key_filter, normalize_page, primary_keys, Batch};
 use crate::milvus::{
-    kv, Cluster, ClusterError, CollectionInfo, Failure, ImportJob, IndexInfo, IndexProgress,
-    PageRequest, RowQuery, WriteMode, ALLOW_INSERT_AUTO_ID,
+    kv, Cluster, ClusterError, CollectionInfo, Failure, ImportJob, ImportSource, IndexInfo,
+    IndexProgress, PageRequest, RowQuery, WriteMode, ALLOW_INSERT_AUTO_ID,
 };
+use crate::staging::ReadGrant;
 
 impl MilvusCluster {
     /// The collection's indexes as the server describes them (none yet: an empty list).
@@ -523,8 +524,8 @@ impl Cluster for MilvusCluster {
         self.scratch_auto_id().await
     }
 
-    async fn probe_import(&self) -> Result<Result<(), String>, ClusterError> {
-        self.rpc_probe_import().await
+    async fn probe_import(&self) -> Result<Result<ImportSource, String>, ClusterError> {
+        self.probe_imports().await
     }
 
     async fn import_file(
@@ -533,13 +534,14 @@ impl Cluster for MilvusCluster {
         collection: &str,
         partition: Option<&str>,
         file: &str,
+        grant: Option<&ReadGrant>,
     ) -> Result<String, ClusterError> {
-        self.rpc_import_file(database, collection, partition, file)
+        self.import_one(database, collection, partition, file, grant)
             .await
     }
 
     async fn import_progress(&self, id: &str) -> Result<ImportJob, ClusterError> {
-        self.rpc_import_progress(id).await
+        self.import_state(id).await
     }
 
     async fn imports_of(
@@ -548,6 +550,6 @@ impl Cluster for MilvusCluster {
         collection: &str,
         file: &str,
     ) -> Result<Vec<ImportJob>, ClusterError> {
-        self.rpc_imports_of(database, collection, file).await
+        self.imports_reading(database, collection, file).await
     }
 }

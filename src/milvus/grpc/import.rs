@@ -1,5 +1,6 @@
-//! Bulk import on Milvus's `Import` RPC: one staged file per import task, the task's state,
-//! and the collection's list of tasks (which is how a lost reply is found out).
+//! Bulk import: on Milvus's `Import` RPC, or, for a Zilliz Cloud cluster given by id, on the
+//! control plane's import API ([`CloudImport`]). One staged file per import, its state, and
+//! the collection's list of imports (which is how a lost reply is found out).
 //!
 //! Milvus 2.3.5 reads each file by absolute path from its own storage (`common.storageType:
 //! local`: the server's filesystem; object storage: a key in its bucket), one file per task,
@@ -12,7 +13,9 @@ use ::milvus::proto::milvus::{
 };
 
 use super::MilvusCluster;
-use crate::milvus::{ClusterError, Failure, ImportJob, ImportState};
+use crate::milvus::zilliz::CloudImport;
+use crate::milvus::{ClusterError, Failure, ImportJob, ImportSource, ImportState};
+use crate::staging::ReadGrant;
 
 /// How many of a collection's tasks the list asks for (the server keeps them for a while, the
 /// newest first).
@@ -46,7 +49,67 @@ fn import_job(response: &GetImportStateResponse) -> ImportJob {
 }
 
 impl MilvusCluster {
-    pub(super) async fn rpc_probe_import(&self) -> Result<Result<(), String>, ClusterError> {
+    /// Imports go through Zilliz Cloud's control plane rather than the `Import` RPC.
+    pub fn with_cloud_import(mut self, cloud: CloudImport) -> Self {
+        self.cloud_import = Some(cloud);
+        self
+    }
+
+    pub(super) async fn probe_imports(&self) -> Result<Result<ImportSource, String>, ClusterError> {
+        match &self.cloud_import {
+            Some(cloud) => match cloud.probe().await {
+                Ok(()) => Ok(Ok(ImportSource::ObjectStorage)),
+                Err(e) if !e.is_transient() => Ok(Err(e.to_string())),
+                Err(e) => Err(e),
+            },
+            None => Ok(self
+                .rpc_probe_import()
+                .await?
+                .map(|()| ImportSource::ServerFiles)),
+        }
+    }
+
+    pub(super) async fn import_one(
+        &self,
+        database: &str,
+        collection: &str,
+        partition: Option<&str>,
+        file: &str,
+        grant: Option<&ReadGrant>,
+    ) -> Result<String, ClusterError> {
+        match &self.cloud_import {
+            Some(cloud) => {
+                cloud
+                    .create(database, collection, partition, file, grant)
+                    .await
+            }
+            None => {
+                self.rpc_import_file(database, collection, partition, file)
+                    .await
+            }
+        }
+    }
+
+    pub(super) async fn import_state(&self, id: &str) -> Result<ImportJob, ClusterError> {
+        match &self.cloud_import {
+            Some(cloud) => cloud.progress(id).await,
+            None => self.rpc_import_progress(id).await,
+        }
+    }
+
+    pub(super) async fn imports_reading(
+        &self,
+        database: &str,
+        collection: &str,
+        file: &str,
+    ) -> Result<Vec<ImportJob>, ClusterError> {
+        match &self.cloud_import {
+            Some(cloud) => cloud.imports_of(collection, file).await,
+            None => self.rpc_imports_of(database, collection, file).await,
+        }
+    }
+
+    async fn rpc_probe_import(&self) -> Result<Result<(), String>, ClusterError> {
         let listed = rpc!(
             self,
             || "list import tasks".into(),
@@ -66,7 +129,7 @@ impl MilvusCluster {
         }
     }
 
-    pub(super) async fn rpc_import_file(
+    async fn rpc_import_file(
         &self,
         database: &str,
         collection: &str,
@@ -96,7 +159,7 @@ impl MilvusCluster {
         }
     }
 
-    pub(super) async fn rpc_import_progress(&self, id: &str) -> Result<ImportJob, ClusterError> {
+    async fn rpc_import_progress(&self, id: &str) -> Result<ImportJob, ClusterError> {
         let task = id.parse::<i64>().map_err(|_| {
             ClusterError::Protocol(format!("`{id}` is not a Milvus import task id"), self.role)
         })?;
@@ -108,7 +171,7 @@ impl MilvusCluster {
         Ok(import_job(&response))
     }
 
-    pub(super) async fn rpc_imports_of(
+    async fn rpc_imports_of(
         &self,
         database: &str,
         collection: &str,

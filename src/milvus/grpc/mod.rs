@@ -137,7 +137,15 @@ impl ClusterConnector for MilvusConnector {
         if let Some(c) = open.get(&key) {
             return Ok(c.clone());
         }
-        let cluster = Arc::new(MilvusCluster::connect(role, &address, token.as_ref(), &tls).await?);
+        let mut cluster = MilvusCluster::connect(role, &address, token.as_ref(), &tls).await?;
+        if let Some(id) = &spec.cluster_id {
+            cluster = cluster.with_cloud_import(super::zilliz::CloudImport::new(
+                self.control_plane.clone(),
+                id,
+                token.clone(),
+            ));
+        }
+        let cluster = Arc::new(cluster);
         open.insert(key, cluster.clone());
         Ok(cluster)
     }
@@ -240,6 +248,8 @@ pub struct MilvusCluster {
     address: Address,
     client: Client,
     raw: RawClient,
+    /// Zilliz Cloud's import API, for a cluster given by id (else the `Import` RPC).
+    cloud_import: Option<super::zilliz::CloudImport>,
 }
 
 /// tonic's TLS settings: the job's CA instead of the platform's roots when it names one (a
@@ -380,6 +390,7 @@ impl MilvusCluster {
             address: address.clone(),
             client,
             raw,
+            cloud_import: None,
         };
         let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, cluster.ping())
             .await
