@@ -7,8 +7,11 @@
 //! sampled page (read as the copy reads its first page, and timed); the copy runs at the
 //! sampled read rate times the readers that can work at once (`max_workers`, at most one per
 //! task), capped by the target's write rate (`options.max_write_mb_per_s`, else the target
-//! plan's published cap). Indexing and verification come on top, so the job is said to fit the
-//! window only if the copy, and half as long again, ends before `not_after`.
+//! plan's published cap). Bytes copied by bulk import are not capped: the cap does not meter
+//! it. Indexing and verification come on top, so the job is said to fit the window only if
+//! the copy, and half as long again, ends before `not_after`. A job that inserts, slowed by the
+//! cap, is told how long `write_mode: "auto"` would take where the target can import, and
+//! recommended it when that fits the window the inserts do not (or saves more than a day).
 //!
 //! For a `target.new_cluster` the dry run inspects the source only (the cluster holds nothing
 //! yet) and says what it would create, with the CU size its data calls for.
@@ -183,6 +186,13 @@ pub struct Estimate {
     /// `not_after`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fits_window: Option<bool>,
+    /// Estimated bytes of the collections copied by bulk import (or, for a job that inserts,
+    /// that `write_mode: "auto"` would import), which the write cap does not meter.
+    pub import_bytes: u64,
+    /// For a job that inserts and is slowed by the write cap: the copy's duration, seconds,
+    /// with `write_mode: "auto"` (absent when the target can import none of it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_copy_seconds: Option<f64>,
 }
 
 impl Engine {
@@ -255,18 +265,30 @@ impl Engine {
             t.tasks += c.tasks;
             t
         });
-        let estimate = (!collections.is_empty()).then(|| estimate(&job, &totals, &sample, now));
+        let import_bytes = collections
+            .iter()
+            .zip(&sample.importable)
+            .filter(|(_, importable)| **importable)
+            .map(|(c, _)| c.bytes)
+            .sum();
+        let estimate =
+            (!collections.is_empty()).then(|| estimate(&job, &totals, import_bytes, &sample, now));
+        let advice = estimate.as_ref().and_then(|e| recommend_auto(e, now));
+        let mut advised = Vec::new();
         if let Some(e) = estimate.as_ref().filter(|e| e.fits_window == Some(false)) {
             problems.push(Problem::at(
                 "options.not_after",
                 format!(
-                    "the copy is estimated to take {} (at {:.1} MB/s) and to end at {}; with half as long again for indexes and verification it would not end before the window closes at {}",
+                    "the copy is estimated to take {} (at {:.1} MB/s) and to end at {}; with half as long again for indexes and verification it would not end before the window closes at {}{}",
                     humantime::format_duration(std::time::Duration::from_secs(e.copy_seconds.ceil() as u64)),
                     e.rate_mb_per_s,
                     e.copy_ends_at.format("%Y-%m-%d %H:%M:%S UTC"),
                     e.not_after.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default(),
+                    advice.as_deref().map(|a| format!("; {a}")).unwrap_or_default(),
                 ),
             ));
+        } else if let Some(a) = advice {
+            advised.push(a);
         }
         let mut warnings: Vec<String> = found
             .warnings
@@ -274,6 +296,7 @@ impl Engine {
             .map(|(c, w)| format!("{c}: {w}"))
             .collect();
         warnings.extend(estimate.as_ref().and_then(longer_than_a_day));
+        warnings.extend(advised);
         let new_cluster = job.request.target.to_create().map(|n| {
             let plan = plan_new_cluster(n, &totals, estimate.as_ref());
             warnings.extend(undersized(&plan, &totals));
@@ -311,7 +334,10 @@ impl Engine {
             }
         };
         let found = self.inspect(p, job, &*source, target.as_deref()).await?;
-        let mut sample = Sample::default();
+        let mut sample = Sample {
+            importable: self.importable(p, job, target.as_deref(), &found).await?,
+            ..Sample::default()
+        };
         for c in &found.collections {
             sample.add(self.sample(p, job, &*source, c).await?);
         }
@@ -434,6 +460,8 @@ struct Sampled {
 struct Sample {
     /// Bytes per entity, per collection (0 for an empty one).
     per_collection: Vec<f64>,
+    /// Whether bulk import would copy each collection.
+    importable: Vec<bool>,
     rows: u64,
     bytes: u64,
     seconds: f64,
@@ -453,8 +481,40 @@ impl Sample {
     }
 }
 
-/// The copy's duration from the sample, the readers and the target's cap.
-fn estimate(job: &Job, totals: &Totals, sample: &Sample, now: DateTime<Utc>) -> Estimate {
+/// What the dry run says of `write_mode: "auto"` for a job that inserts: a recommendation
+/// when it would fit the window the inserts miss, or save more than a day; else nothing.
+fn recommend_auto(e: &Estimate, now: DateTime<Utc>) -> Option<String> {
+    let auto = e.auto_copy_seconds?;
+    let within = |seconds: f64| {
+        e.not_after.map(|end| {
+            now + chrono::Duration::milliseconds((seconds * WINDOW_MARGIN * 1000.0) as i64) <= end
+        })
+    };
+    let worth = match within(auto) {
+        Some(fits) => fits && within(e.copy_seconds) == Some(false),
+        None => e.copy_seconds - auto > DAY,
+    };
+    let took = |s: f64| humantime::format_duration(std::time::Duration::from_secs(s.ceil() as u64));
+    worth.then(|| {
+        format!(
+            "options.write_mode \"auto\" would copy it in about {} instead of {}: bulk import ({:.1} GB of it; give options.staging where the target reads) is not metered by the target's {:.1} MB/s write cap",
+            took(auto),
+            took(e.copy_seconds),
+            e.import_bytes as f64 / 1e9,
+            e.write_cap_mb_per_s.unwrap_or_default()
+        )
+    })
+}
+
+/// The copy's duration from the sample, the readers and the target's cap (which bulk import's
+/// `import_bytes` do not pass through).
+fn estimate(
+    job: &Job,
+    totals: &Totals,
+    import_bytes: u64,
+    sample: &Sample,
+    now: DateTime<Utc>,
+) -> Estimate {
     let options = &job.request.options;
     let read = if sample.seconds > 0.0 {
         sample.bytes as f64 / sample.seconds / 1e6
@@ -468,12 +528,30 @@ fn estimate(job: &Job, totals: &Totals, sample: &Sample, now: DateTime<Utc>) -> 
         (None, None) => (None, None),
     };
     let parallel = read * readers as f64;
-    let rate = cap.map_or(parallel, |c| parallel.min(c));
-    let copy_seconds = if rate > 0.0 {
-        totals.bytes as f64 / 1e6 / rate
-    } else {
-        0.0
+    let capped = cap.map_or(parallel, |c| parallel.min(c));
+    let seconds = |bytes: u64, rate: f64| {
+        if rate > 0.0 {
+            bytes as f64 / 1e6 / rate
+        } else {
+            0.0
+        }
     };
+    // Imported bytes at the read rate, the rest through the cap, one after the other.
+    let mixed = seconds(import_bytes, parallel) + seconds(totals.bytes - import_bytes, capped);
+    let inserting = options.write_mode == crate::domain::WriteVia::Insert;
+    let copy_seconds = if inserting {
+        seconds(totals.bytes, capped)
+    } else {
+        mixed
+    };
+    let rate = if copy_seconds > 0.0 {
+        totals.bytes as f64 / 1e6 / copy_seconds
+    } else {
+        capped
+    };
+    let auto_copy_seconds =
+        (inserting && import_bytes > 0 && capped < parallel && mixed < copy_seconds)
+            .then_some(mixed);
     let after =
         |factor: f64| now + chrono::Duration::milliseconds((copy_seconds * factor * 1000.0) as i64);
     let not_after = options.not_after;
@@ -488,6 +566,8 @@ fn estimate(job: &Job, totals: &Totals, sample: &Sample, now: DateTime<Utc>) -> 
         copy_ends_at: after(1.0),
         not_after,
         fits_window: not_after.map(|end| after(WINDOW_MARGIN) <= end),
+        import_bytes,
+        auto_copy_seconds,
     }
 }
 
@@ -507,6 +587,7 @@ mod tests {
         );
         let sample = Sample {
             per_collection: vec![100.0],
+            importable: vec![false],
             rows: 1000,
             bytes: 100_000,
             seconds: 0.01,
@@ -519,12 +600,63 @@ mod tests {
             tasks: 1,
         };
         // 10 GB at 0.1 MB/s: 28 hours.
-        let slow = estimate(&job, &totals(10_000_000_000), &sample, Utc::now());
+        let slow = estimate(&job, &totals(10_000_000_000), 0, &sample, Utc::now());
         assert_eq!(slow.rate_mb_per_s, 0.1);
         let warning = longer_than_a_day(&slow).expect("a warning");
         assert!(warning.contains("more than a day"), "{warning}");
         // 1 GB: under three hours.
-        let quick = estimate(&job, &totals(1_000_000_000), &sample, Utc::now());
+        let quick = estimate(&job, &totals(1_000_000_000), 0, &sample, Utc::now());
         assert!(longer_than_a_day(&quick).is_none());
+    }
+
+    #[test]
+    fn auto_is_recommended_when_import_fits_the_window_the_inserts_miss() {
+        // GIVEN 10 GB read at 10 MB/s by one reader, into a 1 MB/s cap, in a 3-hour window
+        let now = Utc::now();
+        let request = |mode: &str| {
+            let text = format!(
+                r#"{{"source":{{"uri":"http://a:1"}},"target":{{"uri":"http://b:2"}},"databases":[{{"name":"default"}}],"options":{{"max_write_mb_per_s":1,"max_workers":1,"write_mode":"{mode}","staging":"/srv/stage","not_after":"{}"}}}}"#,
+                (now + chrono::Duration::hours(3)).to_rfc3339()
+            );
+            Job::new("j".into(), MigrationRequest::from_json(&text).unwrap(), now)
+        };
+        let sample = Sample {
+            per_collection: vec![100.0],
+            importable: vec![true],
+            rows: 1000,
+            bytes: 100_000,
+            seconds: 0.01,
+        };
+        let totals = Totals {
+            collections: 1,
+            partitions: 1,
+            entities: 100_000_000,
+            bytes: 10_000_000_000,
+            tasks: 1,
+        };
+        // WHEN it inserts: 10,000 s through the cap, past the window; 1,000 s by import
+        let inserting = estimate(&request("insert"), &totals, totals.bytes, &sample, now);
+        assert_eq!(inserting.fits_window, Some(false));
+        assert_eq!(inserting.auto_copy_seconds.map(f64::round), Some(1000.0));
+        let advice = recommend_auto(&inserting, now).expect("a recommendation");
+        assert!(
+            advice.contains(
+                "write_mode \"auto\" would copy it in about 16m 40s instead of 2h 46m 40s"
+            ),
+            "{advice}"
+        );
+        // ... none that import nothing
+        let nothing = estimate(&request("insert"), &totals, 0, &sample, now);
+        assert_eq!(
+            (nothing.auto_copy_seconds, recommend_auto(&nothing, now)),
+            (None, None)
+        );
+        // WHEN it already imports: the cap does not apply, and it fits
+        let importing = estimate(&request("auto"), &totals, totals.bytes, &sample, now);
+        assert_eq!(importing.copy_seconds.round(), 1000.0);
+        assert_eq!(
+            (importing.fits_window, importing.auto_copy_seconds),
+            (Some(true), None)
+        );
     }
 }

@@ -34,6 +34,21 @@ pub struct ReadGrant {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// The session policy of a read grant: reading the objects under `files` (a key prefix ending
+/// in `/`) of `bucket`, and listing that prefix; nothing else.
+fn read_policy(partition: &str, bucket: &str, files: &str) -> serde_json::Value {
+    let bucket_arn = format!("arn:{partition}:s3:::{bucket}");
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [format!("{bucket_arn}/{files}*")]},
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [bucket_arn],
+             "Condition": {"StringLike": {"s3:prefix": [format!("{files}*")]}}},
+        ]
+    })
+}
+
 /// An S3 staging prefix and the clients that use it.
 #[derive(Debug, Clone)]
 pub struct Bucket {
@@ -245,16 +260,7 @@ impl Bucket {
             ));
         };
         let files = self.dir_prefix(dir);
-        let bucket_arn = format!("arn:{}:s3:::{}", self.partition, self.bucket);
-        let policy = serde_json::json!({
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": ["s3:GetObject"],
-                 "Resource": [format!("{bucket_arn}/{files}*")]},
-                {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [bucket_arn],
-                 "Condition": {"StringLike": {"s3:prefix": [format!("{files}*")]}}},
-            ]
-        });
+        let policy = read_policy(self.partition, &self.bucket, &files);
         let session: String = format!("vecmigrate-{dir}")
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || "=,.@-_".contains(*c))
@@ -335,5 +341,31 @@ impl Bucket {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_grant_reads_the_jobs_own_files_and_nothing_else() {
+        let p = read_policy("aws", "stage-b", "staging/vecmigrate-mig-1/");
+        let statements = p["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 2);
+        assert_eq!(statements[0]["Action"], serde_json::json!(["s3:GetObject"]));
+        assert_eq!(
+            statements[0]["Resource"],
+            serde_json::json!(["arn:aws:s3:::stage-b/staging/vecmigrate-mig-1/*"])
+        );
+        assert_eq!(
+            statements[1]["Action"],
+            serde_json::json!(["s3:ListBucket"])
+        );
+        assert_eq!(
+            statements[1]["Condition"]["StringLike"]["s3:prefix"],
+            serde_json::json!(["staging/vecmigrate-mig-1/*"])
+        );
+        assert!(statements.iter().all(|s| s["Effect"] == "Allow"));
     }
 }

@@ -237,6 +237,45 @@ impl Engine {
         Ok(found.collections.into_iter().map(|c| c.report).collect())
     }
 
+    /// Which of `found`'s collections bulk import would copy, for the dry run's estimate:
+    /// those the job imports, or, under `"insert"`, those `"auto"` would import (staged where
+    /// the request or the deployment says).
+    pub(super) async fn importable(
+        &self,
+        p: &Patience<'_>,
+        job: &Job,
+        target: Option<&dyn Cluster>,
+        found: &Findings,
+    ) -> Result<Vec<bool>, EngineError> {
+        let o = &job.request.options;
+        if o.write_mode != WriteVia::Insert {
+            return Ok(found
+                .collections
+                .iter()
+                .map(|c| {
+                    c.report
+                        .write
+                        .as_ref()
+                        .is_some_and(|w| w.via == WriteVia::Import)
+                })
+                .collect());
+        }
+        let Some(t) = target else {
+            return Ok(vec![false; found.collections.len()]);
+        };
+        let staging = o.staging.as_deref().or(self.config.staging.as_deref());
+        let api = import::usable(
+            p.call(|| t.probe_import()).await?,
+            staging,
+            self.config.staging_read_role.is_some(),
+        );
+        Ok(found
+            .collections
+            .iter()
+            .map(|c| import::why_not_imported(&c.info, &api).is_none())
+            .collect())
+    }
+
     /// Everything preflight finds, problems included (the dry run reports them all).
     pub(super) async fn inspect(
         &self,
