@@ -34,7 +34,7 @@ cluster's real server import it by path (Milvus 2.3.5's `Import` RPC, through py
 and Importing map from the server's states, Completed and Failed too. `details[].fileName` is
 the object's key. `imports.loseReplies: N` drops the answer of the first N creates after the
 import started. GET /imports lists what each create was given: the access key id, whether a
-secret key and a session token came, never their values.
+secret key and a session token came (never their values), and the fetched object's size.
 
 A created cluster is mapped to the test server `newClusters.connectAddress` names; it is
 CREATING (no endpoint) for its first `newClusters.creatingPolls` describes, then RUNNING, and the
@@ -112,7 +112,8 @@ class Importer:
                              "local": local}
         imports.append({"jobId": job_id, "accessKey": body["accessKey"],
                         "secretKey": bool(body.get("secretKey")),
-                        "token": bool(body.get("token")), "objectUrls": body["objectUrls"]})
+                        "token": bool(body.get("token")), "objectUrls": body["objectUrls"],
+                        "bytes": os.path.getsize(local)})
         return job_id
 
     def describe(self, job_id):

@@ -903,7 +903,8 @@ async fn import_into_zilliz_cloud_stages_in_s3_and_survives_a_crash_and_a_lost_r
     // GIVEN a Zilliz Cloud target given by id (the stand-in control plane, whose imports fetch
     // the objects from S3 on moto and have the real 2.3.5 target server import them), which
     // drops the answer of the first import create; a deployment staging in an S3 bucket with a
-    // read role; and a worker that dies right after that first call, before its record
+    // read role; and a worker that dies right after that first call, before its record. A
+    // second collection of 768-d vectors makes a file of about 18 MB, uploaded in parts
     let servers = common::Servers::from_env();
     let key = api_key(&servers);
     let cp = common::control_plane::StandIn::start(&json!({
@@ -927,6 +928,8 @@ async fn import_into_zilliz_cloud_stages_in_s3_and_survives_a_crash_and_a_lost_r
         |c| {
             c.engine.staging = Some(staging.clone());
             c.engine.staging_read_role = Some(role.into());
+            // One range per partition, so the 768-d one is one file.
+            c.engine.min_range_entities = 100_000;
         },
     )
     .await;
@@ -934,12 +937,22 @@ async fn import_into_zilliz_cloud_stages_in_s3_and_survives_a_crash_and_a_lost_r
         partitions: vec!["p_a".into()],
         ..Seed::new(&unique("zimp"), 4_000)
     };
-    seed(&d.servers.source, "default", &source).await;
+    let wide = Seed {
+        dim: 768,
+        ..Seed::new(&unique("zimpw"), 6_000)
+    };
+    for s in [&source, &wide] {
+        seed(&d.servers.source, "default", s).await;
+    }
     let mut request = d.request(&source.name, &source.name);
+    request["databases"][0]["collections"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": wide.name}));
     request["target"] = json!({"cluster_id": "in01-imp000001", "api_key": key});
     request["options"]["write_mode"] = json!("import");
     request["options"]["batch_size"] = json!(500);
-    request["options"]["import_file_mb"] = json!(1);
+    request["options"]["import_file_mb"] = json!(30);
 
     // WHEN it is started (no options.staging: the deployment's bucket) and SQS delivers its
     // messages, the crashed invocation's again
@@ -959,17 +972,21 @@ async fn import_into_zilliz_cloud_stages_in_s3_and_survives_a_crash_and_a_lost_r
     );
     assert!(seen.failures >= 1, "the worker did not crash: {seen:?}");
     assert_same_rows(&d.servers, &source, "default", &source.name).await;
+    assert_same_rows(&d.servers, &wide, "default", &wide.name).await;
     assert_eq!(
         report["job"]["request"]["options"]["staging"],
         json!(staging)
     );
     let import = &report["progress"]["import"];
-    assert_eq!(import["rows_imported"], 4_000, "{report:#}");
+    assert_eq!(import["rows_imported"], 10_000, "{report:#}");
+    // ... the 768-d collection's one file larger than a part (16 MiB), so uploaded in parts
+    let creates = cp.imports().await;
+    let largest = creates.iter().filter_map(|c| c["bytes"].as_u64()).max();
+    assert!(largest > Some(16 << 20), "{creates:#?}");
     let log = report["log"].to_string();
     assert!(log.contains("adopted, not made again"), "{log}");
     // ... each create was made once per file, with short-lived credentials for the job's
     // files (an STS session, never the function's own keys) that never reach the record
-    let creates = cp.imports().await;
     assert_eq!(
         creates.len() as u64,
         import["files_imported"].as_u64().unwrap(),

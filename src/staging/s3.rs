@@ -16,7 +16,7 @@ use super::{remove_local, remove_local_dir, StagedPath, StagingError};
 use crate::domain::Secret;
 
 /// Files up to this size go up in one request; larger ones in parts of this size.
-const PART_BYTES: u64 = 64 * 1024 * 1024;
+const PART_BYTES: u64 = 16 * 1024 * 1024;
 /// How long handed-out read credentials last (the most a role assumed by a role may have).
 const GRANT_SECONDS: i32 = 3600;
 

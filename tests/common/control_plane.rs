@@ -36,7 +36,7 @@ impl StandIn {
     }
 
     /// What each import create was given: `accessKey` (an id, not a secret), whether a
-    /// `secretKey` and a `token` came, and the `objectUrls`.
+    /// `secretKey` and a `token` came, the `objectUrls`, and the fetched object's `bytes`.
     pub async fn imports(&self) -> Vec<Value> {
         serde_json::from_value(self.tool.get_json("/imports").await).unwrap()
     }
