@@ -181,6 +181,42 @@ async fn a_worker_killed_between_the_import_call_and_its_record_imports_nothing_
 }
 
 #[tokio::test]
+async fn a_staged_file_gone_before_its_import_is_staged_again_from_the_cursor() {
+    if !common::proven_on("standalone") {
+        return;
+    }
+    // GIVEN 2,000 rows staged in files of at most 1 MB (pages of 500), the first of which is
+    // gone from the staging directory just before its import is asked for
+    let h = harness(
+        fast_settings(),
+        EngineConfig::default(),
+        Some(Faults::vanish_before_import(1)),
+    );
+    let s = Seed::new(&unique("impgone"), 2_000);
+    seed(&h.servers.source, "default", &s).await;
+    let dir = staging();
+    let mut req = importing(request(&h.servers, None, &[(&s.name, &s.name)]), &dir);
+    req.options.batch_size = 500;
+
+    // WHEN the job runs
+    let (job, report) = h.run(req).await;
+
+    // THEN the failed import is not asked for again: the pages are staged again into a new
+    // file, imported once, and every row arrives once
+    assert_successful(&report);
+    assert_same_rows(&h.servers, &s, "default", &s.name).await;
+    let logs = h.store.list_logs(&job.id).await.unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l.message.contains("the file is gone from staging")),
+        "{logs:#?}"
+    );
+    let tasks = h.store.list_tasks(&job.id).await.unwrap();
+    assert_eq!(tasks.iter().map(|t| t.files_imported).sum::<u64>(), 1);
+    assert!(walk(dir.path()).is_empty());
+}
+
+#[tokio::test]
 async fn a_target_without_an_import_api_is_refused_for_import_and_inserted_by_auto() {
     if !common::proven_on("lite") {
         return;

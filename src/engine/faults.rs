@@ -45,6 +45,8 @@ mod hooks {
         page_read_delay_ms: AtomicU64,
         crash_after_import: AtomicU64,
         imports: AtomicU64,
+        vanish_before_import: AtomicU64,
+        import_calls: AtomicU64,
     }
 
     impl Faults {
@@ -101,6 +103,22 @@ mod hooks {
                 crash_after_import: AtomicU64::new(n),
                 ..Default::default()
             }
+        }
+
+        /// The staged file of the `n`-th import call (counted across the engine's workers) is
+        /// gone from staging just before the call, as a file removed by hand or by a lifecycle
+        /// rule would be.
+        pub fn vanish_before_import(n: u64) -> Self {
+            Self {
+                vanish_before_import: AtomicU64::new(n),
+                ..Default::default()
+            }
+        }
+
+        /// Whether the file of the import call about to be made is to vanish first.
+        pub(crate) fn vanishes_now(&self) -> bool {
+            let n = self.import_calls.fetch_add(1, Ordering::SeqCst) + 1;
+            n == self.vanish_before_import.load(Ordering::SeqCst)
         }
 
         pub(crate) fn after_import(&self) -> Result<(), EngineError> {
@@ -333,6 +351,10 @@ mod hooks {
         }
 
         #[inline]
+        pub(crate) fn vanishes_now(&self) -> bool {
+            false
+        }
+
         pub(crate) fn maybe_panic(&self, _step: Step) {}
 
         #[inline]

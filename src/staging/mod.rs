@@ -204,6 +204,15 @@ impl Staging {
         }
     }
 
+    /// Whether a staged file is still there for the target to read, by the name a task
+    /// recorded.
+    pub async fn exists(&self, name: &str) -> Result<bool, StagingError> {
+        match self {
+            Self::Directory(_) => Ok(Path::new(name).exists()),
+            Self::S3(b) => b.exists(name).await,
+        }
+    }
+
     /// Removes a file the target has imported (or that will never be imported), by the name
     /// a task recorded; a file already gone is fine.
     pub async fn remove(&self, name: &str) {

@@ -291,6 +291,24 @@ impl Bucket {
         })
     }
 
+    pub(super) async fn exists(&self, name: &str) -> Result<bool, StagingError> {
+        let Some((key, _)) = self.parts_of(name) else {
+            return Ok(false);
+        };
+        match self
+            .s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(Self::failed(format!("look for {name}"), &e)),
+        }
+    }
+
     pub(super) async fn remove(&self, name: &str) {
         let Some((key, local)) = self.parts_of(name) else {
             tracing::warn!("{name} is not a staged file of s3://{}", self.bucket);

@@ -60,16 +60,11 @@ impl Copier<'_> {
                     }
                     continue;
                 }
-                Some(s) => {
+                Some(_) => {
                     // A worker died while writing it: it was never imported.
-                    let file = s.file.clone();
-                    let mut dropped = task.clone();
-                    dropped.staged = None;
-                    task = match self.update(&task, dropped).await? {
-                        Some(t) => t,
-                        None => return Ok(Stop::LeaseLost),
-                    };
-                    self.staging()?.remove(&file).await;
+                    if self.drop_staged(&mut task).await?.is_none() {
+                        return Ok(Stop::LeaseLost);
+                    }
                 }
                 None => {}
             }
@@ -86,6 +81,23 @@ impl Copier<'_> {
         self.staging
             .clone()
             .ok_or_else(|| EngineError::Refused("options.staging is not set".into()))
+    }
+
+    /// Forgets the task's staged file (never imported, or failed and gone) and removes what
+    /// is left of it: its pages are staged again from the cursor. `None` when the lease was
+    /// lost.
+    async fn drop_staged(&self, task: &mut Task) -> Result<Option<()>, EngineError> {
+        let Some(file) = task.staged.as_ref().map(|s| s.file.clone()) else {
+            return Ok(Some(()));
+        };
+        let mut dropped = task.clone();
+        dropped.staged = None;
+        *task = match self.update(task, dropped).await? {
+            Some(t) => t,
+            None => return Ok(None),
+        };
+        self.staging()?.remove(&file).await;
+        Ok(Some(()))
     }
 
     /// Writes `new` over `task` under its lease; `None` when the lease was lost.
@@ -289,6 +301,25 @@ impl Copier<'_> {
                     return Ok(Outcome::Done(()));
                 }
                 ImportState::Failed => {
+                    // A file gone from staging (removed by hand, or by the bucket's lifecycle
+                    // rule) is staged again from the cursor rather than asked for again.
+                    if !self.staging()?.exists(&s.file).await? {
+                        self.engine
+                            .log(
+                                &task.job_id,
+                                Level::Warn,
+                                Some(format!("{}.{}", task.database, task.collection)),
+                                format!(
+                                    "the target's import {id} of {} failed ({}), and the file is gone from staging: its pages are staged again",
+                                    s.file, progress.reason
+                                ),
+                            )
+                            .await;
+                        return Ok(match self.drop_staged(task).await? {
+                            Some(()) => Outcome::Done(()),
+                            None => Outcome::Halted(Halt::LeaseLost),
+                        });
+                    }
                     if s.calls >= MAX_IMPORT_CALLS {
                         return Err(EngineError::Refused(format!(
                             "the target failed to import {} {} times; the last time it said: {}",
@@ -452,6 +483,9 @@ impl Copier<'_> {
         } else {
             task.partition.clone()
         };
+        if self.engine.faults.vanishes_now() {
+            self.staging()?.remove(&s.file).await;
+        }
         let answer = self
             .target
             .import_file(
