@@ -53,20 +53,18 @@ impl Copier<'_> {
                 .ok_or_else(|| EngineError::Refused("options.staging is not set".into()))?,
         );
         loop {
-            match task.staged.as_ref() {
-                Some(s) if s.sealed => {
+            match task.staged.as_ref().map(|s| s.sealed) {
+                Some(true) => {
                     if let Outcome::Halted(h) = self.import_staged(&mut task).await? {
                         return Ok(h.stop(task));
                     }
                     continue;
                 }
-                Some(_) => {
-                    // A worker died while writing it: it was never imported.
-                    if self.drop_staged(&mut task).await?.is_none() {
-                        return Ok(Stop::LeaseLost);
-                    }
+                // A worker died while writing it: it was never imported.
+                Some(false) if self.drop_staged(&mut task).await?.is_none() => {
+                    return Ok(Stop::LeaseLost);
                 }
-                None => {}
+                _ => {}
             }
             match self.stage_file(&mut task).await? {
                 Outcome::Done(Staging::Empty) => return Ok(Stop::Done(task)),
