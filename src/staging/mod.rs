@@ -186,6 +186,11 @@ impl Staging {
         std::fs::File::create(&path.local).map_err(local)
     }
 
+    /// Drops a file that was never published (a turn that stopped while staging it).
+    pub fn discard(&self, path: &StagedPath) {
+        remove_local(&path.local);
+    }
+
     /// Makes a sealed file readable by the target under its name: nothing to do for a
     /// directory; for S3, uploads it and removes the local copy.
     pub async fn publish(&self, path: &StagedPath) -> Result<(), StagingError> {

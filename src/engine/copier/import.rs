@@ -128,7 +128,7 @@ impl Copier<'_> {
         let mut page = match self.read_through(task, limit, first).await? {
             Outcome::Done(page) => page,
             Outcome::Halted(h) => {
-                discard(&path);
+                staging.discard(&path);
                 return Ok(Outcome::Halted(h));
             }
         };
@@ -151,7 +151,7 @@ impl Copier<'_> {
                 if h == Halt::OutOfTime && staged {
                     break;
                 }
-                discard(&path);
+                staging.discard(&path);
                 return Ok(Outcome::Halted(h));
             }
             let started = Instant::now();
@@ -170,7 +170,7 @@ impl Copier<'_> {
             *task = match self.update(task, recorded).await? {
                 Some(t) => t,
                 None => {
-                    discard(&path);
+                    staging.discard(&path);
                     return Ok(Outcome::Halted(Halt::LeaseLost));
                 }
             };
@@ -180,7 +180,7 @@ impl Copier<'_> {
             page = match self.read_through(task, following, next_page).await? {
                 Outcome::Done(page) => page,
                 Outcome::Halted(h) => {
-                    discard(&path);
+                    staging.discard(&path);
                     return Ok(Outcome::Halted(h));
                 }
             };
@@ -188,13 +188,13 @@ impl Copier<'_> {
             page_time = started.elapsed();
         }
         if !staged {
-            discard(&path);
+            staging.discard(&path);
             return Ok(Outcome::Done(Staging::Empty));
         }
         let file_bytes = seal(out).map_err(|e| staging_failed(&path, e))?;
         // Published (uploaded, for S3) before it is recorded sealed: a sealed file is there.
         if let Err(e) = staging.publish(&path).await {
-            discard(&path);
+            staging.discard(&path);
             return Err(e.into());
         }
         let mut sealed = task.clone();
@@ -562,13 +562,4 @@ fn staging_failed(path: &StagedPath, e: impl std::fmt::Display) -> EngineError {
         "cannot write staged file {}: {e}; check that options.staging (or, for S3, the temporary directory) is a directory this process can write, with room for a file",
         path.local.display()
     ))
-}
-
-/// Drops a file that was never published (a turn that stopped while staging it).
-fn discard(path: &StagedPath) {
-    if let Err(e) = std::fs::remove_file(&path.local) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!("could not remove staged file {}: {e}", path.local.display());
-        }
-    }
 }
