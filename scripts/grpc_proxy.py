@@ -38,6 +38,8 @@ with pymilvus's own protobuf classes):
                           was lost)
     latency_ms            added before every call: a number, or [LOW, HIGH] for a time drawn
                           uniformly between them per call (as across a real network)
+    unimplemented         method names (["Import", "ListImportTasks"]) answered UNIMPLEMENTED,
+                          as grpc-go answers a method the server does not have
 
 It is a test tool: nothing of it ships with vecmigrate.
 """
@@ -91,6 +93,9 @@ class Faults:
             writes_before = s["writes"]
             if write:
                 s["writes"] += 1
+            name = method.rsplit("/", 1)[-1]
+            if name in c.get("unimplemented", ()):
+                return ("unimplemented", name)
             now = time.monotonic()
             blackout = c.get("blackout")
             if blackout and self.blackout_until is None and writes_before >= blackout["after_writes"]:
@@ -170,11 +175,13 @@ class Forward(grpc.GenericRpcHandler):
             wait = self.faults.latency()
             if wait:
                 time.sleep(wait)
-            action, rate = self.faults.decide(method, len(request))
+            action, arg = self.faults.decide(method, len(request))
             if action == "unavailable":
                 context.abort(grpc.StatusCode.UNAVAILABLE, "injected: connection dropped")
+            if action == "unimplemented":
+                context.abort(grpc.StatusCode.UNIMPLEMENTED, f"unknown method {arg} for service milvus.proto.milvus.MilvusService")
             if action == "throttle":
-                return refused_write(8, 49, f"request is rejected by grpc RateLimiter middleware, please retry later: rate limit exceeded[rate={rate}]")
+                return refused_write(8, 49, f"request is rejected by grpc RateLimiter middleware, please retry later: rate limit exceeded[rate={arg}]")
             if action == "quota":
                 return refused_write(9, 48, "quota exceeded[reason=disk quota exceeded, please allocate more resources]")
             metadata = [

@@ -1,6 +1,7 @@
 //! Bulk import: pages staged as Parquet files in a directory the target's server reads, each
 //! file imported once by the target's `Import` RPC (Milvus 2.3.5, where a second import of a
-//! file would show as duplicate keys), read back row by row.
+//! file would show as duplicate keys), or by its REST import where the RPC is missing (a
+//! stand-in for a 2.4+ port in front of the same server), read back row by row.
 
 mod common;
 
@@ -172,6 +173,81 @@ async fn a_worker_killed_between_the_import_call_and_its_record_imports_nothing_
     assert_eq!(count(&h.servers.target, "default", &s.name).await, 3_000);
     let tasks = h.store.list_tasks(&job.id).await.unwrap();
     assert_eq!(tasks.iter().map(|t| t.files_imported).sum::<u64>(), 1);
+    let logs = h.store.list_logs(&job.id).await.unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l.message.contains("adopted, not made again")),
+        "{logs:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_milvus_without_the_import_rpc_imports_through_its_rest_api_exactly_once() {
+    if !common::proven_on("standalone") {
+        return;
+    }
+    // GIVEN a target that serves gRPC and Milvus 2.4's REST import on one port, as 2.4+ does
+    // (the stand-in pipes gRPC to the fault proxy and has the real server import what REST is
+    // asked), whose `Import` RPCs are missing, and which loses the answer of the first
+    // `import/create` after the import started
+    let h = harness(fast_settings(), EngineConfig::default(), None);
+    let s = Seed::new(&unique("imprest"), 3_000);
+    seed(&h.servers.source, "default", &s).await;
+    let proxy = faults::FaultProxy::target();
+    proxy
+        .set(serde_json::json!({"unimplemented": ["Import", "GetImportState", "ListImportTasks"]}))
+        .await;
+    let grpc = proxy.uri.trim_start_matches("http://").to_owned();
+    let port = tool::Tool::start(
+        "milvus_rest_port.py",
+        &[
+            "--grpc",
+            &grpc,
+            "--milvus",
+            &h.servers.target.uri,
+            "--lose-replies",
+            "1",
+        ],
+    );
+    let dir = staging();
+    let mut req = importing(request(&h.servers, None, &[(&s.name, &s.name)]), &dir);
+    req.target.uri = port.url("");
+    req.options.batch_size = 500;
+    req.options.import_file_mb = 1;
+
+    // WHEN the job runs
+    let (job, report) = h.run(req).await;
+    proxy.set(serde_json::json!({})).await;
+
+    // THEN every file went through the REST import once: the create whose answer was lost is
+    // found in the collection's jobs (by the file each names) and adopted, and each key
+    // arrived once, row by row
+    assert_successful(&report);
+    assert_same_rows(&h.servers, &s, "default", &s.name).await;
+    assert_eq!(count(&h.servers.target, "default", &s.name).await, 3_000);
+    let tasks = h.store.list_tasks(&job.id).await.unwrap();
+    let files: u64 = tasks.iter().map(|t| t.files_imported).sum();
+    let creates = port.get_json("/imports").await;
+    let created: Vec<&str> = creates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["file"].as_str().unwrap())
+        .collect();
+    assert!(files >= 1, "{files} files imported");
+    assert_eq!(
+        created.len() as u64,
+        files,
+        "one create per file: {created:?}"
+    );
+    let mut distinct = created.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        created.len(),
+        "a file imported twice: {created:?}"
+    );
     let logs = h.store.list_logs(&job.id).await.unwrap();
     assert!(
         logs.iter()

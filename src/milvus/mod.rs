@@ -23,6 +23,7 @@ pub mod batch;
 pub mod compat;
 mod error;
 pub mod grpc;
+pub mod rest_import;
 pub mod rows;
 pub mod zilliz;
 

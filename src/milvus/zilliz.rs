@@ -5,17 +5,14 @@
 //! `VECMIGRATE_ZILLIZ_API_URL` names another (the China region's
 //! `https://api.cloud.zilliz.com.cn`, or the tests' stand-in).
 //!
-//! A target given by id imports staged files through it too (Import Operations (V2):
-//! `POST …/v2/vectordb/jobs/import/create`, `…/getProgress`, `…/list`), reading them from S3
-//! with the credentials the job hands it.
+//! A target given by id imports staged files through it too ([`super::rest_import`]).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ClusterError, ImportJob, ImportState, Role};
+use super::{ClusterError, Role};
 use crate::domain::{NewCluster, Secret, ZillizCluster};
-use crate::staging::ReadGrant;
 
 /// The control plane's base URL unless [`API_URL_ENV`] says otherwise.
 pub const DEFAULT_API_URL: &str = "https://api.cloud.zilliz.com";
@@ -121,210 +118,8 @@ pub struct Created {
     pub password: Option<Secret>,
 }
 
-/// The clusters (or import jobs) one page of a list asks for.
+/// The clusters one page of a list asks for.
 const LIST_PAGE: u64 = 100;
-
-/// The answer of `POST /v2/vectordb/jobs/import/create`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ImportCreated {
-    job_id: String,
-}
-
-/// The answer of `POST /v2/vectordb/jobs/import/getProgress` (the fields a migration uses).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ImportDescribed {
-    #[serde(default)]
-    job_id: String,
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    imported_rows: u64,
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    details: Vec<ImportFile>,
-}
-
-/// One file of an import job.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ImportFile {
-    #[serde(default)]
-    file_name: String,
-}
-
-/// One page of `POST /v2/vectordb/jobs/import/list`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ImportsListed {
-    #[serde(default)]
-    count: u64,
-    #[serde(default)]
-    records: Vec<ImportListed>,
-}
-
-/// One import job of the list.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ImportListed {
-    #[serde(default)]
-    job_id: String,
-    #[serde(default)]
-    collection_name: String,
-}
-
-/// Zilliz Cloud's import API for the target cluster given by `cluster_id`: the control plane
-/// and the API key it is called with.
-#[derive(Debug, Clone)]
-pub struct CloudImport {
-    control_plane: ControlPlane,
-    cluster_id: String,
-    api_key: Option<Secret>,
-}
-
-impl CloudImport {
-    /// The import API of `cluster_id`, called on `control_plane` with `api_key`.
-    pub fn new(control_plane: ControlPlane, cluster_id: &str, api_key: Option<Secret>) -> Self {
-        Self {
-            control_plane,
-            cluster_id: cluster_id.to_owned(),
-            api_key,
-        }
-    }
-
-    async fn call<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        what: &str,
-        body: serde_json::Value,
-    ) -> Result<T, ClusterError> {
-        let cp = &self.control_plane;
-        let post = cp.http.post(cp.url(path)).json(&body);
-        cp.send(
-            Role::Target,
-            &self.cluster_id,
-            self.api_key.as_ref(),
-            what,
-            post,
-        )
-        .await
-    }
-
-    /// Whether the API key may use the cluster's import API (one page of one job).
-    pub async fn probe(&self) -> Result<(), ClusterError> {
-        let body =
-            serde_json::json!({"clusterId": self.cluster_id, "pageSize": 1, "currentPage": 1});
-        self.call::<ImportsListed>("/v2/vectordb/jobs/import/list", "list its imports", body)
-            .await
-            .map(|_| ())
-    }
-
-    /// Asks once for `url` to be imported into a collection (or partition), read with `grant`.
-    pub async fn create(
-        &self,
-        database: &str,
-        collection: &str,
-        partition: Option<&str>,
-        url: &str,
-        grant: Option<&ReadGrant>,
-    ) -> Result<String, ClusterError> {
-        let Some(grant) = grant else {
-            return Err(failure(
-                Role::Target,
-                &self.cluster_id,
-                format!("cannot import {url}: Zilliz Cloud reads staged files from S3 with credentials, and none were made (stage in s3://…)"),
-                false,
-            ));
-        };
-        let body = serde_json::json!({
-            "clusterId": self.cluster_id,
-            "dbName": database,
-            "collectionName": collection,
-            "partitionName": partition.unwrap_or_default(),
-            "objectUrls": [[url]],
-            "accessKey": grant.access_key_id,
-            "secretKey": grant.secret_access_key.expose(),
-            "token": grant.session_token.expose(),
-        });
-        let what = format!("import {url} into {database}.{collection}");
-        let created: ImportCreated = self
-            .call("/v2/vectordb/jobs/import/create", &what, body)
-            .await?;
-        Ok(created.job_id)
-    }
-
-    /// Where the import job `id` stands.
-    pub async fn progress(&self, id: &str) -> Result<ImportJob, ClusterError> {
-        let body = serde_json::json!({"clusterId": self.cluster_id, "jobId": id});
-        let d: ImportDescribed = self
-            .call(
-                "/v2/vectordb/jobs/import/getProgress",
-                &format!("tell how import job {id} stands"),
-                body,
-            )
-            .await?;
-        let state = match d.state.as_str() {
-            "Completed" => ImportState::Completed,
-            "Failed" => ImportState::Failed,
-            // Pending, Importing, and whatever a newer control plane adds before an end.
-            _ => ImportState::Running,
-        };
-        Ok(ImportJob {
-            id: if d.job_id.is_empty() {
-                id.to_owned()
-            } else {
-                d.job_id
-            },
-            state,
-            rows: d.imported_rows,
-            files: d.details.into_iter().map(|f| f.file_name).collect(),
-            reason: d.reason,
-        })
-    }
-
-    /// The cluster's import jobs into `collection` that read `url`. The list names no files,
-    /// so each of the collection's jobs is described (only after a call whose answer was lost).
-    pub async fn imports_of(
-        &self,
-        collection: &str,
-        url: &str,
-    ) -> Result<Vec<ImportJob>, ClusterError> {
-        let mut found = Vec::new();
-        let mut page = 1;
-        loop {
-            let body = serde_json::json!({
-                "clusterId": self.cluster_id, "pageSize": LIST_PAGE, "currentPage": page,
-            });
-            let listed: ImportsListed = self
-                .call("/v2/vectordb/jobs/import/list", "list its imports", body)
-                .await?;
-            let last =
-                listed.records.len() < LIST_PAGE as usize || page * LIST_PAGE >= listed.count;
-            for r in listed
-                .records
-                .iter()
-                .filter(|r| r.collection_name == collection)
-            {
-                let job = self.progress(&r.job_id).await?;
-                if job.files.iter().any(|f| reads(url, f)) {
-                    found.push(job);
-                }
-            }
-            if last {
-                return Ok(found);
-            }
-            page += 1;
-        }
-    }
-}
-
-/// Whether the file an import names (a URL, or the object's key) is `url`.
-fn reads(url: &str, file: &str) -> bool {
-    !file.is_empty()
-        && (url == file || url.ends_with(&format!("/{}", file.trim_start_matches('/'))))
-}
 
 impl ControlPlane {
     /// A client of the control plane at `base` (`https://api.cloud.zilliz.com`).
@@ -463,13 +258,19 @@ impl ControlPlane {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    /// The HTTP client calls go through.
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The address of `path` on the control plane.
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Sends `request` with `api_key` and opens the envelope. `what` completes "the {role}
     /// cluster {name} cannot …" in errors.
-    async fn send<T: serde::de::DeserializeOwned>(
+    pub(super) async fn send<T: serde::de::DeserializeOwned>(
         &self,
         role: Role,
         name: &str,

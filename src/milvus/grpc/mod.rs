@@ -139,7 +139,7 @@ impl ClusterConnector for MilvusConnector {
         }
         let mut cluster = MilvusCluster::connect(role, &address, token.as_ref(), &tls).await?;
         if let Some(id) = &spec.cluster_id {
-            cluster = cluster.with_cloud_import(super::zilliz::CloudImport::new(
+            cluster = cluster.with_cloud_import(super::rest_import::RestImport::cloud(
                 self.control_plane.clone(),
                 id,
                 token.clone(),
@@ -248,8 +248,12 @@ pub struct MilvusCluster {
     address: Address,
     client: Client,
     raw: RawClient,
-    /// Zilliz Cloud's import API, for a cluster given by id (else the `Import` RPC).
-    cloud_import: Option<super::zilliz::CloudImport>,
+    /// The import API, chosen on first use (Zilliz Cloud's, for a cluster given by id, from
+    /// the start).
+    import_api: tokio::sync::OnceCell<import::ImportApi>,
+    /// Import Operations over REST at the cluster's own address (Milvus 2.4+), or why it
+    /// cannot be called.
+    rest_import: Result<super::rest_import::RestImport, String>,
 }
 
 /// tonic's TLS settings: the job's CA instead of the platform's roots when it names one (a
@@ -269,6 +273,33 @@ fn tls_config(address: &Address, tls: &TlsMaterial) -> ClientTlsConfig {
         config = config.identity(Identity::from_pem(cert, key.expose()));
     }
     config
+}
+
+/// The HTTP client for the cluster's REST port (Milvus 2.4+ serves it beside gRPC), with the
+/// same trust as the gRPC channel; or why there is none.
+fn rest_client(address: &Address, tls: &TlsMaterial) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(super::rest_import::MILVUS_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none());
+    if address.tls {
+        if tls.server_name.is_some() {
+            return Err("its REST port cannot be called with tls.server_name (the HTTP client checks the certificate against the URI's host)".into());
+        }
+        if let Some(ca) = &tls.ca_pem {
+            let ca = reqwest::Certificate::from_pem(ca.as_bytes())
+                .map_err(|e| format!("tls.ca_pem cannot be used over HTTPS: {e}"))?;
+            builder = builder
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(ca);
+        }
+        if let Some((cert, key)) = &tls.identity {
+            let pem = format!("{cert}\n{}", key.expose());
+            let identity = reqwest::Identity::from_pem(pem.as_bytes())
+                .map_err(|e| format!("the client certificate cannot be used over HTTPS: {e}"))?;
+            builder = builder.identity(identity);
+        }
+    }
+    builder.build().map_err(|e| format!("no HTTP client: {e}"))
 }
 
 /// A failed connection: a TLS failure is explained and never retried; anything else is the
@@ -390,7 +421,9 @@ impl MilvusCluster {
             address: address.clone(),
             client,
             raw,
-            cloud_import: None,
+            import_api: tokio::sync::OnceCell::new(),
+            rest_import: rest_client(address, tls)
+                .map(|http| super::rest_import::RestImport::milvus(&uri, http, token.cloned())),
         };
         let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, cluster.ping())
             .await
