@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::zilliz::ControlPlane;
+use super::zilliz::{Answer, ControlPlane};
 use super::{ClusterError, Failure, ImportJob, ImportSource, ImportState, Role};
 use crate::domain::Secret;
 use crate::staging::ReadGrant;
@@ -82,20 +82,6 @@ struct ListedJob {
     job_id: String,
     #[serde(default)]
     collection_name: String,
-}
-
-/// The envelope both services answer in.
-#[derive(Deserialize)]
-struct Envelope<T> {
-    code: i64,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default = "none")]
-    data: Option<T>,
-}
-
-fn none<T>() -> Option<T> {
-    None
 }
 
 /// Who serves the import API, and how it is called.
@@ -342,7 +328,7 @@ async fn milvus_answer<T: serde::de::DeserializeOwned>(
     } else {
         Failure::Permanent
     };
-    let Ok(answer) = serde_json::from_str::<Envelope<T>>(&text) else {
+    let Ok(answer) = serde_json::from_str::<Answer<T>>(&text) else {
         return Err(fail(
             format!("HTTP {status} without Milvus's JSON envelope (a server before 2.4 has no REST import)"),
             failure,

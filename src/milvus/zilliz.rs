@@ -31,14 +31,14 @@ pub struct ControlPlane {
     http: reqwest::Client,
 }
 
-/// The control plane's envelope.
+/// The envelope of the control plane's answers (and of Milvus's RESTful API v2).
 #[derive(Deserialize)]
-struct Answer<T> {
-    code: i64,
+pub(super) struct Answer<T> {
+    pub(super) code: i64,
     #[serde(default)]
-    message: Option<String>,
+    pub(super) message: Option<String>,
     #[serde(default = "none")]
-    data: Option<T>,
+    pub(super) data: Option<T>,
 }
 
 fn none<T>() -> Option<T> {
