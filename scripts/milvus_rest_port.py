@@ -38,6 +38,8 @@ import threading
 import warnings
 from http.server import BaseHTTPRequestHandler
 
+from import_job import describe
+
 PREFACE = b"PRI * HTTP/2.0"
 # The ORM calls are the ones that reach the 2.3.5 server's Import RPC; their deprecation is noise.
 warnings.filterwarnings("ignore", message=".*ORM-style PyMilvus API")
@@ -75,16 +77,8 @@ class Importer:
         return job_id
 
     def describe(self, job_id):
-        from pymilvus import utility
         job = self.jobs[job_id]
-        st = utility.get_bulk_insert_state(job["task"], using=job["alias"])
-        state = {"Completed": "Completed", "Failed": "Failed", "FailedAndCleaned": "Failed",
-                 "Pending": "Pending"}.get(st.state_name, "Importing")
-        rows = st.row_count if state == "Completed" else 0
-        return {"jobId": job_id, "collectionName": job["collectionName"], "state": state,
-                "progress": 100 if state == "Completed" else 50, "importedRows": rows,
-                "totalRows": rows, "reason": st.failed_reason if state == "Failed" else "",
-                "details": [{"fileName": job["path"], "state": state, "importedRows": rows}]}
+        return describe(job_id, job["collectionName"], job["path"], job["task"], job["alias"])
 
 
 def make_handler(importer):

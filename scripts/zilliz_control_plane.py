@@ -66,6 +66,8 @@ import threading
 from urllib.parse import parse_qs, urlparse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from import_job import describe
+
 requests = []
 creations = []
 imports = []
@@ -117,19 +119,11 @@ class Importer:
         return job_id
 
     def describe(self, job_id):
-        from pymilvus import utility
         job = self.jobs[job_id]
-        st = utility.get_bulk_insert_state(job["task"], using=job["alias"])
-        name = st.state_name
-        state = {"Completed": "Completed", "Failed": "Failed", "FailedAndCleaned": "Failed",
-                 "Pending": "Pending"}.get(name, "Importing")
-        if state in ("Completed", "Failed") and os.path.exists(job["local"]):
+        d = describe(job_id, job["collectionName"], job["key"], job["task"], job["alias"])
+        if d["state"] in ("Completed", "Failed") and os.path.exists(job["local"]):
             os.remove(job["local"])
-        rows = st.row_count if state == "Completed" else 0
-        return {"jobId": job_id, "collectionName": job["collectionName"], "state": state,
-                "progress": 100 if state == "Completed" else 50, "importedRows": rows,
-                "totalRows": rows, "reason": st.failed_reason if state == "Failed" else "",
-                "details": [{"fileName": job["key"], "state": state, "importedRows": rows}]}
+        return d
 
 
 def make_handler(config):

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::zilliz::{Answer, ControlPlane};
+use super::zilliz::{open_envelope, ControlPlane, Refusal};
 use super::{ClusterError, Failure, ImportJob, ImportSource, ImportState, Role};
 use crate::domain::Secret;
 use crate::staging::ReadGrant;
@@ -319,35 +319,23 @@ async fn milvus_answer<T: serde::de::DeserializeOwned>(
         .send()
         .await
         .map_err(|e| fail(format!("no answer: {e}"), Failure::Outage))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    let failure = if status.as_u16() == 429 {
-        Failure::Throttled { rate: None }
-    } else if status.is_server_error() {
-        Failure::Outage
-    } else {
-        Failure::Permanent
-    };
-    let Ok(answer) = serde_json::from_str::<Answer<T>>(&text) else {
-        return Err(fail(
-            format!("HTTP {status} without Milvus's JSON envelope (a server before 2.4 has no REST import)"),
-            failure,
-        ));
-    };
-    if answer.code != 0 {
-        let message = answer.message.unwrap_or_default();
-        return Err(fail(
-            format!(
-                "code {}: {}",
-                answer.code,
-                crate::domain::cluster::printable(&message)
+    open_envelope(response).await.map_err(|(refusal, status)| {
+        let failure = if status.as_u16() == 429 {
+            Failure::Throttled { rate: None }
+        } else if status.is_server_error() {
+            Failure::Outage
+        } else {
+            Failure::Permanent
+        };
+        match refusal {
+            Refusal::NoEnvelope => fail(
+                format!("HTTP {status} without Milvus's JSON envelope (a server before 2.4 has no REST import)"),
+                failure,
             ),
-            failure,
-        ));
-    }
-    answer
-        .data
-        .ok_or_else(|| fail("an answer without data".into(), Failure::Permanent))
+            Refusal::Code(code, message) => fail(format!("code {code}: {message}"), failure),
+            Refusal::NoData => fail("an answer without data".into(), Failure::Permanent),
+        }
+    })
 }
 
 fn cloud_failure(cluster_id: &str, detail: String, transient: bool) -> ClusterError {

@@ -33,16 +33,43 @@ pub struct ControlPlane {
 
 /// The envelope of the control plane's answers (and of Milvus's RESTful API v2).
 #[derive(Deserialize)]
-pub(super) struct Answer<T> {
-    pub(super) code: i64,
+struct Answer<T> {
+    code: i64,
     #[serde(default)]
-    pub(super) message: Option<String>,
+    message: Option<String>,
     #[serde(default = "none")]
-    pub(super) data: Option<T>,
+    data: Option<T>,
 }
 
 fn none<T>() -> Option<T> {
     None
+}
+
+/// Why an answer is not a success in the envelope.
+pub(super) enum Refusal {
+    /// Not the JSON envelope at all.
+    NoEnvelope,
+    /// A non-zero code, with the message made printable.
+    Code(i64, String),
+    /// Code 0 without `data`.
+    NoData,
+}
+
+/// Opens an answer in the envelope: its `data`, or why not with the HTTP status.
+pub(super) async fn open_envelope<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, (Refusal, reqwest::StatusCode)> {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    let Ok(answer) = serde_json::from_str::<Answer<T>>(&body) else {
+        return Err((Refusal::NoEnvelope, status));
+    };
+    if answer.code != 0 {
+        let message = answer.message.unwrap_or_default();
+        let printable = crate::domain::cluster::printable(&message);
+        return Err((Refusal::Code(answer.code, printable), status));
+    }
+    answer.data.ok_or((Refusal::NoData, status))
 }
 
 /// The fields of a cluster (`GET /v2/clusters/{id}`, and each of `GET /v2/clusters`) that a
@@ -300,31 +327,23 @@ impl ControlPlane {
                     true,
                 )
             })?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        let transient = status.as_u16() == 429 || status.is_server_error();
-        let Ok(answer) = serde_json::from_str::<Answer<T>>(&body) else {
-            return Err(fail(
+        let transient =
+            |status: reqwest::StatusCode| status.as_u16() == 429 || status.is_server_error();
+        open_envelope(response).await.map_err(|(refusal, status)| match refusal {
+            Refusal::NoEnvelope => fail(
                 format!("cannot {what}: the control plane answered HTTP {status} without its JSON envelope"),
-                transient,
-            ));
-        };
-        if answer.code != 0 {
-            let message = answer.message.unwrap_or_default();
-            return Err(fail(
+                transient(status),
+            ),
+            Refusal::Code(code, message) => fail(
                 format!(
-                    "cannot {what}: the control plane answered code {}: {} (check the cluster id or the new cluster's fields, and that the API key may see the project)",
-                    answer.code,
-                    crate::domain::cluster::printable(&message)
+                    "cannot {what}: the control plane answered code {code}: {message} (check the cluster id or the new cluster's fields, and that the API key may see the project)"
                 ),
-                transient,
-            ));
-        }
-        answer.data.ok_or_else(|| {
-            fail(
+                transient(status),
+            ),
+            Refusal::NoData => fail(
                 format!("cannot {what}: the control plane answered without data"),
                 false,
-            )
+            ),
         })
     }
 }
